@@ -1,0 +1,95 @@
+"""From files to a full analysis: scan, de-duplicate, split series into stacks, analyse geometry."""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+
+from .geometry import analyze_geometry
+from .grouping import group_series
+from .headers import scan
+from .model import Analysis, Excluded, SeriesAnalysis, SliceHeader
+from .tolerances import DEFAULT, Tolerances
+
+
+def analyze(
+    paths: Iterable[str | os.PathLike], *, tolerances: Tolerances = DEFAULT, workers: int | None = None
+) -> Analysis:
+    """Scan files and folders and explain every series found in them.
+
+    >>> analysis = analyze(["/data/skull_microct"])          # doctest: +SKIP
+    >>> [(s.id, s.role, s.slice_count) for s in analysis.series[0].stacks]  # doctest: +SKIP
+    """
+    result = scan(paths, workers=workers)
+    return analyze_slices(result.slices, result.excluded, tolerances)
+
+
+def _deduplicate(slices: Sequence[SliceHeader]) -> tuple[list[SliceHeader], list[Excluded]]:
+    """The same SOP instance (and frame) found twice, e.g. a compressed copy: the first one found wins."""
+    seen: dict[tuple[str, int], str] = {}
+    kept, dropped = [], []
+    for s in slices:
+        key = (s.sop_instance_uid, s.frame)
+        if s.sop_instance_uid and key in seen:
+            dropped.append(
+                Excluded(s.path, f"same SOP Instance UID as {seen[key]} (a copy of that image)", s.frame if s.number_of_frames > 1 else None)
+            )
+            continue
+        seen[key] = s.path
+        kept.append(s)
+    return kept, dropped
+
+
+def _missing_geometry(s: SliceHeader) -> str:
+    missing = [
+        name
+        for name, value in (
+            ("ImagePositionPatient", s.position_lps_mm),
+            ("ImageOrientationPatient", s.row_cosines),
+            ("PixelSpacing", s.pixel_spacing_mm),
+        )
+        if value is None
+    ]
+    return f"no {', '.join(missing)}: the image cannot be placed in space"
+
+
+def analyze_slices(
+    slices: Sequence[SliceHeader], excluded: Sequence[Excluded] = (), tolerances: Tolerances = DEFAULT
+) -> Analysis:
+    """Analysis of already-read headers (the Slicer plugin builds them from its database)."""
+    kept, duplicates = _deduplicate(slices)
+    by_series: dict[str, list[SliceHeader]] = defaultdict(list)
+    for s in kept:
+        by_series[s.series_instance_uid].append(s)
+    series_excluded: dict[str, list[Excluded]] = defaultdict(list)
+    uid_of_path = {s.path: s.series_instance_uid for s in slices}
+    loose: list[Excluded] = []
+    for e in list(excluded) + duplicates:
+        uid = uid_of_path.get(e.path)
+        (series_excluded[uid] if uid is not None else loose).append(e)
+
+    series = []
+    for uid, members in by_series.items():
+        placed = [s for s in members if s.has_geometry]
+        series_excluded[uid].extend(
+            Excluded(s.path, _missing_geometry(s), s.frame if s.number_of_frames > 1 else None)
+            for s in members
+            if not s.has_geometry
+        )
+        stacks = group_series(placed, tolerances) if placed else []
+        for stack in stacks:
+            stack.geometry = analyze_geometry(stack.slices, tolerances)
+        first = members[0]
+        series.append(
+            SeriesAnalysis(
+                series_instance_uid=uid,
+                series_number=first.series_number,
+                series_description=first.series_description,
+                modality=first.modality,
+                stacks=stacks,
+                excluded=series_excluded[uid],
+            )
+        )
+    series.sort(key=lambda s: (s.series_number is None, s.series_number or 0, s.series_instance_uid))
+    return Analysis(series=series, excluded=loose)

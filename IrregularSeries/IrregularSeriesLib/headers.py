@@ -1,0 +1,525 @@
+"""Header-only scan: DICOM files and folders to ``SliceHeader`` records.
+
+Only the tags the analysis needs are read, pixel data is skipped (its presence is noted), and every
+file that cannot contribute an image is reported with a reason instead of stopping the scan.
+Decimal and integer strings are parsed here, not by pydicom, so that junk in one tag of one file
+costs that file (or that value) and nothing else. Enhanced multi-frame objects contribute one
+``SliceHeader`` per frame, read from their functional groups.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pydicom
+from pydicom.datadict import dictionary_VR
+from pydicom.dataset import Dataset
+from pydicom.tag import Tag
+
+from .model import Excluded, SliceHeader, Vec3
+
+HEADER_TAGS: dict[str, str] = {
+    "SOPClassUID": "0008,0016",
+    "SOPInstanceUID": "0008,0018",
+    "ImageType": "0008,0008",
+    "Modality": "0008,0060",
+    "SeriesDescription": "0008,103E",
+    "ContentTime": "0008,0033",
+    "AcquisitionTime": "0008,0032",
+    "SliceThickness": "0018,0050",
+    "SpacingBetweenSlices": "0018,0088",
+    "EchoTime": "0018,0081",
+    "EchoNumbers": "0018,0086",
+    "TriggerTime": "0018,1060",
+    "GantryDetectorTilt": "0018,1120",
+    "StudyInstanceUID": "0020,000D",
+    "SeriesInstanceUID": "0020,000E",
+    "SeriesNumber": "0020,0011",
+    "AcquisitionNumber": "0020,0012",
+    "InstanceNumber": "0020,0013",
+    "ImagePositionPatient": "0020,0032",
+    "ImageOrientationPatient": "0020,0037",
+    "FrameOfReferenceUID": "0020,0052",
+    "TemporalPositionIdentifier": "0020,0100",
+    "SamplesPerPixel": "0028,0002",
+    "PhotometricInterpretation": "0028,0004",
+    "NumberOfFrames": "0028,0008",
+    "Rows": "0028,0010",
+    "Columns": "0028,0011",
+    "PixelSpacing": "0028,0030",
+    "BitsAllocated": "0028,0100",
+    "BitsStored": "0028,0101",
+    "PixelRepresentation": "0028,0103",
+    "RescaleIntercept": "0028,1052",
+    "RescaleSlope": "0028,1053",
+    "PixelData": "7FE0,0010",
+}
+"""Every top-level tag the scan reads: keyword -> "gggg,eeee" (what the Slicer DICOM database caches)."""
+
+_FUNCTIONAL_GROUP_TAGS = {
+    "SharedFunctionalGroupsSequence": 0x52009229,
+    "PerFrameFunctionalGroupsSequence": 0x52009230,
+    "FloatPixelData": 0x7FE00008,
+    "DoubleFloatPixelData": 0x7FE00009,
+}
+
+_READ_TAGS = [Tag(int(t.replace(",", ""), 16)) for t in HEADER_TAGS.values()] + [
+    Tag(t) for t in _FUNCTIONAL_GROUP_TAGS.values()
+]
+
+_PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+
+_MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
+
+PARALLEL_THRESHOLD = 256
+"""Below this many files the scan runs in one process: starting workers costs more than it saves."""
+
+
+@dataclass
+class ScanResult:
+    """Every image found (one record per frame) and every file or frame left out, with reasons."""
+
+    slices: list[SliceHeader]
+    excluded: list[Excluded]
+
+
+class HeaderError(ValueError):
+    """A header value that makes a file or frame unusable; the message says which tag and why."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Finding files
+# ---------------------------------------------------------------------------------------------
+
+
+def iter_files(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:
+    """Files named directly, plus every file below named folders (recursively, sorted)."""
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            for root, dirs, files in os.walk(path):
+                dirs.sort()
+                for name in sorted(files):
+                    yield Path(root) / name
+        else:
+            yield path
+
+
+# ---------------------------------------------------------------------------------------------
+# Tolerant value parsing (strings as stored: backslash-separated, possibly padded or junk)
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_floats(text: str, keyword: str, count: int | None = None) -> tuple[float, ...] | None:
+    """Decimal strings to floats; ``None`` when empty. Raises ``HeaderError`` on junk or wrong count."""
+    text = text.strip().strip("\x00").strip()
+    if not text:
+        return None
+    values = []
+    for part in text.split("\\"):
+        try:
+            value = float(part.strip())
+        except ValueError:
+            raise HeaderError(f"{keyword} {text!r} is not numeric") from None
+        if not math.isfinite(value):
+            raise HeaderError(f"{keyword} {text!r} is not finite")
+        values.append(value)
+    if count is not None and len(values) != count:
+        raise HeaderError(f"{keyword} {text!r} has {len(values)} values, {count} expected")
+    return tuple(values)
+
+
+_LEADING_NUMBER = re.compile(r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+
+
+def parse_hint(text: str) -> float | None:
+    """A single informative number (thickness, tilt, time): leading number kept, junk ignored.
+
+    These values are only hints compared with the geometry, so "2.5mm" reads as 2.5 rather than
+    costing the file.
+    """
+    first = text.strip().strip("\x00").split("\\")[0]
+    match = _LEADING_NUMBER.match(first)
+    if not match:
+        return None
+    value = float(match.group(0))
+    return value if math.isfinite(value) else None
+
+
+def parse_int(text: str) -> int | None:
+    value = parse_hint(text)
+    return None if value is None or value != int(value) else int(value)
+
+
+def unit_cosines(iop: Sequence[float]) -> tuple[Vec3, Vec3]:
+    """Normalised, orthogonalised (row, column) direction cosines; ``HeaderError`` if degenerate.
+
+    Real headers store IOP with few decimals, so the vectors are re-normalised and the column
+    direction is made exactly orthogonal to the row direction (Gram-Schmidt).
+    """
+    r = [float(v) for v in iop[:3]]
+    c = [float(v) for v in iop[3:6]]
+    rn = math.sqrt(sum(v * v for v in r))
+    cn = math.sqrt(sum(v * v for v in c))
+    if rn < 0.5 or cn < 0.5 or rn > 1.5 or cn > 1.5:
+        raise HeaderError(f"ImageOrientationPatient {list(iop)} does not hold unit vectors")
+    r = [v / rn for v in r]
+    c = [v / cn for v in c]
+    dot = sum(a * b for a, b in zip(r, c))
+    if abs(dot) > 0.05:
+        raise HeaderError(f"ImageOrientationPatient {list(iop)}: row and column are not orthogonal")
+    c = [b - dot * a for a, b in zip(r, c)]
+    cn = math.sqrt(sum(v * v for v in c))
+    return (r[0], r[1], r[2]), (c[0] / cn, c[1] / cn, c[2] / cn)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading values out of pydicom datasets without letting pydicom convert text VRs
+# ---------------------------------------------------------------------------------------------
+
+
+_TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UT"})
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    """The value of an element as one string ("" when absent).
+
+    Text VRs come straight from the stored bytes, so that pydicom never validates (and never
+    rejects) a malformed decimal string; binary VRs go through pydicom's conversion.
+    """
+    tag = Tag(keyword)
+    if tag not in ds:
+        return ""
+    elem = ds.get_item(tag)
+    value = elem.value
+    if isinstance(value, bytes):
+        vr = elem.VR or dictionary_VR(tag)
+        if vr in _TEXT_VRS:
+            return value.decode("latin-1").rstrip("\x00 ").strip()
+        value = ds[tag].value
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return "\\".join(str(v) for v in value)
+    return str(value).strip()
+
+
+def _uint(ds: Dataset, keyword: str, default: int = 0) -> int:
+    try:
+        value = getattr(ds, keyword, None)
+    except Exception:  # a corrupt binary value; treated as absent
+        return default
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _item(ds: Dataset | None, keyword: str) -> Dataset | None:
+    """The first item of a sequence (functional-group macros hold exactly one)."""
+    if ds is None or keyword not in ds:
+        return None
+    seq = ds.get(keyword)
+    try:
+        return seq[0] if seq is not None and len(seq) else None
+    except Exception:
+        return None
+
+
+def _get_from(datasets: Sequence[Dataset | None], keyword: str) -> str:
+    """The first non-empty value of ``keyword`` among ``datasets`` (per-frame before shared)."""
+    for ds in datasets:
+        if ds is not None:
+            value = _text(ds, keyword)
+            if value:
+                return value
+    return ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Building SliceHeader records
+# ---------------------------------------------------------------------------------------------
+
+
+def _geometry(
+    iop_text: str, ipp_text: str, spacing_text: str
+) -> tuple[Vec3 | None, Vec3 | None, Vec3 | None, tuple[float, float] | None]:
+    iop = parse_floats(iop_text, "ImageOrientationPatient", 6)
+    ipp = parse_floats(ipp_text, "ImagePositionPatient", 3)
+    ps = parse_floats(spacing_text, "PixelSpacing", 2)
+    row = col = None
+    if iop is not None:
+        row, col = unit_cosines(iop)
+    if ps is not None and (ps[0] <= 0 or ps[1] <= 0):
+        raise HeaderError(f"PixelSpacing {spacing_text!r} is not positive")
+    position = (ipp[0], ipp[1], ipp[2]) if ipp is not None else None
+    spacing = (ps[0], ps[1]) if ps is not None else None
+    return row, col, position, spacing
+
+
+def _common_fields(get: Callable[[str], str]) -> dict:
+    """Fields that do not vary between frames, from top-level values."""
+    image_type = tuple(v.strip().upper() for v in get("ImageType").split("\\") if v.strip())
+    return dict(
+        sop_instance_uid=get("SOPInstanceUID"),
+        sop_class_uid=get("SOPClassUID"),
+        series_instance_uid=get("SeriesInstanceUID"),
+        study_instance_uid=get("StudyInstanceUID"),
+        frame_of_reference_uid=get("FrameOfReferenceUID"),
+        series_number=parse_int(get("SeriesNumber")),
+        series_description=get("SeriesDescription"),
+        modality=get("Modality").upper(),
+        instance_number=parse_int(get("InstanceNumber")),
+        image_type=image_type,
+        gantry_tilt_tag_deg=parse_hint(get("GantryDetectorTilt")),
+        content_time=get("ContentTime"),
+        acquisition_time=get("AcquisitionTime"),
+        photometric_interpretation=get("PhotometricInterpretation").upper() or "MONOCHROME2",
+    )
+
+
+def slice_from_tag_values(path: str, get: Callable[[str], str]) -> SliceHeader | Excluded:
+    """One single-frame image from tag strings, e.g. the Slicer DICOM database's ``fileValue``.
+
+    ``get("gggg,eeee")`` returns the stored string (backslash-joined values, "" when absent).
+    Multi-frame objects need their functional groups: read those with ``scan_file``. Pixel data
+    presence is not checked here (the database does not store it): callers check it themselves.
+    """
+    by_keyword = {k: get(t) for k, t in HEADER_TAGS.items()}
+    try:
+        return _single_frame(path, by_keyword.__getitem__, _int_values(by_keyword), "")
+    except HeaderError as err:
+        return Excluded(path, str(err))
+
+
+def _int_values(values: dict[str, str]) -> dict[str, int]:
+    return {
+        k: parse_int(values.get(k, "")) or 0
+        for k in ("Rows", "Columns", "SamplesPerPixel", "BitsAllocated", "BitsStored", "PixelRepresentation")
+    }
+
+
+def _single_frame(
+    path: str, get: Callable[[str], str], ints: dict[str, int], transfer_syntax: str
+) -> SliceHeader:
+    row, col, position, spacing = _geometry(
+        get("ImageOrientationPatient"), get("ImagePositionPatient"), get("PixelSpacing")
+    )
+    slope = parse_floats(get("RescaleSlope"), "RescaleSlope", 1)
+    intercept = parse_floats(get("RescaleIntercept"), "RescaleIntercept", 1)
+    return SliceHeader(
+        path=path,
+        frame=0,
+        number_of_frames=1,
+        rows=ints["Rows"],
+        columns=ints["Columns"],
+        samples_per_pixel=ints["SamplesPerPixel"] or 1,
+        bits_allocated=ints["BitsAllocated"] or 16,
+        bits_stored=ints["BitsStored"] or ints["BitsAllocated"] or 16,
+        pixel_representation=ints["PixelRepresentation"],
+        row_cosines=row,
+        col_cosines=col,
+        position_lps_mm=position,
+        pixel_spacing_mm=spacing,
+        slice_thickness_mm=parse_hint(get("SliceThickness")),
+        spacing_between_slices_mm=parse_hint(get("SpacingBetweenSlices")),
+        acquisition_number=parse_int(get("AcquisitionNumber")),
+        temporal_position=parse_int(get("TemporalPositionIdentifier")),
+        echo_number=parse_int(get("EchoNumbers")),
+        echo_time_ms=parse_hint(get("EchoTime")),
+        trigger_time_ms=parse_hint(get("TriggerTime")),
+        rescale_slope=slope[0] if slope else 1.0,
+        rescale_intercept=intercept[0] if intercept else 0.0,
+        transfer_syntax_uid=transfer_syntax,
+        **_common_fields(get),
+    )
+
+
+def _frames(
+    path: str, ds: Dataset, ints: dict[str, int], transfer_syntax: str, n_frames: int
+) -> tuple[list[SliceHeader], list[Excluded]]:
+    """One record per frame of an enhanced multi-frame object, from its functional groups."""
+    shared = _item(ds, "SharedFunctionalGroupsSequence")
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence") if "PerFrameFunctionalGroupsSequence" in ds else None
+    if per_frame is None or len(per_frame) == 0:
+        return [], [
+            Excluded(
+                path,
+                f"multi-frame object with {n_frames} frames but no per-frame functional groups: "
+                "frame positions are unknown, so it cannot be placed in space",
+            )
+        ]
+    if len(per_frame) != n_frames:
+        return [], [
+            Excluded(path, f"NumberOfFrames is {n_frames} but there are {len(per_frame)} per-frame functional groups")
+        ]
+    common = _common_fields(lambda k: _text(ds, k))
+    top_slope = _text(ds, "RescaleSlope")
+    top_intercept = _text(ds, "RescaleIntercept")
+    slices: list[SliceHeader] = []
+    excluded: list[Excluded] = []
+    for index, frame_groups in enumerate(per_frame):
+
+        def group(keyword: str) -> list[Dataset | None]:
+            return [_item(frame_groups, keyword), _item(shared, keyword)]
+
+        try:
+            row, col, position, spacing = _geometry(
+                _get_from(group("PlaneOrientationSequence"), "ImageOrientationPatient")
+                or _text(ds, "ImageOrientationPatient"),
+                _get_from(group("PlanePositionSequence"), "ImagePositionPatient"),
+                _get_from(group("PixelMeasuresSequence"), "PixelSpacing") or _text(ds, "PixelSpacing"),
+            )
+            slope = parse_floats(
+                _get_from(group("PixelValueTransformationSequence"), "RescaleSlope") or top_slope,
+                "RescaleSlope",
+                1,
+            )
+            intercept = parse_floats(
+                _get_from(group("PixelValueTransformationSequence"), "RescaleIntercept") or top_intercept,
+                "RescaleIntercept",
+                1,
+            )
+        except HeaderError as err:
+            excluded.append(Excluded(path, str(err), frame=index))
+            continue
+        content = group("FrameContentSequence")
+        frame_type_groups = group("MRImageFrameTypeSequence") + group("CTImageFrameTypeSequence")
+        dimension = _get_from(content, "DimensionIndexValues")
+        slices.append(
+            SliceHeader(
+                path=path,
+                frame=index,
+                number_of_frames=n_frames,
+                rows=ints["Rows"],
+                columns=ints["Columns"],
+                samples_per_pixel=ints["SamplesPerPixel"] or 1,
+                bits_allocated=ints["BitsAllocated"] or 16,
+                bits_stored=ints["BitsStored"] or ints["BitsAllocated"] or 16,
+                pixel_representation=ints["PixelRepresentation"],
+                row_cosines=row,
+                col_cosines=col,
+                position_lps_mm=position,
+                pixel_spacing_mm=spacing,
+                slice_thickness_mm=parse_hint(
+                    _get_from(group("PixelMeasuresSequence"), "SliceThickness") or _text(ds, "SliceThickness")
+                ),
+                spacing_between_slices_mm=parse_hint(
+                    _get_from(group("PixelMeasuresSequence"), "SpacingBetweenSlices")
+                    or _text(ds, "SpacingBetweenSlices")
+                ),
+                acquisition_number=parse_int(_get_from(content, "FrameAcquisitionNumber"))
+                or parse_int(_text(ds, "AcquisitionNumber")),
+                temporal_position=parse_int(_get_from(content, "TemporalPositionIndex")),
+                echo_number=None,
+                echo_time_ms=parse_hint(_get_from(group("MREchoSequence"), "EffectiveEchoTime")),
+                trigger_time_ms=parse_hint(
+                    _get_from(group("CardiacSynchronizationSequence"), "NominalCardiacTriggerDelayTime")
+                ),
+                stack_id=_get_from(content, "StackID"),
+                in_stack_position=parse_int(_get_from(content, "InStackPositionNumber")),
+                dimension_index=tuple(int(v) for v in parse_floats(dimension, "DimensionIndexValues") or ()),
+                complex_component=_get_from(frame_type_groups, "ComplexImageComponent").upper()
+                or _text(ds, "ComplexImageComponent").upper(),
+                rescale_slope=slope[0] if slope else 1.0,
+                rescale_intercept=intercept[0] if intercept else 0.0,
+                transfer_syntax_uid=transfer_syntax,
+                **{**common, "content_time": _get_from(content, "FrameAcquisitionDateTime") or common["content_time"]},
+            )
+        )
+    return slices, excluded
+
+
+def scan_file(path: str | os.PathLike) -> tuple[list[SliceHeader], list[Excluded]]:
+    """Headers of one file: its images (one per frame) or the reason it has none."""
+    path = str(path)
+    try:
+        with warnings.catch_warnings():
+            # pydicom warns about recoverable oddities (VR mismatches, odd lengths); the scan
+            # reports what matters in its own words.
+            warnings.simplefilter("ignore")
+            return _scan_dataset(path, pydicom.dcmread(path, defer_size=256, specific_tags=_READ_TAGS, force=True))
+    except Exception as err:  # pydicom raises many types on corrupt input
+        return [], [Excluded(path, f"not a readable DICOM file ({type(err).__name__}: {err})")]
+
+
+def _scan_dataset(path: str, ds: Dataset) -> tuple[list[SliceHeader], list[Excluded]]:
+    meta = getattr(ds, "file_meta", None)
+    media_class = str(getattr(meta, "MediaStorageSOPClassUID", "")) if meta is not None else ""
+    transfer_syntax = str(getattr(meta, "TransferSyntaxUID", "")) if meta is not None else ""
+    sop_class = _text(ds, "SOPClassUID") or media_class
+    if media_class == _MEDIA_STORAGE_DIRECTORY or sop_class == _MEDIA_STORAGE_DIRECTORY:
+        return [], [Excluded(path, "DICOMDIR (a media index, not an image); the files it lists are scanned themselves")]
+    if not sop_class and not any(k in ds for k in ("SeriesInstanceUID", "Rows")):
+        return [], [Excluded(path, "not a DICOM file (no DICM marker and no DICOM image attributes)")]
+    if not any(k in ds for k in _PIXEL_KEYWORDS):
+        return [], [Excluded(path, f"no pixel data: {_sop_class_name(sop_class)}")]
+    ints = {
+        "Rows": _uint(ds, "Rows"),
+        "Columns": _uint(ds, "Columns"),
+        "SamplesPerPixel": _uint(ds, "SamplesPerPixel", 1),
+        "BitsAllocated": _uint(ds, "BitsAllocated", 16),
+        "BitsStored": _uint(ds, "BitsStored"),
+        "PixelRepresentation": _uint(ds, "PixelRepresentation"),
+    }
+    if ints["Rows"] <= 0 or ints["Columns"] <= 0:
+        return [], [Excluded(path, "image has no Rows/Columns")]
+    n_frames = parse_int(_text(ds, "NumberOfFrames")) or 1
+    try:
+        if n_frames > 1 or "PerFrameFunctionalGroupsSequence" in ds:
+            return _frames(path, ds, ints, transfer_syntax, n_frames)
+        return [_single_frame(path, lambda k: _text(ds, k), ints, transfer_syntax)], []
+    except HeaderError as err:
+        return [], [Excluded(path, str(err))]
+    except Exception as err:  # a corrupt sequence or binary value deep in the header
+        return [], [Excluded(path, f"unreadable header ({type(err).__name__}: {err})")]
+
+
+def _sop_class_name(uid: str) -> str:
+    if not uid:
+        return "object without SOP Class UID"
+    name = pydicom.uid.UID(uid).name
+    return name if name != uid else f"SOP Class {uid}"
+
+
+def _scan_chunk(paths: list[str]) -> tuple[list[SliceHeader], list[Excluded]]:
+    slices: list[SliceHeader] = []
+    excluded: list[Excluded] = []
+    for path in paths:
+        found, left_out = scan_file(path)
+        slices.extend(found)
+        excluded.extend(left_out)
+    return slices, excluded
+
+
+def scan(paths: Iterable[str | os.PathLike], *, workers: int | None = None) -> ScanResult:
+    """Scan files and folders (recursively) for images, header only.
+
+    With many files the work is spread over processes (pydicom parsing holds the GIL); results keep
+    the order in which files were found.
+    """
+    files = [str(p) for p in iter_files(paths)]
+    missing = [f for f in files if not os.path.isfile(f)]
+    excluded = [Excluded(f, "no such file") for f in missing]
+    files = [f for f in files if f not in set(missing)]
+    workers = workers or os.cpu_count() or 1
+    if workers <= 1 or len(files) < PARALLEL_THRESHOLD:
+        slices, left_out = _scan_chunk(files)
+        return ScanResult(slices, excluded + left_out)
+    chunk = max(32, math.ceil(len(files) / (workers * 8)))
+    chunks = [files[i : i + chunk] for i in range(0, len(files), chunk)]
+    slices = []
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for found, left_out in pool.map(_scan_chunk, chunks):
+            slices.extend(found)
+            excluded.extend(left_out)
+    return ScanResult(slices, excluded)

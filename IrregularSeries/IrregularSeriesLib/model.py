@@ -1,0 +1,196 @@
+"""Records shared by every layer: slices, stacks, series analyses.
+
+Coordinates are DICOM patient coordinates (LPS, millimetres) throughout the core. Vectors are
+plain tuples of floats so that records stay hashable and JSON-friendly; code that computes builds
+numpy arrays from them in bulk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Vec3 = tuple[float, float, float]
+
+Role = Literal["volume", "localizer", "other"]
+
+
+@dataclass(frozen=True)
+class SliceHeader:
+    """One 2D image: a single-frame file (frame 0) or one frame of a multi-frame object.
+
+    ``row_cosines`` is the direction of increasing column index (IOP[0:3]), ``col_cosines`` the
+    direction of increasing row index (IOP[3:6]); both normalised and orthogonalised (LPS).
+    ``pixel_spacing_mm`` is (spacing between rows, spacing between columns), as in the DICOM tag:
+    the i (column) step is ``pixel_spacing_mm[1]``, the j (row) step ``pixel_spacing_mm[0]``.
+    Geometry fields are ``None`` when the header lacks them.
+    """
+
+    path: str
+    frame: int
+    number_of_frames: int
+    sop_instance_uid: str
+    sop_class_uid: str
+    series_instance_uid: str
+    study_instance_uid: str = ""
+    frame_of_reference_uid: str = ""
+    series_number: int | None = None
+    series_description: str = ""
+    modality: str = ""
+    instance_number: int | None = None
+    image_type: tuple[str, ...] = ()
+    rows: int = 0
+    columns: int = 0
+    row_cosines: Vec3 | None = None
+    col_cosines: Vec3 | None = None
+    position_lps_mm: Vec3 | None = None
+    pixel_spacing_mm: tuple[float, float] | None = None
+    slice_thickness_mm: float | None = None
+    spacing_between_slices_mm: float | None = None
+    gantry_tilt_tag_deg: float | None = None
+    acquisition_number: int | None = None
+    temporal_position: int | None = None
+    echo_number: int | None = None
+    echo_time_ms: float | None = None
+    trigger_time_ms: float | None = None
+    content_time: str = ""
+    acquisition_time: str = ""
+    stack_id: str = ""
+    in_stack_position: int | None = None
+    dimension_index: tuple[int, ...] = ()
+    complex_component: str = ""
+    rescale_slope: float = 1.0
+    rescale_intercept: float = 0.0
+    photometric_interpretation: str = "MONOCHROME2"
+    samples_per_pixel: int = 1
+    bits_allocated: int = 16
+    bits_stored: int = 16
+    pixel_representation: int = 0
+    transfer_syntax_uid: str = ""
+
+    @property
+    def has_geometry(self) -> bool:
+        return (
+            self.row_cosines is not None
+            and self.col_cosines is not None
+            and self.position_lps_mm is not None
+            and self.pixel_spacing_mm is not None
+        )
+
+    @property
+    def orientation(self) -> tuple[float, ...] | None:
+        """The six direction cosines (row then column), LPS."""
+        if self.row_cosines is None or self.col_cosines is None:
+            return None
+        return tuple(self.row_cosines) + tuple(self.col_cosines)
+
+    @property
+    def label(self) -> str:
+        """``path`` for single-frame files, ``path#frame`` for frames of multi-frame objects."""
+        return self.path if self.number_of_frames <= 1 else f"{self.path}#{self.frame}"
+
+
+@dataclass(frozen=True)
+class Excluded:
+    """A file (or one frame of it) left out of every stack, with the reason in plain words."""
+
+    path: str
+    reason: str
+    frame: int | None = None
+
+
+@dataclass(frozen=True)
+class Irregularity:
+    """Something about a stack that a regular-grid loader would get wrong.
+
+    ``kind`` is one of: ``missing_slices``, ``variable_spacing``, ``duplicate_positions``,
+    ``stitched_sections``, ``non_parallel``, ``gantry_tilt``, ``nominal_mismatch``,
+    ``non_collinear``, ``instance_order``. ``after_index`` is the spatial index of the slice the
+    irregularity follows (``None`` when it concerns the whole stack). ``details`` holds the numbers.
+    """
+
+    kind: str
+    message: str
+    after_index: int | None = None
+    details: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SpacingSummary:
+    """Slice spacing in mm. ``nominal`` comes from the headers (SpacingBetweenSlices, else
+    SliceThickness); the others from the positions along the normal."""
+
+    nominal: float | None
+    median: float | None
+    min: float | None
+    max: float | None
+
+
+@dataclass(frozen=True)
+class Section:
+    """A run of slices acquired together (one stitched section), in spatial-index terms."""
+
+    index: int
+    start_mm: float
+    end_mm: float
+    slice_indices: tuple[int, ...]
+    step_mm: float | None
+    evidence: str
+
+
+@dataclass
+class StackGeometry:
+    """Geometry of one stack, slices in spatial order (increasing position along ``normal``).
+
+    ``positions_mm`` are IPP·normal; ``steps_mm`` their consecutive differences.
+    ``stacking_direction`` is the unit direction of the line fitted through the IPPs; ``tilt_deg``
+    the angle between it and ``normal``.
+    """
+
+    orientation: tuple[float, ...]
+    normal: Vec3
+    stacking_direction: Vec3
+    positions_mm: list[float]
+    steps_mm: list[float]
+    spacing: SpacingSummary
+    regular: bool
+    irregularities: list[Irregularity]
+    tilt_deg: float
+    tilt_tag_deg: float | None
+    sections: list[Section]
+    candidate_spacings_mm: dict[str, float]
+
+
+@dataclass
+class Stack:
+    """Slices that form one volume (or one localizer group), in spatial order."""
+
+    id: str
+    role: Role
+    reasons: list[str]
+    slices: list[SliceHeader]
+    geometry: StackGeometry | None = None
+
+    @property
+    def slice_count(self) -> int:
+        return len(self.slices)
+
+
+@dataclass
+class SeriesAnalysis:
+    """Everything found in one SeriesInstanceUID."""
+
+    series_instance_uid: str
+    series_number: int | None
+    series_description: str
+    modality: str
+    stacks: list[Stack]
+    excluded: list[Excluded]
+
+
+@dataclass
+class Analysis:
+    """The result of ``analyze``: one record per series, plus files that belong to no series."""
+
+    series: list[SeriesAnalysis]
+    excluded: list[Excluded]
