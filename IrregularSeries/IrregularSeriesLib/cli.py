@@ -10,6 +10,7 @@ from pathlib import Path
 
 from . import __version__
 from .analysis import analyze
+from .convert import ConvertOptions, ConvertResult, convert
 from .report import analysis_to_dict, format_summary
 
 
@@ -30,6 +31,93 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0 if analysis.series else 1
 
 
+def _spacing(text: str) -> str | float:
+    if text in ("auto", "nominal", "median", "min"):
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto, nominal, median, min or a number of mm, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"spacing must be positive, got {text!r}")
+    return value
+
+
+def _options(args: argparse.Namespace) -> ConvertOptions:
+    return ConvertOptions(
+        spacing=args.spacing,
+        gaps=args.gaps,
+        sections=args.sections,
+        tilt=args.tilt,
+        interpolation=args.interpolation,
+        format=args.format,
+        positions=args.positions,
+        include_localizers=args.include_localizers,
+        force=args.force,
+    )
+
+
+def print_outputs(result: ConvertResult) -> None:
+    for output in result.outputs:
+        shape = "x".join(map(str, output["shape"]))
+        spacing = "x".join(f"{v:.4g}" for v in output["spacing"])
+        print(
+            f"wrote {output['path']}  {shape} voxels of {spacing} mm, "
+            f"{'interpolated' if output['interpolated'] else 'copied bit for bit'}, "
+            f"max position error {output['max_position_error_mm']:.4f} mm"
+        )
+        for decision in output["decisions"]:
+            print(f"    - {decision}")
+    for failure in result.failures:
+        print(f"FAILED {failure}", file=sys.stderr)
+    print(f"report: {result.report_path}")
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    result = convert(args.paths, args.output, _options(args))
+    print_outputs(result)
+    if not result.outputs and not result.failures:
+        print("no volume stacks found: nothing to convert", file=sys.stderr)
+        return 1
+    return 0 if result.ok else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .synthetic import write_demo  # the writer is only needed here
+
+    root = Path(args.dir)
+    dicom_dir = root / "dicom"
+    if dicom_dir.exists() and any(dicom_dir.iterdir()):
+        print(f"using the demo series already in {dicom_dir}")
+    else:
+        files = write_demo(dicom_dir)
+        print(f"wrote a synthetic stitched micro-CT series ({len(files)} files) to {dicom_dir}")
+    print()
+    print(format_summary(analyze([dicom_dir])))
+    print(f"converting at exactly {args.spacing:g} mm (the nominal spacing) into {root / 'volumes'}")
+    options = ConvertOptions(spacing=args.spacing, force=True)
+    result = convert([dicom_dir], root / "volumes", options)
+    print_outputs(result)
+    return 0 if result.ok and result.outputs else 1
+
+
+def add_convert_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--spacing", type=_spacing, default="auto",
+                        help="slice spacing: auto (default), nominal, median, min, or a number of mm (honoured exactly)")
+    parser.add_argument("--gaps", choices=("interpolate", "blank", "split"), default="interpolate",
+                        help="missing slices: interpolate across (default), blank with a mask, or split into runs")
+    parser.add_argument("--sections", choices=("merge", "split"), default="merge",
+                        help="stitched sections: merge into one volume (default) or one volume each")
+    parser.add_argument("--tilt", choices=("deskew", "keep"), default="deskew",
+                        help="gantry tilt: resample onto an orthogonal grid (default) or keep a sheared grid")
+    parser.add_argument("--interpolation", choices=("linear", "nearest", "cubic"), default="linear")
+    parser.add_argument("--format", choices=("nrrd", "nii", "nii.gz"), default="nrrd")
+    parser.add_argument("--positions", choices=("dicom", "nominal"), default="dicom",
+                        help="trust ImagePositionPatient (default) or re-space slices at the nominal spacing")
+    parser.add_argument("--include-localizers", action="store_true", help="also write localizer stacks")
+    parser.add_argument("--force", action="store_true", help="overwrite existing output files")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="irregular-series",
@@ -43,6 +131,17 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--json", metavar="FILE", help="also write the machine-readable report to FILE ('-' for stdout only)")
     inspect.add_argument("--workers", type=int, default=None, help="processes for the header scan (default: all cores)")
     inspect.set_defaults(func=cmd_inspect)
+
+    conv = sub.add_parser("convert", help="write each volume stack as a verified regular NRRD/NIfTI volume")
+    conv.add_argument("paths", nargs="+", help="DICOM files or folders (searched recursively)")
+    conv.add_argument("-o", "--output", required=True, help="output folder (created if needed)")
+    add_convert_options(conv)
+    conv.set_defaults(func=cmd_convert)
+
+    demo = sub.add_parser("demo", help="write a built-in stitched micro-CT series, inspect it and convert it at 0.6 mm")
+    demo.add_argument("dir", nargs="?", default="irregular-series-demo", help="folder for the demo (default: %(default)s)")
+    demo.add_argument("--spacing", type=float, default=0.6, help="output slice spacing in mm (default: %(default)s)")
+    demo.set_defaults(func=cmd_demo)
     return parser
 
 

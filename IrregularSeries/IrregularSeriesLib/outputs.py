@@ -1,0 +1,157 @@
+"""Output file names and atomic writes.
+
+Names come from header text (series descriptions, UIDs) that anyone can fill in, so a stem is
+reduced to a portable alphabet and a joined path is checked to stay inside the output folder.
+Files are written to a temporary sibling and renamed into place, so a reader never sees half a
+volume and an interrupted run leaves no partial file under the final name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import secrets
+import unicodedata
+from pathlib import Path
+from typing import BinaryIO, Callable
+
+FALLBACK_STEM = "unnamed"
+"""The stem used when nothing of the header text survives sanitising."""
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_SEPARATOR_RUN = re.compile(r"[._-]{2,}")
+_SUFFIX = re.compile(r"(\.[A-Za-z0-9]+)+")
+_HASH_CHARS = 8
+_MAX_NAME_BYTES = 255  # the file-name limit of common file systems (ext4, NTFS, APFS)
+
+# Device names that Windows refuses as file names, with or without an extension.
+_WINDOWS_RESERVED = frozenset(
+    ["CON", "PRN", "AUX", "NUL"] + [f"{dev}{n}" for dev in ("COM", "LPT") for n in "123456789"]
+)
+
+
+def safe_stem(text: str, max_len: int = 80) -> str:
+    """A portable file-name stem made from arbitrary header text.
+
+    The result uses only ``[A-Za-z0-9._-]``: accents are dropped (``é`` -> ``e``), any other run
+    of characters becomes ``_``, runs of separators collapse to one ``_`` (so ``..`` never
+    survives), separators are stripped from both ends (no hidden files, nothing that looks like a
+    command-line option), Windows device names get a ``_`` (``CON.x`` -> ``CON_.x``). Text longer
+    than ``max_len`` (at least 16) is cut and ends with ``_`` plus 8 hex digits of its SHA-256, so
+    two long descriptions that differ only at the end still give different stems. Never empty:
+    ``"unnamed"`` when nothing is left.
+    """
+    if max_len < 2 * _HASH_CHARS:
+        raise ValueError(f"max_len must be at least {2 * _HASH_CHARS}, got {max_len}")
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    stem = _SEPARATOR_RUN.sub("_", _UNSAFE.sub("_", ascii_text)).strip("._-")
+    if not stem:
+        return FALLBACK_STEM
+    device, dot, rest = stem.partition(".")
+    if device.upper() in _WINDOWS_RESERVED:
+        stem = device + "_" + dot + rest
+    if len(stem) > max_len:
+        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:_HASH_CHARS]
+        stem = stem[: max_len - _HASH_CHARS - 1].rstrip("._-") + "_" + digest
+    return stem
+
+
+def output_path(outdir: Path, stem: str, suffix: str) -> Path:
+    """``outdir / (stem + suffix)``, refusing anything that would land outside ``outdir``.
+
+    ``stem`` must be one plain path component (use :func:`safe_stem` for header text) and
+    ``suffix`` a dotted extension such as ``.nrrd`` or ``.nii.gz``. Both paths are resolved, so a
+    symlink planted under the target name that points elsewhere is refused too. Raises
+    ``ValueError`` for NUL bytes, separators, ``.``/``..``, absolute stems, bad suffixes, over-long
+    names, or a result outside ``outdir``. Returns the path under the resolved ``outdir``.
+    """
+    outdir_text = os.fspath(outdir)
+    for label, value in (("output folder", outdir_text), ("stem", stem), ("suffix", suffix)):
+        if "\x00" in value:
+            raise ValueError(f"{label} contains a NUL byte: {value!r}")
+    if not stem or stem in (".", "..") or any(sep in stem for sep in ("/", "\\", os.sep)):
+        raise ValueError(f"file-name stem must be a single plain name, got {stem!r}")
+    if not _SUFFIX.fullmatch(suffix):
+        raise ValueError(f"suffix must look like '.nrrd' or '.nii.gz', got {suffix!r}")
+    name = stem + suffix
+    if len(name.encode("utf-8", "surrogateescape")) > _MAX_NAME_BYTES:
+        raise ValueError(f"file name longer than {_MAX_NAME_BYTES} bytes: {name[:40]!r}...")
+    try:
+        root = Path(outdir_text).resolve()
+        candidate = root / name
+        inside = candidate.resolve().parent == root
+    except (OSError, RuntimeError) as error:  # symlink loops: RuntimeError before Python 3.13
+        raise ValueError(f"cannot resolve {name!r} in {outdir_text!r}: {error}") from None
+    if not inside:
+        raise ValueError(f"{name!r} would resolve outside the output folder {root}")
+    return candidate
+
+
+def atomic_write(path: Path, write: Callable[[BinaryIO], None], *, force: bool) -> None:
+    """Write a file through ``write(stream)`` so that it appears complete or not at all.
+
+    The data goes to a temporary file in the same folder (same file system, so the final rename is
+    atomic), is fsynced, then moved to ``path``. Without ``force`` an existing ``path`` raises
+    ``FileExistsError``; the check is atomic (a hard link, which fails if the name appeared in the
+    meantime) where the file system supports hard links. The temporary file is removed on any error,
+    including KeyboardInterrupt. The file gets the usual permissions (umask), not mkstemp's 0600.
+    """
+    path = Path(path)
+    if not force and os.path.lexists(path):
+        raise _exists_error(path)
+    tmp, fd = _create_temporary_sibling(path)
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            write(stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        if force:
+            os.replace(tmp, path)
+        else:
+            _move_no_clobber(tmp, path)
+        _fsync_folder(path.parent)
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+
+
+def _create_temporary_sibling(path: Path) -> tuple[Path, int]:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        # Short fixed-length name: the target's own name may already be at the length limit.
+        tmp = path.with_name(f".{secrets.token_hex(8)}.partial")
+        try:
+            return tmp, os.open(tmp, flags, 0o666)
+        except FileExistsError:
+            continue
+
+
+def _move_no_clobber(tmp: Path, path: Path) -> None:
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise _exists_error(path) from None
+    except OSError:
+        # No hard links here (some network and FAT file systems): fall back to check-then-rename.
+        if os.path.lexists(path):
+            raise _exists_error(path) from None
+        os.replace(tmp, path)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Persist the rename itself; not possible on every platform (Windows), so best effort."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _exists_error(path: Path) -> FileExistsError:
+    return FileExistsError(f"{path} already exists; not overwriting it (use --force to replace it)")
