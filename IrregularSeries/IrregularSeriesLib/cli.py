@@ -28,6 +28,15 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         sys.stdout.write(format_summary(analysis))
     if args.json:
         _write_json(analysis_to_dict(analysis), args.json)
+    if args.plot:
+        try:
+            from .plot import plot_analysis
+
+            for path in plot_analysis(analysis, args.plot):
+                print(f"spacing profile: {path}")
+        except ImportError:
+            print("--plot needs matplotlib: pip install 'irregular-series[plot]'", file=sys.stderr)
+            return 2
     return 0 if analysis.series else 1
 
 
@@ -129,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect = sub.add_parser("inspect", help="explain what is in DICOM files and folders (headers only)")
     inspect.add_argument("paths", nargs="+", help="DICOM files or folders (searched recursively)")
     inspect.add_argument("--json", metavar="FILE", help="also write the machine-readable report to FILE ('-' for stdout only)")
+    inspect.add_argument("--plot", metavar="DIR", help="write one spacing-profile PNG per stack into DIR (needs matplotlib)")
     inspect.add_argument("--workers", type=int, default=None, help="processes for the header scan (default: all cores)")
     inspect.set_defaults(func=cmd_inspect)
 
