@@ -1,0 +1,335 @@
+"""Irregular Series: see what is irregular about a loaded DICOM stack and make it an exact regular volume.
+
+The work is done by ``IrregularSeriesLib`` (analysis, resampling, verification) and its scene
+logic ``IrregularSeriesLib.scene``; this file is the thin Slicer layer: module description,
+parameter node, GUI, a logic that delegates to the scene logic, and a self-test.
+"""
+
+import json
+import logging
+import os
+import tempfile
+from typing import Annotated
+
+import qt
+import vtk
+
+import slicer
+from slicer import vtkMRMLScalarVolumeNode
+from slicer.i18n import tr as _
+from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
+from slicer.util import VTKObservationMixin
+
+from IrregularSeriesLib import scene as irregularScene
+from IrregularSeriesLib.report import stack_line
+
+SPACING_CHART_REFERENCE = "IrregularSeriesSpacingChart"
+"""Volume node reference to the plot chart of its slice spacing (made once, then reused)."""
+
+
+#
+# IrregularSeries
+#
+
+
+class IrregularSeries(ScriptedLoadableModule):
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = _("Irregular Series")
+        self.parent.categories = [_("Converters")]
+        self.parent.dependencies = ["DICOM"]
+        self.parent.contributors = ["IrregularSeries authors"]
+        self.parent.helpText = _("""
+Shows what is irregular about a DICOM stack loaded by the Irregular Series DICOM plugin (localizers,
+gaps, variable spacing, gantry tilt, stitched sections) and the spacing of its slices, and turns it
+into a regular volume at the slice spacing you choose (for example exactly 0.6 mm). Every result is
+checked: each input slice must land where its DICOM header says, or nothing is made.
+""")
+        self.parent.acknowledgementText = _("""
+Uses the DICOM plugin architecture and the acquisition-transform approach of 3D Slicer's DICOMLib.
+""")
+
+
+#
+# IrregularSeriesParameterNode
+#
+
+
+@parameterNodeWrapper
+class IrregularSeriesParameterNode:
+    """
+    inputVolume - a volume loaded by the Irregular Series DICOM plugin.
+    spacing - slice spacing policy; "custom" uses customSpacing (mm).
+    gaps, sections, tilt, interpolation - the policies of ``irregular-series convert``.
+    outputVolume - receives the hardened volume (a new one is made when empty).
+    """
+
+    inputVolume: vtkMRMLScalarVolumeNode
+    spacing: Annotated[str, Choice(["auto", "nominal", "median", "min", "custom"])] = "auto"
+    customSpacing: Annotated[float, WithinRange(0.01, 100.0)] = 0.6
+    gaps: Annotated[str, Choice(["interpolate", "blank", "split"])] = "interpolate"
+    sections: Annotated[str, Choice(["merge", "split"])] = "merge"
+    tilt: Annotated[str, Choice(["deskew", "keep"])] = "deskew"
+    interpolation: Annotated[str, Choice(["linear", "nearest", "cubic"])] = "linear"
+    outputVolume: vtkMRMLScalarVolumeNode
+
+    def spacingChoice(self):
+        return self.customSpacing if self.spacing == "custom" else self.spacing
+
+
+#
+# IrregularSeriesWidget
+#
+
+
+class IrregularSeriesWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    def __init__(self, parent=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+        self._plotViewNode = None
+
+    def setup(self) -> None:
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/IrregularSeries.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.logic = IrregularSeriesLogic()
+
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.ui.applyTransformButton.connect("clicked(bool)", self.onApplyTransformButton)
+        self.ui.hardenButton.connect("clicked(bool)", self.onHardenButton)
+        self.initializeParameterNode()
+
+    def cleanup(self) -> None:
+        self.removeObservers()
+
+    def enter(self) -> None:
+        self.initializeParameterNode()
+
+    def exit(self) -> None:
+        self.setParameterNode(None)
+
+    def onSceneStartClose(self, caller, event) -> None:
+        self.setParameterNode(None)
+        self._plotViewNode = None
+
+    def onSceneEndClose(self, caller, event) -> None:
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self) -> None:
+        self.setParameterNode(self.logic.getParameterNode())
+        if not self._parameterNode.inputVolume:
+            for node in slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode"):
+                if node.GetAttribute(irregularScene.STACK_ATTRIBUTE):
+                    self._parameterNode.inputVolume = node
+                    break
+
+    def setParameterNode(self, inputParameterNode) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateGui)
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            # .ui widgets carry the Qt dynamic property SlicerParameterName
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateGui)
+            self._updateGui()
+
+    def _updateGui(self, caller=None, event=None) -> None:
+        volumeNode = self._parameterNode.inputVolume if self._parameterNode else None
+        loadedByUs = bool(volumeNode and volumeNode.GetAttribute(irregularScene.STACK_ATTRIBUTE))
+        self.ui.customSpacingSpinBox.enabled = bool(self._parameterNode and self._parameterNode.spacing == "custom")
+        # A hardened volume no longer has one slice per image: no acquisition transform for it.
+        hardened = bool(volumeNode and volumeNode.GetAttribute(irregularScene.SPACING_ATTRIBUTE))
+        self.ui.applyTransformButton.enabled = loadedByUs and not hardened
+        self.ui.hardenButton.enabled = loadedByUs
+        if not volumeNode:
+            self.ui.summaryLabel.text = _("Select a volume loaded by the Irregular Series DICOM plugin.")
+            return
+        if not loadedByUs:
+            self.ui.summaryLabel.text = _("This volume was not loaded by the Irregular Series DICOM plugin.")
+            return
+        with slicer.util.tryWithErrorDisplay(_("Failed to read the stack of this volume."), waitCursor=True):
+            self.ui.summaryLabel.text = self.logic.summary(volumeNode)
+            self._showChart(self.logic.spacingChart(volumeNode))
+
+    def _showChart(self, chartNode) -> None:
+        if self._plotViewNode is None:
+            self._plotViewNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLPlotViewNode", "IrregularSeries plot view")
+            self.ui.spacingPlotWidget.setMRMLPlotViewNode(self._plotViewNode)
+        self._plotViewNode.SetPlotChartNodeID(chartNode.GetID())
+
+    def onApplyTransformButton(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Failed to add the acquisition transform."), waitCursor=True):
+            if not self.logic.applyAcquisitionTransform(self._parameterNode.inputVolume):
+                slicer.util.infoDisplay(_("Every slice is already at its DICOM position: no transform needed."))
+
+    def onHardenButton(self) -> None:
+        p = self._parameterNode
+        progress = slicer.util.createProgressDialog(labelText=_("Resampling and verifying..."), maximum=0)
+        slicer.app.processEvents()
+        try:
+            with slicer.util.tryWithErrorDisplay(_("Hardening failed; nothing was changed."), waitCursor=True):
+                nodes = self.logic.harden(p.inputVolume, p.spacingChoice(), interpolation=p.interpolation, gaps=p.gaps,
+                                          sections=p.sections, tilt=p.tilt, outputVolume=p.outputVolume)
+                p.outputVolume = nodes[0]
+                slicer.util.setSliceViewerLayers(background=nodes[0], fit=True)
+        finally:
+            progress.close()
+
+
+#
+# IrregularSeriesLogic
+#
+
+
+class IrregularSeriesLogic(ScriptedLoadableModuleLogic):
+    """Console entry points; every method works on ``slicer.mrmlScene`` through
+    ``IrregularSeriesLib.scene``. Example::
+
+        logic = slicer.util.getModuleLogic("IrregularSeries")
+        nodes = logic.loadSeries(["/data/series"], spacing=0.6)
+        hardened = logic.harden(volumeNode, spacing=0.6)
+    """
+
+    def __init__(self) -> None:
+        ScriptedLoadableModuleLogic.__init__(self)
+        self._stacks = {}
+
+    def getParameterNode(self):
+        return IrregularSeriesParameterNode(super().getParameterNode())
+
+    def stack(self, volumeNode):
+        """The analysed stack a volume was loaded from (read once per volume)."""
+        key = volumeNode.GetAttribute(irregularScene.STACK_ATTRIBUTE)
+        if key not in self._stacks:
+            self._stacks[key] = irregularScene.stack_of(volumeNode)
+        return self._stacks[key]
+
+    def loadSeries(self, files, spacing=0.6, **policies):
+        """Load the series in ``files`` (files or folders); ``spacing`` None keeps irregular stacks
+        under an acquisition transform, else they are hardened (mm or "auto"/"nominal"/...)."""
+        return irregularScene.load_series(slicer.mrmlScene, files, spacing=spacing, **policies)
+
+    def harden(self, volumeNode, spacing=0.6, outputVolume=None, **policies):
+        """Hardened copies of ``volumeNode`` (one, or one per part with the split policies); the
+        first goes into ``outputVolume`` when given. Policies: interpolation, gaps, sections, tilt."""
+        return irregularScene.harden(slicer.mrmlScene, volumeNode, self.stack(volumeNode), None, spacing,
+                                     into=outputVolume, **policies)
+
+    def applyAcquisitionTransform(self, volumeNode):
+        """The acquisition transform of a raw volume, or None when its grid already fits."""
+        return irregularScene.create_acquisition_transform(slicer.mrmlScene, volumeNode, self.stack(volumeNode))
+
+    def spacingChart(self, volumeNode):
+        chartNode = volumeNode.GetNodeReference(SPACING_CHART_REFERENCE)
+        if chartNode is None:
+            chartNode = irregularScene.spacing_plot(slicer.mrmlScene, self.stack(volumeNode), name=volumeNode.GetName())
+            volumeNode.SetNodeReferenceID(SPACING_CHART_REFERENCE, chartNode.GetID())
+        return chartNode
+
+    def summary(self, volumeNode) -> str:
+        stack = self.stack(volumeNode)
+        lines = [stack_line(stack)] + [i.message for i in stack.geometry.irregularities]
+        decisions = volumeNode.GetAttribute(irregularScene.DECISIONS_ATTRIBUTE)
+        if decisions:
+            lines += [_("Hardened:")] + json.loads(decisions)
+            verified = volumeNode.GetAttribute(irregularScene.VERIFICATION_ATTRIBUTE)
+            lines.append(_("Worst slice position error: {error} mm").format(error=verified))
+        return "\n".join(lines)
+
+
+#
+# IrregularSeriesTest
+#
+
+
+class IrregularSeriesTest(ScriptedLoadableModuleTest):
+    """Runs in Slicer only: the real DICOM database, plugin and GUI-less logic."""
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_PluginWinsAndLoadsTheDemo()
+        self.setUp()
+        self.test_LogicLoadsAndHardens()
+
+    def _withSetting(self, key, value):
+        settings = qt.QSettings()
+        previous = settings.value(key)
+        settings.setValue(key, value)
+        return previous
+
+    def test_PluginWinsAndLoadsTheDemo(self):
+        from DICOMLib import DICOMUtils
+        from IrregularSeriesLib.synthetic import micro_ct_demo_series, write_demo
+        import IrregularSeriesPlugin
+
+        self.delayDisplay("Writing the stitched micro-CT demo series")
+        previous = self._withSetting(IrregularSeriesPlugin.LOAD_MODE_SETTING, "transform")
+        try:
+            with tempfile.TemporaryDirectory() as folder:
+                write_demo(os.path.join(folder, "dicom"))
+                with DICOMUtils.TemporaryDICOMDatabase() as database:
+                    DICOMUtils.importDicom(os.path.join(folder, "dicom"), database)
+                    files = database.filesForSeries(micro_ct_demo_series().series_instance_uid)
+                    self.assertEqual(len(files), 120)
+
+                    self.delayDisplay("Examining with every plugin, as the DICOM browser does")
+                    byPlugin, loadEnabled = DICOMUtils.getLoadablesFromFileLists([files])
+                    DICOMUtils.selectHighestConfidenceLoadables(byPlugin)
+                    ours = [p for p in byPlugin if type(p).__name__ == "IrregularSeriesPluginClass"]
+                    self.assertEqual(len(ours), 1)
+                    plugin = ours[0]
+                    selected = [(p, loadable) for p, loadables in byPlugin.items() for loadable in loadables
+                                if loadable.selected]
+                    self.assertEqual([p for p, loadable in selected], [plugin])
+                    volume = selected[0][1]
+                    self.assertIn("3 sections stitched", volume.name)
+                    self.assertIn("acquisition transform", volume.name)
+                    self.assertGreater(volume.confidence, 0.5)
+                    localizers = [loadable for loadable in byPlugin[plugin] if "localizer (excluded" in loadable.name]
+                    self.assertEqual(len(localizers), 1)
+                    self.assertFalse(localizers[0].selected)
+
+                    self.delayDisplay("Loading")
+                    node = plugin.load(volume)
+                    self.assertEqual(len(node.GetAttribute("DICOM.instanceUIDs").split()), 119)
+                    self.assertTrue(node.GetParentTransformNode().IsA("vtkMRMLGridTransformNode"))
+                    shNode = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(slicer.mrmlScene)
+                    self.assertTrue(shNode.GetItemUID(shNode.GetItemByDataNode(node), "DICOM"))
+
+                    self.delayDisplay("Hardening at 0.6 mm")
+                    (hardened,) = IrregularSeriesLogic().harden(node, spacing=0.6)
+                    self.assertEqual(hardened.GetSpacing(), (0.1, 0.1, 0.6))
+                    self.assertIsNone(hardened.GetParentTransformNode())
+                    self.assertLessEqual(float(hardened.GetAttribute(irregularScene.VERIFICATION_ATTRIBUTE)), 0.01)
+        finally:
+            self._withSetting(IrregularSeriesPlugin.LOAD_MODE_SETTING, previous or "transform")
+        self.delayDisplay("Test passed")
+
+    def test_LogicLoadsAndHardens(self):
+        from IrregularSeriesLib.synthetic import write_demo
+
+        with tempfile.TemporaryDirectory() as folder:
+            write_demo(folder)
+            (node,) = IrregularSeriesLogic().loadSeries([folder], spacing=0.6)
+            self.assertEqual(node.GetSpacing(), (0.1, 0.1, 0.6))
+            chart = IrregularSeriesLogic().spacingChart(node)
+            self.assertEqual(chart.GetNumberOfPlotSeriesNodes(), 2)
+        logging.info("IrregularSeries logic test passed")
+        self.delayDisplay("Test passed")

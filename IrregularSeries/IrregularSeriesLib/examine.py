@@ -1,0 +1,275 @@
+"""What the Slicer DICOM plugin offers for one series: one loadable per stack, and how sure it is.
+
+Slicer's DICOM browser selects, per series, every loadable whose confidence equals the highest any
+plugin offers; its scalar-volume plugin offers 0.5. We offer more than 0.5 exactly when the series
+holds something that plugin gets wrong or only warns about (a localizer mixed in, several stacks,
+gaps, variable spacing, tilt, stitched sections, repeated positions, multi-frame geometry), and less
+otherwise, so a plain series keeps loading the way it always has.
+
+Pure: no Slicer, no files. The plugin turns each ``LoadableSpec`` into a ``DICOMLoadable``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Literal
+
+from .convert import choose_spacing
+from .model import Role, SeriesAnalysis, Stack
+from .orientation import plane_name
+
+CONFIDENCE_CORRECTS = 0.6
+"""We load this series right where Slicer's scalar-volume plugin (0.5) does not: ours is chosen."""
+
+CONFIDENCE_PLAIN = 0.4
+"""Slicer's scalar-volume plugin loads this just as well: it stays the default."""
+
+CONFIDENCE_ALTERNATIVE = 0.3
+"""Offered next to our volume loadables (a localizer, say) and never chosen by default."""
+
+LoadMode = Literal["transform", "harden"]
+"""What loading does to a stack with irregular geometry: keep the acquired slices and add an
+acquisition (grid) transform that puts each at its DICOM position, or resample onto a regular grid."""
+
+Action = Literal["load", "transform", "harden"]
+"""What loading one stack does: ``load`` as acquired (its geometry is already a regular grid), or
+the ``LoadMode`` chosen for irregular stacks."""
+
+GEOMETRY_KINDS = frozenset(
+    {
+        "missing_slices",
+        "variable_spacing",
+        "duplicate_positions",
+        "stitched_sections",
+        "non_parallel",
+        "gantry_tilt",
+        "non_collinear",
+    }
+)
+"""Irregularity kinds that a regular-grid volume misplaces. ``nominal_mismatch`` and
+``instance_order`` are left out: Slicer sorts by position and ignores the nominal spacing, so it
+loads those right."""
+
+UNTRANSFORMABLE_KINDS = frozenset({"duplicate_positions"})
+"""Irregularity kinds a grid transform cannot represent: two slices at one position fold the
+transform, so it has no inverse and the volume cannot be displayed. Such stacks are hardened even
+when the load mode is ``transform``."""
+
+APPROXIMATE_KINDS = frozenset({"missing_slices", "duplicate_positions", "non_parallel", "non_collinear"})
+"""Irregularity kinds whose volume holds filled-in or averaged data: they become loadable warnings."""
+
+
+@dataclass(frozen=True)
+class LoadableSpec:
+    """One way to load part of a series, in the terms of Slicer's ``DICOMLoadable``.
+
+    ``files`` are in slice order (a multi-frame file appears once). ``name`` is what the DICOM
+    browser lists (what was found, what loading does); ``node_name`` the shorter name of the
+    volume node loading makes. ``spacing_mm`` is the slice spacing loading resamples to when
+    ``action`` is ``harden``, else ``None``.
+    """
+
+    files: tuple[str, ...]
+    name: str
+    node_name: str
+    tooltip: str
+    warning: str
+    selected: bool
+    confidence: float
+    stack_id: str
+    role: Role
+    action: Action
+    spacing_mm: float | None = None
+
+
+def examine_series(
+    analysis: SeriesAnalysis,
+    series_label: str,
+    *,
+    load_mode: LoadMode = "harden",
+    spacing: str | float = "auto",
+) -> list[LoadableSpec]:
+    """The loadables for one series (as ``analyze`` makes it: every stack has its geometry): its
+    volume stacks first, then its other stacks.
+
+    ``series_label`` names the series in loadable names (Slicer uses "<number>: <description>").
+    ``spacing`` is the slice-spacing policy for hardening (see ``convert.choose_spacing``).
+    """
+    volumes = [s for s in analysis.stacks if s.role == "volume"]
+    others = [s for s in analysis.stacks if s.role != "volume"]
+    left_out = _left_out_phrase(others) if volumes and others else ""
+    series_corrects = len(volumes) > 1 or bool(volumes and others)
+    excluded_note = _excluded_note(analysis)
+
+    specs = []
+    for index, stack in enumerate(volumes, start=1):
+        findings = _findings(stack)
+        action = _action(stack, load_mode)
+        spacing_mm, spacing_reason = choose_spacing(stack, spacing) if action == "harden" else (None, "")
+        which = [] if len(volumes) == 1 else [f"volume {index} of {len(volumes)}"]
+        details = [f"{which[0]} ({_slices_phrase(stack)})"] if which else []
+        details += findings + ([_action_phrase(action, spacing_mm)] if action != "load" else [])
+        details += [left_out] if left_out else []
+        specs.append(
+            LoadableSpec(
+                files=_files(stack),
+                name=_join(series_label, details),
+                node_name=_join(series_label, which),
+                tooltip=_tooltip(stack, action, spacing_mm, spacing_reason, excluded_note),
+                warning=_warning(stack, excluded_note),
+                selected=True,
+                confidence=CONFIDENCE_CORRECTS if series_corrects or findings else CONFIDENCE_PLAIN,
+                stack_id=stack.id,
+                role=stack.role,
+                action=action,
+                spacing_mm=spacing_mm,
+            )
+        )
+    for index, stack in enumerate(others, start=1):
+        what = _role_word(stack.role) if len(others) == 1 else f"{_role_word(stack.role)} {index} of {len(others)}"
+        specs.append(
+            LoadableSpec(
+                files=_files(stack),
+                name=f"{series_label} — {what}" + (" (excluded from volume)" if volumes else ""),
+                node_name=f"{series_label} — {what}",
+                tooltip=_tooltip(stack, "load", None, "", excluded_note),
+                warning="",
+                selected=not volumes,
+                confidence=CONFIDENCE_ALTERNATIVE if volumes else CONFIDENCE_PLAIN,
+                stack_id=stack.id,
+                role=stack.role,
+                action="load",
+            )
+        )
+    return specs
+
+
+def slicer_series_name(analysis: SeriesAnalysis) -> str:
+    """Slicer's name for a series' nodes: "<SeriesNumber>: <SeriesDescription>"."""
+    description = analysis.series_description or "Unnamed Series"
+    return f"{analysis.series_number}: {description}" if analysis.series_number is not None else description
+
+
+def _action(stack: Stack, load_mode: LoadMode) -> Action:
+    kinds = {irr.kind for irr in stack.geometry.irregularities}
+    if not kinds & GEOMETRY_KINDS:
+        return "load"
+    return "harden" if kinds & UNTRANSFORMABLE_KINDS else load_mode
+
+
+def _is_multiframe(stack: Stack) -> bool:
+    return any(s.number_of_frames > 1 for s in stack.slices)
+
+
+def _findings(stack: Stack) -> list[str]:
+    """Short phrases for what a regular-grid loader gets wrong about this stack (empty if nothing)."""
+    found = []
+    geometry = stack.geometry
+    kinds = Counter(irr.kind for irr in geometry.irregularities)
+    sections = len(geometry.sections)
+    if kinds["stitched_sections"] or sections > 1:
+        found.append(f"{sections} sections stitched" if sections > 1 else "stitched sections")
+    if kinds["missing_slices"]:
+        found.append(_count(kinds["missing_slices"], "gap", "gaps"))
+    if kinds["variable_spacing"]:
+        low, high = geometry.spacing.min, geometry.spacing.max
+        found.append("variable spacing" if low is None or high is None else f"spacing {low:.3g}–{high:.3g} mm")
+    if kinds["duplicate_positions"]:
+        found.append("repeated positions")
+    if kinds["gantry_tilt"]:
+        found.append(f"tilt {geometry.tilt_deg:.1f}°")
+    if kinds["non_parallel"]:
+        found.append("non-parallel slices")
+    if kinds["non_collinear"]:
+        found.append("slices off one line")
+    if _is_multiframe(stack):
+        # Slicer's scalar plugin reads one position per file, not the per-frame ones.
+        found.append("multi-frame")
+    return found
+
+
+def _action_phrase(action: Action, spacing_mm: float | None) -> str:
+    return f"harden at {spacing_mm:.4g} mm" if action == "harden" else "acquisition transform"
+
+
+def _slices_phrase(stack: Stack) -> str:
+    plane = plane_name(stack.geometry.normal)
+    return _count(stack.slice_count, f"{plane} slice", f"{plane} slices")
+
+
+def _role_word(role: Role) -> str:
+    return "localizer" if role == "localizer" else "other images"
+
+
+def _left_out_phrase(others: list[Stack]) -> str:
+    images = sum(s.slice_count for s in others)
+    kind = "localizer" if all(s.role == "localizer" for s in others) else "other"
+    return _count(images, f"{kind} image", f"{kind} images") + " left out"
+
+
+def _excluded_note(analysis: SeriesAnalysis) -> str:
+    if not analysis.excluded:
+        return ""
+    reasons = Counter(e.reason for e in analysis.excluded)
+    reason, _ = reasons.most_common(1)[0]
+    more = f" (and {len(reasons) - 1} other reasons)" if len(reasons) > 1 else ""
+    return f"{_count(len(analysis.excluded), 'file', 'files')} of this series not used: {reason}{more}."
+
+
+def _files(stack: Stack) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(s.path for s in stack.slices))
+
+
+def _warning(stack: Stack, excluded_note: str) -> str:
+    messages = [irr.message for irr in stack.geometry.irregularities if irr.kind in APPROXIMATE_KINDS]
+    return " ".join(messages + ([excluded_note] if excluded_note else []))
+
+
+def _tooltip(stack: Stack, action: Action, spacing_mm: float | None, spacing_reason: str, excluded_note: str) -> str:
+    lines = []
+    geometry = stack.geometry
+    if stack.slice_count == 1:
+        lines.append(f"1 {plane_name(geometry.normal)} image.")
+    else:
+        span = geometry.positions_mm[-1] - geometry.positions_mm[0]
+        lines.append(
+            f"{stack.slice_count} {plane_name(geometry.normal)} slices spanning {span:.4g} mm along the slice normal."
+        )
+        lines.append(_spacing_line(stack))
+        lines += [irr.message for irr in geometry.irregularities]
+    lines += stack.reasons
+    if excluded_note:
+        lines.append(excluded_note)
+    if action == "harden":
+        lines.append(f"Loading resamples onto a regular {spacing_mm:.4g} mm grid and checks that every slice "
+                     f"lands where its header says. Slice spacing: {spacing_reason}.")
+        if {irr.kind for irr in geometry.irregularities} & UNTRANSFORMABLE_KINDS:
+            lines.append("(Repeated positions cannot be kept under an acquisition transform.)")
+    elif action == "transform":
+        lines.append("Loading keeps the slices as acquired and adds an acquisition transform that puts "
+                     "every slice at its DICOM position.")
+    else:
+        lines.append("Loading keeps the images as acquired.")
+    return "\n".join(lines)
+
+
+def _spacing_line(stack: Stack) -> str:
+    spacing = stack.geometry.spacing
+    parts = []
+    if spacing.min is not None and spacing.max is not None:
+        same = abs(spacing.max - spacing.min) < 1e-9
+        parts.append(f"step {spacing.min:.4g} mm" if same else f"steps {spacing.min:.4g}–{spacing.max:.4g} mm")
+    if spacing.median is not None:
+        parts.append(f"median {spacing.median:.4g} mm")
+    if spacing.nominal is not None:
+        parts.append(f"nominal {spacing.nominal:g} mm")
+    return "Spacing: " + (", ".join(parts) if parts else "all slices at one position") + "."
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def _join(head: str, details: list[str]) -> str:
+    return f"{head} — {', '.join(details)}" if details else head

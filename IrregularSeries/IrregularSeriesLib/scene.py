@@ -1,0 +1,496 @@
+"""Scene logic: MRML volume, transform, table and plot nodes for analysed stacks.
+
+Needs ``slicer`` (the application, or the Qt-free ``slicer-core`` wheel), vtk and numpy, never Qt.
+Every function takes the scene as an argument, so the same code runs inside Slicer and headless.
+MRML is RAS: positions from the core (LPS) have x and y negated here.
+
+The *raw volume* of a stack is what Slicer's own DICOM reader (vtkITK, i.e. ITK's
+ImageSeriesReader) makes of the stack's files: the slices' pixels unchanged, on a regular grid
+whose origin, in-plane axes and pixel spacing are the first slice's and whose k step is the mean
+step ``(IPP_last - IPP_first) / (N - 1)``, sheared along the stack when it is tilted (as Slicer
+5.8 and later do). Where the slices are not on that grid (gaps, variable spacing, stitched
+sections, non-parallel slices), ``create_acquisition_transform`` adds a grid transform that moves
+every slice onto its DICOM position, as Slicer's acquisition transform does; ``harden`` instead
+resamples the stack with this package's resampler onto a grid of the chosen spacing and checks
+that every slice lands where its header says.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import slicer
+import slicer.util
+from vtkmodules.util.numpy_support import vtk_to_numpy
+from vtkmodules.vtkCommonCore import VTK_DOUBLE, vtkDoubleArray, vtkIntArray, vtkStringArray
+from vtkmodules.vtkCommonDataModel import vtkImageData
+from vtkmodules.vtkCommonMath import vtkMatrix4x4
+
+from .analysis import analyze
+from .convert import (
+    ConvertOptions,
+    GapPolicy,
+    SectionPolicy,
+    SpacingChoice,
+    VerificationError,
+    build_volume,
+    plan_stack,
+)
+from .examine import LoadableSpec, examine_series, slicer_series_name
+from .geometry import slice_corners_lps
+from .grid import LPS_TO_RAS, Tilt
+from .model import SliceHeader, Stack
+from .pixels import PixelDecodeError, load_pixels
+from .resample import Interpolation
+from .tolerances import DEFAULT
+
+CORNER_TOLERANCE_MM = 1e-3
+"""A slice corner further than this (mm, per coordinate) from its DICOM position needs an
+acquisition transform; the transform must bring every corner within it. Slicer's own threshold."""
+
+STACK_ATTRIBUTE = "IrregularSeries.stack"
+"""Volume node attribute: JSON with the stack's files and slice identities (SOP instance UID and
+frame, in slice order), from which ``stack_of`` re-reads the stack."""
+
+ACQUISITION_TRANSFORM_ATTRIBUTE = "IrregularSeries.acquisitionTransform"
+"""Set ("1") on grid transform nodes made by ``create_acquisition_transform``."""
+
+SPACING_ATTRIBUTE = "IrregularSeries.sliceSpacingMm"
+VERIFICATION_ATTRIBUTE = "IrregularSeries.verificationMaxMm"
+DECISIONS_ATTRIBUTE = "IrregularSeries.decisions"
+"""Hardened volume node attributes: slice spacing (mm), worst verified slice residual (mm), and
+the decisions made (JSON list of sentences)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Geometry of the raw volume
+# ---------------------------------------------------------------------------------------------
+
+
+def slice_corners_ras(stack: Stack) -> np.ndarray:
+    """DICOM lattice corners of every slice, shape (N, 2, 2, 3) indexed [k, row, column], RAS mm
+    (Slicer's ``sliceCornersFromDICOM`` convention)."""
+    return slice_corners_lps(stack.slices) * np.array([-1.0, -1.0, 1.0])
+
+
+def raw_index_to_lps(stack: Stack) -> np.ndarray:
+    """Index (i, j, k, 1) to LPS mm of the stack's raw volume, as Slicer's vtkITK reader builds it.
+
+    Origin, in-plane axes and pixel spacing of the first slice; k step the mean step from the
+    first slice's position to the last's. A single slice, or slices that all share one position
+    (no volume along a normal), get a 1 mm step along the normal so that the images still show.
+    """
+    first, last = stack.slices[0], stack.slices[-1]
+    matrix = np.eye(4)
+    matrix[:3, 0] = np.asarray(first.row_cosines) * first.pixel_spacing_mm[1]
+    matrix[:3, 1] = np.asarray(first.col_cosines) * first.pixel_spacing_mm[0]
+    span = np.asarray(last.position_lps_mm) - first.position_lps_mm
+    if np.linalg.norm(span) > DEFAULT.position_mm:
+        matrix[:3, 2] = span / (len(stack.slices) - 1)
+    else:
+        matrix[:3, 2] = np.cross(first.row_cosines, first.col_cosines)
+    matrix[:3, 3] = first.position_lps_mm
+    return matrix
+
+
+def lattice_corners_ras(volume_node) -> np.ndarray:
+    """Where the volume's own IJK-to-RAS puts each slice's lattice corners: (N, 2, 2, 3), RAS mm,
+    [k, b, a] = IJKToRAS (a * columns, b * rows, k)."""
+    columns, rows, slices = volume_node.GetImageData().GetDimensions()
+    ijk_to_ras = _ijk_to_ras(volume_node)
+    a, b = np.meshgrid([0, columns], [0, rows])
+    ijk = np.stack(np.broadcast_arrays(a[None], b[None], np.arange(slices)[:, None, None]), axis=-1)
+    return ijk @ ijk_to_ras[:3, :3].T + ijk_to_ras[:3, 3]
+
+
+# ---------------------------------------------------------------------------------------------
+# Volumes
+# ---------------------------------------------------------------------------------------------
+
+
+def add_volume(scene, array_kji: np.ndarray, index_to_lps: np.ndarray, name: str):
+    """A new scalar volume node holding ``array_kji`` (indexed [k, j, i]) at ``index_to_lps``,
+    with display nodes and a subject hierarchy item."""
+    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", scene.GenerateUniqueName(name))
+    _set_voxels(node, array_kji, index_to_lps)
+    node.CreateDefaultDisplayNodes()
+    sh = _subject_hierarchy(scene)
+    sh.CreateItem(sh.GetSceneItemID(), node)
+    return node
+
+
+def add_stack_volume(scene, stack: Stack, pixels: np.ndarray, name: str):
+    """The stack's raw volume (see the module docstring), remembering which stack it shows."""
+    node = add_volume(scene, pixels, raw_index_to_lps(stack), name)
+    node.SetAttribute(STACK_ATTRIBUTE, json.dumps(_stack_record(stack)))
+    return node
+
+
+def stack_pixels(stack: Stack) -> np.ndarray:
+    """The stack's rescaled pixels (N, rows, columns): pydicom, or Slicer's vtkITK reader (GDCM,
+    then DCMTK) for single-frame files pydicom cannot decode here."""
+    try:
+        return load_pixels(stack.slices)
+    except PixelDecodeError:
+        if any(s.number_of_frames > 1 for s in stack.slices):
+            raise
+        return read_pixels_vtkitk(stack)
+
+
+def read_pixels_vtkitk(stack: Stack) -> np.ndarray:
+    """The stack's single-frame files read with Slicer's vtkITK reader (GDCM, then DCMTK), in
+    slice order: (N, rows, columns), rescaled by ITK."""
+    files = [s.path for s in stack.slices]
+    for approach in ("GDCM", "DCMTK"):
+        reader = slicer.vtkITKArchetypeImageSeriesScalarReader()
+        reader.SetArchetype(files[0])
+        for f in files:
+            reader.AddFileName(f)
+        reader.SetSingleFile(0)
+        reader.SetOutputScalarTypeToNative()
+        reader.SetDesiredCoordinateOrientationToNative()
+        reader.SetUseNativeOriginOn()
+        getattr(reader, f"SetDICOMImageIOApproachTo{approach}")()
+        reader.Update()
+        image = reader.GetOutput()
+        if reader.GetErrorCode() == 0 and image.GetDimensions()[2] == len(files):
+            columns, rows, slices = image.GetDimensions()
+            return vtk_to_numpy(image.GetPointData().GetScalars()).reshape(slices, rows, columns).copy()
+    raise PixelDecodeError(f"neither pydicom nor Slicer's DICOM reader can read the pixels of {files[0]}")
+
+
+def stack_of(volume_node) -> Stack:
+    """The stack a volume was loaded from, read again from its files (``STACK_ATTRIBUTE``)."""
+    text = volume_node.GetAttribute(STACK_ATTRIBUTE)
+    if not text:
+        raise ValueError(f"{volume_node.GetName()} was not loaded by IrregularSeries (no {STACK_ATTRIBUTE})")
+    record = json.loads(text)
+    wanted = [tuple(item) for item in record["slices"]]
+    for series in analyze(record["files"]).series:
+        for stack in series.stacks:
+            if [(s.sop_instance_uid, s.frame) for s in stack.slices] == wanted:
+                return stack
+    raise ValueError(f"the files of {volume_node.GetName()} no longer hold the stack it was loaded from")
+
+
+# ---------------------------------------------------------------------------------------------
+# Acquisition transform
+# ---------------------------------------------------------------------------------------------
+
+
+def create_acquisition_transform(scene, volume_node, stack: Stack):
+    """A grid transform that moves every slice of the raw volume onto its DICOM position, or
+    ``None`` when every corner is already within ``CORNER_TOLERANCE_MM``. A volume already under
+    its acquisition transform keeps it (it is returned).
+
+    Like Slicer's acquisition transform: a 2 x 2 x N displacement grid on the volume's slice
+    lattice corners (linear in between, so each slice moves as a plane), the volume placed under
+    it, the node next to the volume in the subject hierarchy. Raises ``VerificationError`` when
+    a mapped corner misses its DICOM corner by more than ``CORNER_TOLERANCE_MM``.
+    """
+    parent = volume_node.GetParentTransformNode()
+    if parent is not None and parent.GetAttribute(ACQUISITION_TRANSFORM_ATTRIBUTE):
+        return parent
+    source = lattice_corners_ras(volume_node)
+    target = slice_corners_ras(stack)
+    if source.shape != target.shape:
+        raise ValueError(f"{volume_node.GetName()} has {len(source)} slices, the stack {len(target)}")
+    if np.abs(source - target).max() <= CORNER_TOLERANCE_MM:
+        return None
+
+    columns, rows, slices = volume_node.GetImageData().GetDimensions()
+    spacing = volume_node.GetSpacing()
+    grid = vtkImageData()
+    grid.SetOrigin(volume_node.GetOrigin())
+    grid.SetSpacing(spacing[0] * columns, spacing[1] * rows, spacing[2])
+    grid.SetDimensions(2, 2, slices)
+    grid.AllocateScalars(VTK_DOUBLE, 3)
+    directions = vtkMatrix4x4()
+    volume_node.GetIJKToRASDirectionMatrix(directions)
+    transform = slicer.vtkOrientedGridTransform()
+    transform.SetGridDirectionMatrix(directions)
+    transform.SetDisplacementGridData(grid)
+
+    node = scene.AddNewNodeByClass(
+        "vtkMRMLGridTransformNode", scene.GenerateUniqueName(f"{volume_node.GetName()} acquisition transform")
+    )
+    node.SetAttribute(ACQUISITION_TRANSFORM_ATTRIBUTE, "1")
+    node.SetAndObserveTransformToParent(transform)
+    slicer.util.arrayFromGridTransform(node)[:] = target - source
+    slicer.util.arrayFromGridTransformModified(node)
+    volume_node.SetAndObserveTransformNodeID(node.GetID())
+    _place_next_to(scene, node, volume_node)
+
+    worst = np.abs(_to_world(volume_node, source) - target).max()
+    if worst > CORNER_TOLERANCE_MM:
+        raise VerificationError(
+            f"acquisition transform of {volume_node.GetName()} leaves a slice corner {worst:.3g} mm "
+            f"from its DICOM position (tolerance {CORNER_TOLERANCE_MM} mm)"
+        )
+    return node
+
+
+# ---------------------------------------------------------------------------------------------
+# Harden: resample onto a regular grid with this package's resampler
+# ---------------------------------------------------------------------------------------------
+
+
+def harden(
+    scene,
+    volume_node,
+    stack: Stack,
+    pixels: np.ndarray | None,
+    spacing: SpacingChoice,
+    *,
+    interpolation: Interpolation = "linear",
+    gaps: GapPolicy = "interpolate",
+    sections: SectionPolicy = "merge",
+    tilt: Tilt = "deskew",
+    replace: bool = False,
+    into=None,
+) -> list:
+    """The stack resampled onto regular grids and verified, as ``irregular-series convert`` does:
+    one volume node, or one per part under the ``split`` gap or section policies.
+
+    ``spacing`` is mm between slices along the normal, or a policy (see ``convert.choose_spacing``).
+    ``pixels`` are the stack's slices (N, rows, columns); ``None`` reads them from its files.
+    Results go into new nodes next to ``volume_node`` (under its parent transform, less an
+    acquisition transform); the first goes into ``into`` instead when given, or into
+    ``volume_node`` itself with ``replace`` (or ``into=volume_node``), which also removes its
+    acquisition transform. Raises ``VerificationError`` when a slice would land further than the
+    verification tolerance from where its header says (nothing is changed then).
+    """
+    if pixels is None:
+        pixels = stack_pixels(stack)
+    if len(pixels) != stack.slice_count:
+        raise ValueError(f"{len(pixels)} pixel slices for a stack of {stack.slice_count}")
+    options = ConvertOptions(spacing=spacing, gaps=gaps, sections=sections, tilt=tilt, interpolation=interpolation)
+    row_of = {_slice_key(s): k for k, s in enumerate(stack.slices)}
+    parts = plan_stack(stack, options)
+    if not parts:
+        raise ValueError(f"stack {stack.id}: fewer than 2 usable slices after the gap and section policies")
+    volumes = [build_volume(part, options, pixels[[row_of[_slice_key(s)] for s in part.slices]]) for part in parts]
+
+    parent = volume_node.GetParentTransformNode()
+    acquisition = parent if parent is not None and parent.GetAttribute(ACQUISITION_TRANSFORM_ATTRIBUTE) else None
+    if acquisition is not None:
+        parent = acquisition.GetParentTransformNode()
+    replace = replace or into is volume_node
+    target = volume_node if replace else into
+    nodes = []
+    for volume in volumes:
+        if target is not None and not nodes:
+            node = target
+            _set_voxels(node, volume.array, volume.grid.index_to_lps)
+            node.CreateDefaultDisplayNodes()
+        else:
+            label = f" {volume.part.label}" if volume.part.label else ""
+            name = f"{volume_node.GetName()} {volume.spacing_mm:g} mm{label}"
+            node = add_volume(scene, volume.array, volume.grid.index_to_lps, name)
+            _place_next_to(scene, node, volume_node)
+        node.SetAndObserveTransformNodeID(parent.GetID() if parent is not None else None)
+        node.SetAttribute(STACK_ATTRIBUTE, volume_node.GetAttribute(STACK_ATTRIBUTE))
+        node.SetAttribute(SPACING_ATTRIBUTE, f"{volume.spacing_mm:g}")
+        node.SetAttribute(VERIFICATION_ATTRIBUTE, f"{volume.verification.max_mm:.6g}")
+        node.SetAttribute(DECISIONS_ATTRIBUTE, json.dumps(volume.part.decisions))
+        nodes.append(node)
+    if replace and acquisition is not None:
+        scene.RemoveNode(acquisition)
+    return nodes
+
+
+# ---------------------------------------------------------------------------------------------
+# Spacing table and plot
+# ---------------------------------------------------------------------------------------------
+
+
+def spacing_table(scene, stack: Stack, name: str = ""):
+    """A table node (named ``name``, default after the stack) with one row per slice, in slice
+    order: index, position along the normal (mm), step from the previous slice (mm; NaN for the
+    first), section, instance number (-1 when absent), file, and flags naming the irregularities
+    that end at that slice."""
+    geometry = stack.geometry
+    count = stack.slice_count
+    steps = [float("nan")] + list(geometry.steps_mm)
+    section_of = {k: section.index for section in geometry.sections for k in section.slice_indices}
+    flags = _slice_flags(stack)
+    columns = [
+        (vtkIntArray(), "index", "", "slice index in spatial order", range(count)),
+        (vtkDoubleArray(), "position", "mm", "position along the slice normal (IPP·n)", geometry.positions_mm),
+        (vtkDoubleArray(), "step", "mm", "distance from the previous slice along the normal", steps),
+        (vtkIntArray(), "section", "", "acquisition section (0 when the stack is one section)",
+         [section_of.get(k, 0) for k in range(count)]),
+        (vtkIntArray(), "instance", "", "InstanceNumber (-1 when absent)",
+         [s.instance_number if s.instance_number is not None else -1 for s in stack.slices]),
+        (vtkStringArray(), "file", "", "file name (#frame for multi-frame objects)",
+         [Path(s.label).name for s in stack.slices]),
+        (vtkStringArray(), "flags", "", "irregularities that end at this slice", flags),
+    ]
+    table = scene.AddNewNodeByClass("vtkMRMLTableNode", scene.GenerateUniqueName(_title(stack, name)))
+    for array, name, unit, description, values in columns:
+        array.SetName(name)
+        for value in values:
+            array.InsertNextValue(value)
+        table.AddColumn(array)
+        table.SetColumnUnitLabel(name, unit)
+        table.SetColumnDescription(name, description)
+    return table
+
+
+def spacing_plot(scene, stack: Stack, table=None, name: str = ""):
+    """A plot chart of the step (mm) against slice index, with the nominal spacing as a dashed
+    line when the headers give one. Uses (and extends) ``table`` from ``spacing_table`` if given."""
+    table = table or spacing_table(scene, stack, name)
+    chart = scene.AddNewNodeByClass("vtkMRMLPlotChartNode", scene.GenerateUniqueName(_title(stack, name)))
+    chart.SetTitle("Slice spacing")
+    chart.SetXAxisTitle("slice index")
+    chart.SetYAxisTitle("step from previous slice (mm)")
+    plots = slicer.vtkMRMLPlotSeriesNode
+    series = [("step", "step", plots.MarkerStyleCircle, plots.LineStyleSolid)]
+    nominal = stack.geometry.spacing.nominal
+    if nominal is not None:
+        if table.GetColumnIndex("nominal") < 0:
+            column = vtkDoubleArray()
+            column.SetName("nominal")
+            for _ in range(table.GetNumberOfRows()):
+                column.InsertNextValue(nominal)
+            table.AddColumn(column)
+            table.SetColumnUnitLabel("nominal", "mm")
+            table.SetColumnDescription("nominal", "nominal spacing from the headers")
+        series.append(("nominal", f"nominal {nominal:g} mm", plots.MarkerStyleNone, plots.LineStyleDash))
+    for column, title, marker, line in series:
+        plot = scene.AddNewNodeByClass("vtkMRMLPlotSeriesNode", scene.GenerateUniqueName(title))
+        plot.SetAndObserveTableNodeID(table.GetID())
+        plot.SetXColumnName("index")
+        plot.SetYColumnName(column)
+        plot.SetPlotType(plots.PlotTypeScatter)
+        plot.SetMarkerStyle(marker)
+        plot.SetLineStyle(line)
+        chart.AddAndObservePlotSeriesNodeID(plot.GetID())
+    return chart
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading what the DICOM plugin offers
+# ---------------------------------------------------------------------------------------------
+
+
+def regularize(
+    scene,
+    volume_node,
+    stack: Stack,
+    spec: LoadableSpec,
+    pixels: np.ndarray,
+    *,
+    interpolation: Interpolation = "linear",
+    gaps: GapPolicy = "interpolate",
+    sections: SectionPolicy = "merge",
+    tilt: Tilt = "deskew",
+) -> list:
+    """Do what ``spec.action`` says to the stack's raw volume: nothing (``load``), add an
+    acquisition transform (``transform``), or harden in place at ``spec.spacing_mm``
+    (``harden``). Returns the volume nodes: ``volume_node``, plus any further parts of a split."""
+    if spec.action == "transform":
+        create_acquisition_transform(scene, volume_node, stack)
+    elif spec.action == "harden":
+        return harden(scene, volume_node, stack, pixels, spec.spacing_mm, interpolation=interpolation,
+                      gaps=gaps, sections=sections, tilt=tilt, replace=True)
+    return [volume_node]
+
+
+def load_series(
+    scene,
+    paths: Iterable[str | os.PathLike],
+    *,
+    spacing: SpacingChoice | None = None,
+    interpolation: Interpolation = "linear",
+    gaps: GapPolicy = "interpolate",
+    sections: SectionPolicy = "merge",
+    tilt: Tilt = "deskew",
+) -> list:
+    """Load every series found in ``paths`` (files or folders) into ``scene`` as the DICOM plugin
+    does: the stacks it selects by default, each as a volume node. Returns the nodes in order.
+
+    ``spacing=None`` keeps irregular stacks as acquired, under an acquisition transform; a policy
+    (``"auto"``, ``"nominal"``, ``"median"``, ``"min"``) or a number of mm hardens them.
+    """
+    mode = "transform" if spacing is None else "harden"
+    nodes = []
+    for series in analyze(paths).series:
+        stacks = {stack.id: stack for stack in series.stacks}
+        for spec in examine_series(series, slicer_series_name(series), load_mode=mode,
+                                   spacing="auto" if spacing is None else spacing):
+            if not spec.selected:
+                continue
+            stack = stacks[spec.stack_id]
+            pixels = stack_pixels(stack)
+            node = add_stack_volume(scene, stack, pixels, spec.node_name)
+            nodes += regularize(scene, node, stack, spec, pixels, interpolation=interpolation, gaps=gaps,
+                                sections=sections, tilt=tilt)
+    return nodes
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def _title(stack: Stack, name: str) -> str:
+    return f"{name or f'stack {stack.id}'} slice spacing"
+
+
+def _subject_hierarchy(scene):
+    return slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+
+
+def _place_next_to(scene, node, neighbour) -> None:
+    """Put ``node`` in the subject hierarchy folder that holds ``neighbour``."""
+    sh = _subject_hierarchy(scene)
+    sh.CreateItem(sh.GetItemParent(sh.GetItemByDataNode(neighbour)), node)
+
+
+def _ijk_to_ras(volume_node) -> np.ndarray:
+    matrix = vtkMatrix4x4()
+    volume_node.GetIJKToRASMatrix(matrix)
+    return slicer.util.arrayFromVTKMatrix(matrix)
+
+
+def _set_voxels(node, array_kji: np.ndarray, index_to_lps: np.ndarray) -> None:
+    node.SetIJKToRASMatrix(slicer.util.vtkMatrixFromArray(LPS_TO_RAS @ index_to_lps))
+    slicer.util.updateVolumeFromArray(node, np.ascontiguousarray(array_kji))
+
+
+def _to_world(volume_node, points_ras: np.ndarray) -> np.ndarray:
+    out = np.empty_like(points_ras)
+    flat_in, flat_out = points_ras.reshape(-1, 3), out.reshape(-1, 3)
+    for n, point in enumerate(flat_in):
+        world = [0.0, 0.0, 0.0]
+        volume_node.TransformPointToWorld(point.tolist(), world)
+        flat_out[n] = world
+    return out
+
+
+def _slice_key(s: SliceHeader) -> tuple[str, str, int]:
+    return s.path, s.sop_instance_uid, s.frame
+
+
+def _stack_record(stack: Stack) -> dict:
+    return {
+        "files": list(dict.fromkeys(s.path for s in stack.slices)),
+        "slices": [[s.sop_instance_uid, s.frame] for s in stack.slices],
+    }
+
+
+def _slice_flags(stack: Stack) -> list[str]:
+    """Per slice, the kinds of the irregularities between it and the previous slice."""
+    flags: list[list[str]] = [[] for _ in stack.slices]
+    for irregularity in stack.geometry.irregularities:
+        after = irregularity.details.get("after_indices", [irregularity.after_index])
+        for index in after:
+            if index is not None and index + 1 < len(flags):
+                flags[index + 1].append(irregularity.kind)
+    return [", ".join(dict.fromkeys(f)) for f in flags]

@@ -1,0 +1,149 @@
+"""DICOM plugin for series with irregular geometry, and the hidden module that registers it.
+
+Examination reads the headers from Slicer's DICOM database (multi-frame objects with pydicom, for
+their functional groups), analyses them with IrregularSeriesLib and offers one loadable per stack
+(see ``IrregularSeriesLib.examine``). Loading makes the stack's raw volume, puts it in the subject
+hierarchy, then adds an acquisition transform or hardens it, as the settings panel says.
+"""
+
+import slicer
+from DICOMLib import DICOMLoadable, DICOMPlugin
+from slicer.i18n import tr as _
+
+from IrregularSeriesLib import scene as irregularScene
+from IrregularSeriesLib.analysis import analyze_slices
+from IrregularSeriesLib.examine import examine_series
+from IrregularSeriesLib.headers import HEADER_TAGS, scan_file, slice_from_tag_values
+from IrregularSeriesLib.model import Excluded
+
+LOAD_MODE_SETTING = "DICOM/IrregularSeries/LoadMode"
+"""What loading does to irregular stacks: "transform" (acquisition transform) or "harden"."""
+
+SPACING_SETTING = "DICOM/IrregularSeries/Spacing"
+"""Slice spacing policy for hardening at load: "auto", "nominal", "median" or "min"."""
+
+
+class IrregularSeriesPluginClass(DICOMPlugin):
+    """Loads every stack of a series at its DICOM geometry: localizers apart, gaps, variable
+    spacing, tilt and stitched sections under an acquisition transform or hardened."""
+
+    def __init__(self):
+        super().__init__()
+        self.loadType = _("Irregular Series")
+        # Pre-cached by the DICOM database at import: everything the header scan reads.
+        self.tags.update(HEADER_TAGS)
+
+    @staticmethod
+    def settingsPanelEntry(panel, parent):
+        import ctk
+        import qt
+
+        formLayout = qt.QFormLayout(parent)
+        loadModeComboBox = ctk.ctkComboBox()
+        loadModeComboBox.addItem(_("acquisition transform (keep slices as acquired)"), "transform")
+        loadModeComboBox.addItem(_("harden at default spacing"), "harden")
+        loadModeComboBox.toolTip = _(
+            "What loading does to a stack with irregular geometry: keep its slices under a transform that puts "
+            "each at its DICOM position, or resample it onto a regular grid (checked against every slice).")
+        formLayout.addRow(_("Load irregular stacks with:"), loadModeComboBox)
+        panel.registerProperty(LOAD_MODE_SETTING, loadModeComboBox, "currentUserDataAsString",
+                               str(qt.SIGNAL("currentIndexChanged(int)")),
+                               _("DICOM examination settings"), ctk.ctkSettingsPanel.OptionRequireRestart)
+        spacingComboBox = ctk.ctkComboBox()
+        for policy, label in (("auto", _("auto (nominal if the positions agree, else median)")),
+                              ("nominal", _("nominal (SpacingBetweenSlices or SliceThickness)")),
+                              ("median", _("median step")), ("min", _("smallest step"))):
+            spacingComboBox.addItem(label, policy)
+        spacingComboBox.toolTip = _("Slice spacing of hardened volumes.")
+        formLayout.addRow(_("Default slice spacing:"), spacingComboBox)
+        panel.registerProperty(SPACING_SETTING, spacingComboBox, "currentUserDataAsString",
+                               str(qt.SIGNAL("currentIndexChanged(int)")),
+                               _("DICOM examination settings"), ctk.ctkSettingsPanel.OptionRequireRestart)
+
+    def examineForImport(self, fileLists):
+        # Overridden because the base class returns [] before Slicer 5.12.
+        loadables = []
+        for files in fileLists:
+            cached = self.getCachedLoadables(files)
+            if cached is None:
+                cached = self.examineFiles(files)
+                self.cacheLoadables(files, cached)
+            loadables += cached
+        return loadables
+
+    def examineFiles(self, files):
+        analysis = analyze_slices(*self._headers(files))
+        loadMode = slicer.util.settingsValue(LOAD_MODE_SETTING, "transform")
+        spacing = slicer.util.settingsValue(SPACING_SETTING, "auto")
+        loadables = []
+        for series in analysis.series:
+            stacks = {stack.id: stack for stack in series.stacks}
+            label = self.defaultSeriesNodeName(series.series_instance_uid)
+            for spec in examine_series(series, label, load_mode=loadMode, spacing=spacing):
+                loadable = DICOMLoadable()
+                loadable.files = list(spec.files)
+                loadable.name = spec.name
+                loadable.tooltip = spec.tooltip
+                loadable.warning = spec.warning
+                loadable.selected = spec.selected
+                loadable.confidence = spec.confidence
+                loadable.irregularSeries = (spec, stacks[spec.stack_id])
+                loadables.append(loadable)
+        return loadables
+
+    def _headers(self, files):
+        """SliceHeader records from the database's cached tags; multi-frame objects from pydicom."""
+        database = slicer.dicomDatabase
+        slices, excluded = [], []
+        for path in files:
+            if not database.fileValueExists(path, HEADER_TAGS["PixelData"]):
+                excluded.append(Excluded(path, "no pixel data"))
+            elif database.fileValue(path, HEADER_TAGS["NumberOfFrames"]).strip() not in ("", "1"):
+                found, leftOut = scan_file(path)
+                slices += found
+                excluded += leftOut
+            else:
+                header = slice_from_tag_values(path, lambda tag, path=path: database.fileValue(path, tag))
+                (excluded if isinstance(header, Excluded) else slices).append(header)
+        return slices, excluded
+
+    def load(self, loadable):
+        spec, stack = loadable.irregularSeries
+        scene = slicer.mrmlScene
+        pixels = irregularScene.stack_pixels(stack)
+        # The browser's name says what was found; the node gets the short name unless renamed.
+        name = spec.node_name if loadable.name == spec.name else loadable.name
+        volumeNode = irregularScene.add_stack_volume(scene, stack, pixels, name)
+        self.addSeriesInSubjectHierarchy(loadable, volumeNode)
+        # One UID per file in slice order (a multi-frame object appears once).
+        instanceUIDs = dict.fromkeys(s.sop_instance_uid for s in stack.slices)
+        volumeNode.SetAttribute("DICOM.instanceUIDs", " ".join(instanceUIDs))
+        irregularScene.regularize(scene, volumeNode, stack, spec, pixels)
+        selectionNode = slicer.app.applicationLogic().GetSelectionNode()
+        selectionNode.SetActiveVolumeID(volumeNode.GetID())
+        slicer.app.applicationLogic().PropagateVolumeSelection()
+        return volumeNode
+
+
+class IrregularSeriesPlugin:
+    """Hidden module whose only job is to register the plugin with the DICOM module, at
+    construction, so that its tags are pre-cached and its settings panel entry is created."""
+
+    def __init__(self, parent):
+        parent.title = "Irregular Series DICOM Plugin"
+        parent.categories = ["Developer Tools.DICOM Plugins"]
+        parent.contributors = ["IrregularSeries authors"]
+        parent.helpText = """
+Plugin to the DICOM module: loads series with irregular geometry (localizers mixed in, gaps,
+variable spacing, gantry tilt, stitched sections, several stacks) at their DICOM geometry.
+No module interface here; see the Irregular Series module.
+"""
+        parent.acknowledgementText = """
+Builds on the DICOM plugin architecture and acquisition transform of 3D Slicer's DICOMLib.
+"""
+        parent.hidden = True
+        try:
+            slicer.modules.dicomPlugins
+        except AttributeError:
+            slicer.modules.dicomPlugins = {}
+        slicer.modules.dicomPlugins["IrregularSeriesPlugin"] = IrregularSeriesPluginClass

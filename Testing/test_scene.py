@@ -1,0 +1,314 @@
+"""Scene logic on a real MRML scene from the slicer-core wheel (no Slicer application, no Qt).
+
+Geometry is checked against the DICOM headers read back with pydicom, and against Slicer's own
+code where it has the same job: the vtkITK reader's grid for the raw volume, and
+``vtkSlicerTransformLogic.hardenTransform`` for resampled values.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+
+slicer = pytest.importorskip("slicer", reason="needs the slicer-core wheel (requirements/test.txt)")
+import slicer.util  # noqa: E402
+from vtkmodules.vtkCommonMath import vtkMatrix4x4  # noqa: E402
+
+from IrregularSeriesLib import analyze  # noqa: E402
+from IrregularSeriesLib import scene as mrml  # noqa: E402
+from IrregularSeriesLib.model import Stack  # noqa: E402
+from IrregularSeriesLib.pixels import load_pixels  # noqa: E402
+from IrregularSeriesLib.synthetic import (  # noqa: E402
+    SyntheticSeries,
+    SyntheticSlice,
+    micro_ct_demo_series,
+    uid,
+    write_demo,
+    write_series,
+)
+from IrregularSeriesLib.tolerances import DEFAULT  # noqa: E402
+
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+@pytest.fixture
+def scene():
+    mrml_scene = slicer.vtkMRMLScene()
+    yield mrml_scene
+    mrml_scene.Clear(1)
+
+
+def _volume_stack(folder: Path) -> Stack:
+    return next(s for s in analyze([folder]).series[0].stacks if s.role == "volume")
+
+
+def _dicom_corners_ras(stack: Stack) -> np.ndarray:
+    """Each slice's lattice corners from its own file, read with pydicom: (N, 2, 2, 3) RAS."""
+    corners = []
+    for s in stack.slices:
+        ds = pydicom.dcmread(s.path, stop_before_pixels=True)
+        ipp = np.array([float(v) for v in ds.ImagePositionPatient])
+        iop = np.array([float(v) for v in ds.ImageOrientationPatient])
+        row_step, column_step = (float(v) for v in ds.PixelSpacing)
+        across = ds.Columns * column_step * iop[:3]
+        down = ds.Rows * row_step * iop[3:]
+        corners.append([[ipp, ipp + across], [ipp + down, ipp + down + across]])
+    return np.array(corners) * [-1.0, -1.0, 1.0]
+
+
+def _ijk_to_ras(node) -> np.ndarray:
+    matrix = vtkMatrix4x4()
+    node.GetIJKToRASMatrix(matrix)
+    return slicer.util.arrayFromVTKMatrix(matrix)
+
+
+def _world_corners(node) -> np.ndarray:
+    lattice = mrml.lattice_corners_ras(node)
+    world = np.empty_like(lattice)
+    for index in np.ndindex(lattice.shape[:3]):
+        out = [0.0, 0.0, 0.0]
+        node.TransformPointToWorld(lattice[index].tolist(), out)
+        world[index] = out
+    return world
+
+
+def _vtkitk_ijk_to_ras(stack: Stack) -> np.ndarray:
+    """The IJK-to-RAS matrix Slicer's DICOM reader gives the stack's files, in stack order."""
+    reader = slicer.vtkITKArchetypeImageSeriesScalarReader()
+    reader.SetArchetype(stack.slices[0].path)
+    for s in stack.slices:
+        reader.AddFileName(s.path)
+    reader.SetSingleFile(0)
+    reader.SetOutputScalarTypeToNative()
+    reader.SetDesiredCoordinateOrientationToNative()
+    reader.SetUseNativeOriginOn()
+    reader.SetDICOMImageIOApproachToGDCM()
+    reader.Update()
+    assert reader.GetErrorCode() == 0
+    return np.linalg.inv(slicer.util.arrayFromVTKMatrix(reader.GetRasToIjkMatrix()))
+
+
+# --- raw volume and acquisition transform ------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", ["missing_slices", "gantry_tilt", "tilt_with_missing", "stitched_sections"])
+def test_raw_volume_has_the_grid_slicers_reader_builds(scene, write_phantom, case):
+    stack = _volume_stack(write_phantom(case))
+    node = mrml.add_stack_volume(scene, stack, load_pixels(stack.slices), "raw")
+    np.testing.assert_allclose(_ijk_to_ras(node), _vtkitk_ijk_to_ras(stack), atol=1e-9)
+    np.testing.assert_array_equal(slicer.util.arrayFromVolume(node), load_pixels(stack.slices))
+
+
+@pytest.mark.parametrize("case", ["tilt_with_missing", "missing_slices", "variable_spacing", "stitched_sections"])
+def test_acquisition_transform_puts_every_slice_corner_on_its_dicom_corner(scene, write_phantom, case):
+    stack = _volume_stack(write_phantom(case))
+    node = mrml.add_stack_volume(scene, stack, mrml.stack_pixels(stack), "raw")
+    expected = _dicom_corners_ras(stack)
+    assert np.abs(mrml.lattice_corners_ras(node) - expected).max() > 0.1  # the raw grid alone is off
+    transform = mrml.create_acquisition_transform(scene, node, stack)
+    assert transform is not None and node.GetParentTransformNode() is transform
+    assert transform.IsA("vtkMRMLGridTransformNode") and not transform.IsTransformToWorldLinear()
+    assert np.abs(_world_corners(node) - expected).max() <= mrml.CORNER_TOLERANCE_MM
+    np.testing.assert_allclose(mrml.slice_corners_ras(stack), expected, atol=1e-9)
+
+
+def test_uniformly_tilted_stack_needs_no_transform(scene, write_phantom):
+    # Like Slicer 5.8+, the raw grid is sheared along the stack: it already holds every slice.
+    stack = _volume_stack(write_phantom("gantry_tilt"))
+    node = mrml.add_stack_volume(scene, stack, mrml.stack_pixels(stack), "raw")
+    assert mrml.create_acquisition_transform(scene, node, stack) is None
+    assert node.GetParentTransformNode() is None
+    assert np.abs(mrml.lattice_corners_ras(node) - _dicom_corners_ras(stack)).max() <= mrml.CORNER_TOLERANCE_MM
+
+
+def test_transform_sits_next_to_its_volume_in_the_subject_hierarchy(scene, write_phantom):
+    stack = _volume_stack(write_phantom("missing_slices"))
+    node = mrml.add_stack_volume(scene, stack, mrml.stack_pixels(stack), "raw")
+    sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+    folder = sh.CreateFolderItem(sh.GetSceneItemID(), "series")
+    sh.SetItemParent(sh.GetItemByDataNode(node), folder)
+    transform = mrml.create_acquisition_transform(scene, node, stack)
+    assert sh.GetItemParent(sh.GetItemByDataNode(transform)) == folder
+    assert transform.GetAttribute(mrml.ACQUISITION_TRANSFORM_ATTRIBUTE) == "1"
+    assert mrml.create_acquisition_transform(scene, node, stack) is transform  # asked again: kept
+    assert scene.GetNodesByClass("vtkMRMLGridTransformNode").GetNumberOfItems() == 1
+
+
+# --- harden with our resampler -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """The stitched micro-CT demo: 3 sections at 0.6 mm, one slice missing, a localizer."""
+    folder = tmp_path_factory.mktemp("demo")
+    write_demo(folder)
+    return folder
+
+
+def test_harden_gives_exactly_the_requested_spacing_at_the_dicom_geometry(scene, demo):
+    stack = _volume_stack(demo)
+    pixels = mrml.stack_pixels(stack)
+    raw = mrml.add_stack_volume(scene, stack, pixels, "raw")
+    transform = mrml.create_acquisition_transform(scene, raw, stack)
+    (node,) = mrml.harden(scene, raw, stack, pixels, 0.6, replace=True)
+
+    assert node is raw and node.GetParentTransformNode() is None
+    assert scene.GetNodeByID(transform.GetID()) is None  # the acquisition transform is gone
+    assert node.GetSpacing() == (0.1, 0.1, 0.6)
+    first = pydicom.dcmread(stack.slices[0].path, stop_before_pixels=True)
+    ijk_to_lps = LPS_TO_RAS @ _ijk_to_ras(node)
+    np.testing.assert_allclose(ijk_to_lps[:3, 3], [float(v) for v in first.ImagePositionPatient], atol=1e-9)
+    np.testing.assert_allclose(ijk_to_lps[:3, :3], np.diag([0.1, 0.1, 0.6]), atol=1e-12)
+    last_z = max(float(pydicom.dcmread(s.path, stop_before_pixels=True).ImagePositionPatient[2]) for s in stack.slices)
+    assert node.GetImageData().GetDimensions() == (64, 64, math.floor((last_z - ijk_to_lps[2, 3]) / 0.6 + 1e-6) + 1)
+    assert float(node.GetAttribute(mrml.VERIFICATION_ATTRIBUTE)) <= DEFAULT.verify_mm
+    assert node.GetAttribute(mrml.SPACING_ATTRIBUTE) == "0.6"
+    assert json.loads(node.GetAttribute(mrml.DECISIONS_ATTRIBUTE))
+
+    # every voxel holds the value the phantom encodes at its position (rounding only: stored
+    # values are integers, linear interpolation of position-linear values is exact)
+    volume = slicer.util.arrayFromVolume(node)
+    k, j, i = np.indices(volume.shape)
+    lps = np.stack([i, j, k, np.ones_like(i)], axis=-1) @ ijk_to_lps.T
+    expected = micro_ct_demo_series().encoding.values(lps[..., :3])
+    assert np.abs(volume - expected).max() <= 1.0
+
+
+def test_harden_into_a_new_node_keeps_the_raw_volume(scene, demo):
+    stack = _volume_stack(demo)
+    raw = mrml.add_stack_volume(scene, stack, mrml.stack_pixels(stack), "raw")
+    transform = mrml.create_acquisition_transform(scene, raw, stack)
+    (node,) = mrml.harden(scene, raw, stack, None, 0.6)
+    assert node is not raw and node.GetName() == "raw 0.6 mm"
+    assert raw.GetParentTransformNode() is transform and node.GetParentTransformNode() is None
+    assert slicer.util.arrayFromVolume(raw).shape == (stack.slice_count, 64, 64)
+    assert node.GetAttribute(mrml.STACK_ATTRIBUTE) == raw.GetAttribute(mrml.STACK_ATTRIBUTE)
+    sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+    assert sh.GetItemParent(sh.GetItemByDataNode(node)) == sh.GetItemParent(sh.GetItemByDataNode(raw))
+
+
+def test_harden_into_a_chosen_node_with_one_node_per_part(scene, demo):
+    stack = _volume_stack(demo)
+    raw = mrml.add_stack_volume(scene, stack, mrml.stack_pixels(stack), "raw")
+    chosen = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "chosen")
+    first, second = mrml.harden(scene, raw, stack, None, 0.6, gaps="split")  # split at the missing slice
+    again = mrml.harden(scene, raw, stack, None, 0.6, gaps="split", into=chosen)
+    assert again[0] is chosen and again[1].GetName() == "raw 0.6 mm run2_1"
+    for node, reference in zip(again, (first, second)):
+        assert node.GetSpacing() == (0.1, 0.1, 0.6)
+        np.testing.assert_array_equal(_ijk_to_ras(node), _ijk_to_ras(reference))
+        np.testing.assert_array_equal(slicer.util.arrayFromVolume(node), slicer.util.arrayFromVolume(reference))
+    top = LPS_TO_RAS @ _ijk_to_ras(first) @ [0, 0, first.GetImageData().GetDimensions()[2] - 1, 1]
+    bottom = LPS_TO_RAS @ _ijk_to_ras(second) @ [0, 0, 0, 1]
+    # nothing is interpolated across the 1.2 mm gap: the parts end and start at the slices around it
+    # (the first part's last plane within one spacing of its last slice)
+    assert 1.2 <= bottom[2] - top[2] < 1.2 + 0.6
+
+
+def test_harden_matches_slicers_hardened_acquisition_transform(scene, tmp_path):
+    # Same 32x32x20 irregular stack, same pixels: Slicer resamples through the inverted grid
+    # transform onto the raw grid (mean spacing); ours resamples onto that grid directly.
+    steps = [1.0] * 5 + [2.0] + [1.0] * 4 + [0.5] * 4 + [1.5] * 5
+    z = np.concatenate([[0.0], np.cumsum(steps)])
+    slices = [SyntheticSlice(position_lps_mm=(-16.0, -16.0, float(p)), instance_number=n + 1,
+                             slice_thickness_mm=1.0) for n, p in enumerate(z)]
+    series = SyntheticSeries(slices, series_instance_uid=uid("scene test", "cross-check"))
+    write_series(series, tmp_path / "cross")
+    stack = _volume_stack(tmp_path / "cross")
+    rng = np.random.default_rng(7)
+    jj, ii = np.mgrid[0:32, 0:32]
+    pixels = np.stack([np.sin(ii / 5.0 + c) * 40 + np.cos(jj / 7.0) * 25 + 60
+                       for c in rng.uniform(0, 3, len(z))]).astype(np.float32)
+
+    theirs = mrml.add_stack_volume(scene, stack, pixels, "slicer")
+    transform = mrml.create_acquisition_transform(scene, theirs, stack)
+    assert slicer.vtkSlicerTransformLogic().hardenTransform(theirs)
+    ours_raw = mrml.add_stack_volume(scene, stack, pixels, "ours")
+    (ours,) = mrml.harden(scene, ours_raw, stack, pixels, float(z[-1] - z[0]) / (len(z) - 1))
+
+    np.testing.assert_allclose(_ijk_to_ras(ours), _ijk_to_ras(theirs), atol=1e-9)
+    a, b = slicer.util.arrayFromVolume(ours), slicer.util.arrayFromVolume(theirs)
+    assert a.shape == b.shape == (20, 32, 32)
+    # Slicer inverts the grid transform iteratively, to within its inverse tolerance (mm).
+    gradient = np.abs(np.diff(pixels, axis=0)).max() / min(steps)
+    tolerance = transform.GetTransformToParent().GetInverseTolerance() * gradient + 1e-3
+    assert np.abs(a - b).max() <= tolerance
+
+
+# --- spacing table and plot ---------------------------------------------------------------------
+
+
+def test_spacing_table_holds_the_slice_positions_and_steps(scene, write_phantom):
+    folder = write_phantom("missing_slices")
+    stack = _volume_stack(folder)
+    table = mrml.spacing_table(scene, stack)
+    headers = sorted((pydicom.dcmread(p, stop_before_pixels=True) for p in folder.iterdir()),
+                     key=lambda ds: float(ds.ImagePositionPatient[2]))
+    z = np.array([float(ds.ImagePositionPatient[2]) for ds in headers])
+
+    assert table.GetNumberOfRows() == len(headers) == 21
+    column = lambda name: slicer.util.arrayFromTableColumn(table, name)  # noqa: E731
+    np.testing.assert_array_equal(column("index"), np.arange(21))
+    np.testing.assert_allclose(column("position"), z, atol=1e-9)
+    steps = column("step")
+    assert np.isnan(steps[0])
+    np.testing.assert_allclose(steps[1:], np.diff(z), atol=1e-9)
+    np.testing.assert_array_equal(column("instance"), [int(ds.InstanceNumber) for ds in headers])
+    files = table.GetTable().GetColumnByName("file")
+    flags = table.GetTable().GetColumnByName("flags")
+    assert [files.GetValue(r) for r in range(21)] == [Path(ds.filename).name for ds in headers]
+    gaps = {r for r in range(1, 21) if steps[r] > 2.5}  # 2 mm steps; instances 9 and 16-17 missing
+    assert len(gaps) == 2
+    assert {r for r in range(21) if "missing_slices" in flags.GetValue(r)} == gaps
+    assert table.GetColumnUnitLabel("step") == "mm"
+
+
+def test_spacing_plot_shows_steps_and_the_nominal_line(scene, write_phantom):
+    stack = _volume_stack(write_phantom("missing_slices"))
+    table = mrml.spacing_table(scene, stack)
+    chart = mrml.spacing_plot(scene, stack, table)
+    assert chart.GetNumberOfPlotSeriesNodes() == 2
+    step, nominal = (chart.GetNthPlotSeriesNode(n) for n in range(2))
+    for series, y in ((step, "step"), (nominal, "nominal")):
+        assert series.GetTableNode() is table
+        assert (series.GetXColumnName(), series.GetYColumnName()) == ("index", y)
+    np.testing.assert_array_equal(slicer.util.arrayFromTableColumn(table, "nominal"), np.full(21, 2.0))
+    assert chart.GetYAxisTitle().startswith("step")
+
+
+# --- loading, pixels and the stack record -------------------------------------------------------
+
+
+def test_load_series_transform_mode(scene, demo):
+    (node,) = mrml.load_series(scene, [demo])
+    assert node.GetName() == "3: micro-CT stitched 0.6 mm (synthetic)"
+    transform = node.GetParentTransformNode()
+    assert transform.IsA("vtkMRMLGridTransformNode")
+    assert transform.GetName() == f"{node.GetName()} acquisition transform"
+    stack = mrml.stack_of(node)
+    assert np.abs(_world_corners(node) - _dicom_corners_ras(stack)).max() <= mrml.CORNER_TOLERANCE_MM
+
+
+def test_load_series_harden_mode(scene, demo):
+    (node,) = mrml.load_series(scene, [demo], spacing="auto")
+    assert node.GetSpacing() == (0.1, 0.1, 0.6) and node.GetParentTransformNode() is None
+    assert scene.GetNodesByClass("vtkMRMLGridTransformNode").GetNumberOfItems() == 0
+
+
+def test_stack_of_reads_the_same_stack_back(scene, write_phantom):
+    stack = _volume_stack(write_phantom("stitched_sections"))
+    node = mrml.add_stack_volume(scene, stack, mrml.stack_pixels(stack), "raw")
+    again = mrml.stack_of(node)
+    identities = lambda st: [(s.sop_instance_uid, s.frame) for s in st.slices]  # noqa: E731
+    assert identities(again) == identities(stack)
+    assert again.geometry.positions_mm == stack.geometry.positions_mm
+
+
+def test_vtkitk_reader_gives_the_same_pixels(write_phantom):
+    stack = _volume_stack(write_phantom("tilt_with_missing"))
+    np.testing.assert_array_equal(mrml.read_pixels_vtkitk(stack), load_pixels(stack.slices))
