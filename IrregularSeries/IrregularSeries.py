@@ -27,6 +27,7 @@ from slicer.ScriptedLoadableModule import (
 from slicer.util import VTKObservationMixin
 
 from IrregularSeriesLib import scene as irregularScene
+from IrregularSeriesLib.examine import spacing_presets
 from IrregularSeriesLib.report import stack_line
 
 SPACING_CHART_REFERENCE = "IrregularSeriesSpacingChart"
@@ -243,6 +244,7 @@ class IrregularSeriesLogic(ScriptedLoadableModuleLogic):
     def summary(self, volumeNode) -> str:
         stack = self.stack(volumeNode)
         lines = [stack_line(stack)] + [i.message for i in stack.geometry.irregularities]
+        lines.append(_("Spacing presets: {presets}").format(presets=spacing_presets(stack)))
         decisions = volumeNode.GetAttribute(irregularScene.DECISIONS_ATTRIBUTE)
         if decisions:
             lines += [_("Hardened:")] + json.loads(decisions)

@@ -21,6 +21,7 @@ from IrregularSeriesLib.examine import (
     LoadableSpec,
     examine_series,
     slicer_series_name,
+    spacing_presets,
 )
 from IrregularSeriesLib.model import SeriesAnalysis
 
@@ -228,3 +229,14 @@ def test_real_fmri_volumes_are_split_and_selected(realdata):
     specs = _examine(folder)[1]
     assert len(specs) == 5 and all(s.selected and s.confidence == CONFIDENCE_CORRECTS for s in specs)
     assert all(len(s.files) == 10 for s in specs)
+
+
+def test_spacing_presets_show_their_values(tmp_path):
+    from IrregularSeriesLib.synthetic import write_demo
+
+    write_demo(tmp_path)
+    series = _series(tmp_path)
+    volume = next(s for s in series.stacks if s.role == "volume")
+    text = spacing_presets(volume)
+    assert text.startswith("auto = nominal 0.6 mm")
+    assert "nominal 0.6 mm" in text and "median 0.6 mm" in text and "smallest 0.3 mm" in text

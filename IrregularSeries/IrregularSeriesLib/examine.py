@@ -145,6 +145,18 @@ def examine_series(
     return specs
 
 
+def spacing_presets(stack: Stack) -> str:
+    """The spacing presets with their values, for the module panel:
+    "auto = nominal 0.6 mm · nominal 0.6 mm · median 0.6 mm · smallest 0.3 mm"."""
+    candidates = stack.geometry.candidate_spacings_mm
+    auto_mm, auto_reason = choose_spacing(stack, "auto")
+    auto_source = auto_reason.split(" ")[0]
+    names = {"nominal": "nominal", "median": "median", "min": "smallest"}
+    parts = [f"auto = {auto_source} {auto_mm:.4g} mm"]
+    parts += [f"{names[key]} {candidates[key]:.4g} mm" for key in names if key in candidates]
+    return " · ".join(parts)
+
+
 def slicer_series_name(analysis: SeriesAnalysis) -> str:
     """Slicer's name for a series' nodes: "<SeriesNumber>: <SeriesDescription>"."""
     description = analysis.series_description or "Unnamed Series"
