@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 from . import __version__
 from .analysis import analyze
 from .convert import ConvertOptions, ConvertResult, convert
-from .report import analysis_to_dict, format_summary
+from .report import analysis_to_dict, format_summary, series_title
 
 
 def _write_json(document: dict, target: str) -> None:
@@ -47,8 +48,15 @@ def _spacing(text: str) -> str | float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected auto, nominal, median, min or a number of mm, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"spacing must be positive, got {text!r}")
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"spacing must be a positive number of mm, got {text!r}")
+    return value
+
+
+def _positive_mm(text: str) -> float:
+    value = _spacing(text)
+    if isinstance(value, str):
+        raise argparse.ArgumentTypeError(f"expected a number of mm, got {text!r}")
     return value
 
 
@@ -70,11 +78,16 @@ def print_outputs(result: ConvertResult) -> None:
     for output in result.outputs:
         shape = "x".join(map(str, output["shape"]))
         spacing = "x".join(f"{v:.4g}" for v in output["spacing"])
+        overridden = output["max_error_vs_dicom_mm"] != output["max_position_error_mm"]
         print(
             f"wrote {output['path']}  {shape} voxels of {spacing} mm, "
             f"{'interpolated' if output['interpolated'] else 'copied bit for bit'}, "
             f"max position error {output['max_position_error_mm']:.4f} mm"
+            + (f" (against the overridden positions; {output['max_error_vs_dicom_mm']:.4f} mm from the DICOM "
+               "positions)" if overridden else "")
         )
+        if output["mask_path"]:
+            print(f"  mask {output['mask_path']}")
         for decision in output["decisions"]:
             print(f"    - {decision}")
     for failure in result.failures:
@@ -82,11 +95,29 @@ def print_outputs(result: ConvertResult) -> None:
     print(f"report: {result.report_path}")
 
 
+def _nothing_found(result: ConvertResult) -> None:
+    """Why there was nothing to convert: the stacks that are not volumes, the files left out."""
+    print("no volume stacks found: nothing to convert", file=sys.stderr)
+    for series in result.analysis.series:
+        for stack in series.stacks:
+            hint = " (--include-localizers writes it)" if stack.role == "localizer" else ""
+            print(f"  {series_title(series)} stack {stack.id}: {stack.role}{hint}", file=sys.stderr)
+    excluded = result.analysis.excluded + [e for s in result.analysis.series for e in s.excluded]
+    for e in excluded[:10]:
+        print(f"  left out {e.path}: {e.reason}", file=sys.stderr)
+    if len(excluded) > 10:
+        print(f"  ... and {len(excluded) - 10} more (see {result.report_path})", file=sys.stderr)
+
+
 def cmd_convert(args: argparse.Namespace) -> int:
-    result = convert(args.paths, args.output, _options(args))
+    try:
+        result = convert(args.paths, args.output, _options(args))
+    except FileExistsError as err:
+        print(f"irregular-series convert: {err}", file=sys.stderr)
+        return 1
     print_outputs(result)
     if not result.outputs and not result.failures:
-        print("no volume stacks found: nothing to convert", file=sys.stderr)
+        _nothing_found(result)
         return 1
     return 0 if result.ok else 1
 
@@ -103,7 +134,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"wrote a synthetic stitched micro-CT series ({len(files)} files) to {dicom_dir}")
     print()
     print(format_summary(analyze([dicom_dir])))
-    print(f"converting at exactly {args.spacing:g} mm (the nominal spacing) into {root / 'volumes'}")
+    print(f"converting at exactly {args.spacing:g} mm (the nominal spacing is 0.6 mm) into {root / 'volumes'}")
     options = ConvertOptions(spacing=args.spacing, force=True)
     result = convert([dicom_dir], root / "volumes", options)
     print_outputs(result)
@@ -114,7 +145,8 @@ def add_convert_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--spacing", type=_spacing, default="auto",
                         help="slice spacing: auto (default), nominal, median, min, or a number of mm (honoured exactly)")
     parser.add_argument("--gaps", choices=("interpolate", "blank", "split"), default="interpolate",
-                        help="missing slices: interpolate across (default), blank with a mask, or split into runs")
+                        help="missing slices: interpolate across (default), leave the planes in each gap blank "
+                             "(and write a mask next to the volume), or split into one volume per run")
     parser.add_argument("--sections", choices=("merge", "split"), default="merge",
                         help="stitched sections: merge into one volume (default) or one volume each")
     parser.add_argument("--tilt", choices=("deskew", "keep"), default="deskew",
@@ -122,7 +154,8 @@ def add_convert_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--interpolation", choices=("linear", "nearest", "cubic"), default="linear")
     parser.add_argument("--format", choices=("nrrd", "nii", "nii.gz"), default="nrrd")
     parser.add_argument("--positions", choices=("dicom", "nominal"), default="dicom",
-                        help="trust ImagePositionPatient (default) or re-space slices at the nominal spacing")
+                        help="trust ImagePositionPatient (default), or override it: slices re-spaced in spatial "
+                             "order at the nominal spacing (SpacingBetweenSlices, else SliceThickness)")
     parser.add_argument("--include-localizers", action="store_true", help="also write localizer stacks")
     parser.add_argument("--force", action="store_true", help="overwrite existing output files")
 
@@ -144,13 +177,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     conv = sub.add_parser("convert", help="write each volume stack as a verified regular NRRD/NIfTI volume")
     conv.add_argument("paths", nargs="+", help="DICOM files or folders (searched recursively)")
-    conv.add_argument("-o", "--output", required=True, help="output folder (created if needed)")
+    conv.add_argument("-o", "--output", required=True,
+                      help="output folder (created if needed); nothing in it is replaced without --force")
     add_convert_options(conv)
     conv.set_defaults(func=cmd_convert)
 
     demo = sub.add_parser("demo", help="write a built-in stitched micro-CT series, inspect it and convert it at 0.6 mm")
     demo.add_argument("dir", nargs="?", default="irregular-series-demo", help="folder for the demo (default: %(default)s)")
-    demo.add_argument("--spacing", type=float, default=0.6, help="output slice spacing in mm (default: %(default)s)")
+    demo.add_argument("--spacing", type=_positive_mm, default=0.6, help="output slice spacing in mm (default: %(default)s)")
     demo.set_defaults(func=cmd_demo)
     return parser
 

@@ -243,7 +243,10 @@ def _pixel_data_offset(f, header: SliceHeader, nbytes: int) -> int | None:
     element = pydicom.dcmread(
         f.name, defer_size=1024, specific_tags=[0x7FE00010], force=True
     ).get_item(0x7FE00010)
-    if element is None or element.length == _UNDEFINED_LENGTH or element.length < nbytes:
+    # A value short enough to have been read rather than deferred (e.g. a truncated file) has no
+    # raw length: leave it to pydicom, whose error names the file.
+    length = getattr(element, "length", None)
+    if length is None or length == _UNDEFINED_LENGTH or length < nbytes:
         return None
     return element.value_tell
 

@@ -1,0 +1,133 @@
+"""The ``irregular-series`` command line: convert and demo, their output and exit codes.
+
+Commands run in-process through ``cli.main`` (output captured by pytest), and once as a real
+process, as a pipeline would run them.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from test_convert import ENCODING, _recompress_as_mpeg2, encoded, encoding_error, read_nrrd
+from IrregularSeriesLib.cli import main
+from IrregularSeriesLib.synthetic import micro_ct_demo_series, write_demo
+
+
+def test_demo_converts_the_stitched_series_at_exactly_0_6_mm(tmp_path, capsys):
+    root = tmp_path / "demo"
+    assert main(["demo", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "wrote a synthetic stitched micro-CT series (120 files)" in out
+    assert "converting at exactly 0.6 mm" in out and "FAILED" not in out
+    (path,) = (root / "volumes").glob("*.nrrd")  # the localizer is left out
+    volume = read_nrrd(path)
+    assert volume.header["sizes"] == "64 64 109"
+    assert volume.header["space directions"] == "(0.1,0.0,0.0) (0.0,0.1,0.0) (0.0,0.0,0.6)"
+    assert encoding_error(volume, micro_ct_demo_series().encoding) <= 1.0  # int16 rounding in and out
+    report = json.loads((root / "volumes" / "report.json").read_text())
+    (output,) = report["outputs"]
+    assert output["slice_spacing_mm"] == 0.6 and output["max_position_error_mm"] <= 0.01 and not report["failures"]
+    # Again: the series is reused and the volumes replaced (the demo owns its folder).
+    assert main(["demo", str(root)]) == 0
+    assert "using the demo series already in" in capsys.readouterr().out
+
+
+def test_demo_at_another_spacing(tmp_path, capsys):
+    assert main(["demo", str(tmp_path), "--spacing", "0.25"]) == 0
+    assert "converting at exactly 0.25 mm (the nominal spacing is 0.6 mm)" in capsys.readouterr().out
+    (path,) = (tmp_path / "volumes").glob("*.nrrd")
+    assert read_nrrd(path).header["space directions"].endswith("(0.0,0.0,0.25)")
+
+
+def test_convert_with_spacing_0_6_writes_0_6_in_the_header(tmp_path, capsys):
+    write_demo(tmp_path / "dicom")
+    assert main(["convert", str(tmp_path / "dicom"), "-o", str(tmp_path / "out"), "--spacing", "0.6"]) == 0
+    (path,) = (tmp_path / "out").glob("*.nrrd")
+    assert read_nrrd(path).header["space directions"].split()[2] == "(0.0,0.0,0.6)"
+    out = capsys.readouterr().out
+    assert f"wrote {path}  64x64x109 voxels of 0.1x0.1x0.6 mm, interpolated, max position error 0.0000 mm" in out
+    assert "    - slice spacing: 0.6 mm as requested" in out
+
+
+def test_existing_outputs_are_kept_without_force(tmp_path, capsys):
+    encoded("regular").write(tmp_path / "in")
+    args = ["convert", str(tmp_path / "in"), "-o", str(tmp_path / "out")]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "report.json already exists" in err and "--force" in err
+    assert main(args + ["--force"]) == 0
+
+
+def test_failures_exit_non_zero_with_one_line_each(tmp_path, capsys):
+    encoded("regular").write(tmp_path / "in" / "good")
+    for path in encoded("missing_slices", series_number=2).write(tmp_path / "in" / "bad"):
+        _recompress_as_mpeg2(path)
+    assert main(["convert", str(tmp_path / "in"), "-o", str(tmp_path / "out")]) == 1
+    captured = capsys.readouterr()
+    (failure,) = captured.err.splitlines()
+    assert failure.startswith("FAILED #2 CT missing slices stack 1: ") and "cannot decode" in failure
+    assert "wrote " in captured.out and (tmp_path / "out" / "1_regular_stack1.nrrd").is_file()
+
+
+def test_nothing_to_convert_says_why(tmp_path, capsys):
+    encoded("ge_three_plane_localizer").write(tmp_path / "in")
+    assert main(["convert", str(tmp_path / "in"), "-o", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "no volume stacks found: nothing to convert" in err
+    assert "#1 MR 3-Plane Localizer stack 1: localizer (--include-localizers writes it)" in err
+    assert main(["convert", str(tmp_path / "in"), "-o", str(tmp_path / "all"), "--include-localizers"]) == 0
+    assert len(list((tmp_path / "all").glob("*.nrrd"))) == 3
+
+
+def test_missing_input_is_named(tmp_path, capsys):
+    assert main(["convert", str(tmp_path / "nowhere"), "-o", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "no volume stacks found" in err and "nowhere" in err
+
+
+@pytest.mark.parametrize("spacing", ["-1", "0", "abc", "inf", "nan"])
+def test_bad_spacing_is_a_usage_error(tmp_path, capsys, spacing):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["convert", str(tmp_path), "-o", str(tmp_path / "out"), "--spacing", spacing])
+    assert exit_info.value.code == 2 and "spacing" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_positions_override_and_blank_mask_are_printed(tmp_path, capsys):
+    encoded("missing_slices").write(tmp_path / "in")
+    code = main(["convert", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--positions", "nominal"])
+    out = capsys.readouterr().out
+    assert code == 0 and "(against the overridden positions; 6.0000 mm from the DICOM positions)" in out
+    assert "    - POSITIONS OVERRIDDEN (--positions nominal)" in out
+    code = main(["convert", str(tmp_path / "in"), "-o", str(tmp_path / "blank"), "--gaps", "blank"])
+    out = capsys.readouterr().out
+    assert code == 0 and f"  mask {tmp_path / 'blank' / '1_missing_slices_stack1_mask.nrrd'}" in out
+
+
+@pytest.mark.parametrize(("fmt", "suffix"), [("nii", ".nii"), ("nii.gz", ".nii.gz")])
+def test_format_option_names_the_files(tmp_path, capsys, fmt, suffix):
+    encoded("gantry_tilt").write(tmp_path / "in")
+    assert main(["convert", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--format", fmt]) == 0
+    assert [p.name for p in (tmp_path / "out").iterdir() if p.name != "report.json"] == [f"1_gantry_tilt_stack1{suffix}"]
+
+
+def test_runs_as_a_process_without_terminal_codes(tmp_path):
+    encoded("stitched_sections").write(tmp_path / "in")
+    command = [sys.executable, "-m", "IrregularSeriesLib.cli", "convert", str(tmp_path / "in"), "-o",
+               str(tmp_path / "out"), "--spacing", "0.6", "--sections", "split", "--tilt", "keep",
+               "--interpolation", "cubic"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "\x1b" not in done.stderr and "\r" not in done.stderr  # no progress line when not a terminal
+    assert done.stdout.count("wrote ") == 3
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert [o["slice_spacing_mm"] for o in report["outputs"]] == [0.6] * 3
+    assert report["options"]["sections"] == "split" and report["options"]["interpolation"] == "cubic"
+    for output in report["outputs"]:
+        assert encoding_error(read_nrrd(output["path"]), ENCODING) <= 1.0
