@@ -396,6 +396,25 @@ def test_gaps_blank_and_variable_spacing_without_gaps_blank_nothing(tmp_path):
     assert data_voxels(read_nrrd(output["path"]).array).all()
 
 
+def test_gaps_blank_tells_a_missing_slice_from_a_longer_ordinary_step(tmp_path):
+    """4 mm slices with one missing (an 8 mm gap), then 10 mm slices: only the gap is blank, though
+    the ordinary 10 mm steps are longer than it, because the analysis names the gap itself."""
+    phantom = CASES["variable_spacing"]()
+    slices = [s for s in phantom.series.slices if s.instance_number != 5]
+    four = [s for s in slices if s.instance_number <= 14]
+    ten = [dataclasses.replace(s, position_lps_mm=(*s.position_lps_mm[:2], 52.0 + 10.0 * k),
+                               slice_thickness_mm=10.0)
+           for k, s in enumerate(x for x in slices if x.instance_number > 14)]
+    case = dataclasses.replace(phantom, name="gap_and_long_steps",
+                               series=dataclasses.replace(phantom.series, slices=four + ten))
+    result, _ = run(tmp_path, case, gaps="blank", spacing=1.0)
+    (output,) = result.outputs
+    mask = read_nrrd(output["mask_path"]).array
+    empty = [k for k in range(mask.shape[0]) if not mask[k].any()]
+    assert empty == list(range(13, 20))  # the 1 mm planes strictly inside the gap from 12 to 20 mm
+    assert encoding_error(read_nrrd(output["path"])) <= ROUNDING
+
+
 # --- repeated positions, orientations, duplicates ----------------------------------------------
 
 

@@ -334,23 +334,6 @@ def override_positions(part: Part, tol: Tolerances = DEFAULT) -> tuple[list[Slic
 # ---------------------------------------------------------------------------------------------
 
 
-def _blank_threshold(slices: Sequence[SliceHeader], normal: Sequence[float],
-                     gap_after: set[tuple[str, int]]) -> float | None:
-    """``max_gap_mm`` for the resampler so that exactly the missing-slice gaps stay blank, or
-    None when the part has none. Refuses when some ordinary step is as long as a gap."""
-    steps = np.diff(_positions(slices, normal))
-    is_gap = np.array([_slice_id(s) in gap_after for s in slices[:-1]], bool)
-    if not is_gap.any():
-        return None
-    shortest_gap = float(steps[is_gap].min())
-    longest_other = float(steps[~is_gap].max()) if (~is_gap).any() else 0.0
-    if longest_other >= shortest_gap:
-        raise ValueError(
-            f"--gaps blank: a {longest_other:.2f} mm step between present slices is as long as a "
-            f"{shortest_gap:.2f} mm missing-slice gap, so the gaps cannot be told apart; use --gaps interpolate or split")
-    return (shortest_gap + longest_other) / 2
-
-
 def _plane_notes(result: ResampleResult, slices: Sequence[SliceHeader], normal: Sequence[float],
                  options: ConvertOptions) -> list[str]:
     """What the planes are made of, in words: blank gap planes, nearest-neighbour distances."""
@@ -388,9 +371,9 @@ def build_volume(part: Part, options: ConvertOptions, pixels: np.ndarray | None 
         pixels = load_pixels(part.slices)
     grid = build_grid(slices, spacing, options.tilt)
     gap_after = _missing_after(stack)
-    threshold = _blank_threshold(slices, g.normal, gap_after) if options.gaps == "blank" else None
+    blank_after = [k for k, s in enumerate(slices[:-1]) if _slice_id(s) in gap_after]
     result = resample_stack(pixels, slices, grid, interpolation=options.interpolation,
-                            gaps="blank" if threshold is not None else "interpolate", max_gap_mm=threshold)
+                            gaps="blank" if options.gaps == "blank" else "interpolate", blank_after=blank_after)
     verification = verify_placements(slices, result.placements, grid, tol.verify_mm)
     if not verification.ok:
         worst = slices[verification.worst_slice]

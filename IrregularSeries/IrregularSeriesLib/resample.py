@@ -108,6 +108,7 @@ def resample_stack(
     interpolation: Interpolation = "linear",
     gaps: Gaps = "interpolate",
     max_gap_mm: float | None = None,
+    blank_after: Sequence[int] | None = None,
     background: float | None = None,
     out_dtype: np.dtype | type | str | None = None,
     snap_mm: float = LATTICE_SNAP_MM,
@@ -123,7 +124,8 @@ def resample_stack(
     (tilted) slices by up to half a pixel, which their placements and verification show.
     ``gaps="blank"``: a plane strictly between two consecutive slices more than ``max_gap_mm``
     apart (default ``DEFAULT_GAP_FACTOR`` x median step) and not within ``snap_mm`` of either is
-    background. ``background`` defaults to the lowest value of signed integer types, 0 for
+    background; ``blank_after`` instead names the gaps exactly, as the indices (spatial order) of
+    the slices they follow — what a caller that knows which slices are missing should pass. ``background`` defaults to the lowest value of signed integer types, 0 for
     unsigned ones and NaN for floats. ``out_dtype`` defaults to the input's; integer outputs are
     rounded (``np.rint``) and clipped to their range.
     """
@@ -146,7 +148,7 @@ def resample_stack(
                 for x in index[:, 0]]
     shifts_j = [_axis_shift(y, frame.rows, n_rows, interpolation, snap_mm / frame.step_j_mm)
                 for y in index[:, 1]]
-    gap_after = _blank_gaps(frame.positions_mm, gaps, max_gap_mm)
+    gap_after = _blank_gaps(frame.positions_mm, gaps, max_gap_mm, blank_after)
     sources, plane_k = _plane_sources(index[:, 2], n_planes, interpolation, gap_after,
                                       snap_mm / plane_step_mm)
     rects = [_valid_rect(src, shifts_i, shifts_j) for src, _ in sources]
@@ -238,11 +240,16 @@ def _keys_weights(t: float) -> tuple[float, float, float, float]:
     return ((-t3 + 2 * t2 - t) / 2, (3 * t3 - 5 * t2 + 2) / 2, (-3 * t3 + 4 * t2 + t) / 2, (t3 - t2) / 2)
 
 
-def _blank_gaps(positions_mm: np.ndarray, gaps: Gaps, max_gap_mm: float | None) -> np.ndarray:
+def _blank_gaps(positions_mm: np.ndarray, gaps: Gaps, max_gap_mm: float | None,
+                blank_after: Sequence[int] | None) -> np.ndarray:
     """For each pair of consecutive slices: True when the planes between them stay blank."""
     steps = np.diff(positions_mm)
     if gaps == "interpolate" or len(steps) == 0:
         return np.zeros(len(steps), dtype=bool)
+    if blank_after is not None:
+        flags = np.zeros(len(steps), dtype=bool)
+        flags[list(blank_after)] = True
+        return flags
     limit = DEFAULT_GAP_FACTOR * float(np.median(steps)) if max_gap_mm is None else max_gap_mm
     return steps > limit
 
