@@ -8,13 +8,28 @@ for how stitched sections were acquired, so they are used as evidence, not as or
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from .grouping import count
 from .model import Irregularity, Section, SliceHeader, SpacingSummary, StackGeometry
-from .orientation import angle_deg, normal_of
+from .orientation import angle_deg
 from .tolerances import DEFAULT, Tolerances
+
+BLOCKING_KINDS = frozenset(
+    {"non_parallel", "non_collinear", "duplicate_positions", "stitched_sections", "missing_slices", "variable_spacing"}
+)
+"""Irregularities that make a stack something other than one regular grid of its slices. Gantry
+tilt (a sheared but regular grid), a disagreeing nominal spacing and an instance order that does
+not follow the positions are reported but leave the stack regular."""
+
+STITCH_MAX_OVERLAP = 0.5
+"""Consecutive acquisition runs are stitched sections only when they overlap by less than this
+fraction of the shorter run's extent; beyond it they are interleaved slices of one acquisition."""
+
+MAX_RUNS_LISTED = 6
+"""Variable spacing with more runs than this is summarised per step size instead of run by run."""
 
 
 def slice_corners_lps(slices: Sequence[SliceHeader]) -> np.ndarray:
@@ -34,9 +49,14 @@ def slice_corners_lps(slices: Sequence[SliceHeader]) -> np.ndarray:
 
 def stack_normal(slices: Sequence[SliceHeader]) -> np.ndarray:
     """Mean unit normal of the slices (they share an orientation within tolerance)."""
-    normals = np.array([normal_of(s.row_cosines, s.col_cosines) for s in slices])
-    n = normals.mean(axis=0)
+    n = _normals(slices).mean(axis=0)
     return n / np.linalg.norm(n)
+
+
+def _normals(slices: Sequence[SliceHeader]) -> np.ndarray:
+    """Unit normal (row x col) of every slice, shape (N, 3)."""
+    normals = np.cross(np.array([s.row_cosines for s in slices], float), np.array([s.col_cosines for s in slices], float))
+    return normals / np.linalg.norm(normals, axis=1, keepdims=True)
 
 
 def stacking_direction(ipp: np.ndarray, normal: np.ndarray) -> np.ndarray:
@@ -55,80 +75,140 @@ def steps_agree(a: float, b: float, tol: Tolerances) -> bool:
 def constant_runs(steps: np.ndarray, tol: Tolerances) -> list[tuple[int, int, float]]:
     """Maximal runs of consecutive steps that agree: (first step index, count, mean step)."""
     runs: list[tuple[int, int, float]] = []
-    start = 0
-    for i in range(1, len(steps) + 1):
-        if i == len(steps) or not steps_agree(steps[i], float(np.mean(steps[start:i])), tol):
-            runs.append((start, i - start, float(np.mean(steps[start:i]))))
-            start = i
+    start, total = 0, 0.0
+    for i, step in enumerate(steps):
+        if i > start and not steps_agree(float(step), total / (i - start), tol):
+            runs.append((start, i - start, total / (i - start)))
+            start, total = i, 0.0
+        total += float(step)
+    if len(steps):
+        runs.append((start, len(steps) - start, total / (len(steps) - start)))
     return runs
 
 
 def _dominant_step(steps: np.ndarray, tol: Tolerances) -> float | None:
-    """The step most steps agree with (mode within tolerance), else the median."""
-    moving = steps[steps > tol.position_mm]
+    """The step most steps agree with (mode within tolerance; the median of the tied best)."""
+    moving = np.sort(steps[steps > tol.position_mm])
     if not len(moving):
         return None
-    support = [sum(steps_agree(s, t, tol) for t in moving) for s in moving]
-    best = moving[np.array(support) == max(support)]
-    return float(np.median(best))
+    # t agrees with s (``steps_agree``) exactly when s - max(step_mm, rel*s) <= t <= the larger
+    # of s + step_mm and s / (1 - rel): a window, so support is counted with two binary searches.
+    low = moving - np.maximum(tol.step_mm, tol.step_relative * moving)
+    high = np.maximum(moving + tol.step_mm, moving / (1.0 - tol.step_relative))
+    support = np.searchsorted(moving, high, side="right") - np.searchsorted(moving, low, side="left")
+    return float(np.median(moving[support == support.max()]))
 
 
-def _local_step(steps: np.ndarray, i: int, tol: Tolerances) -> float | None:
-    """The usual step around step ``i`` (median of up to 3 neighbours on each side)."""
-    window = np.concatenate([steps[max(0, i - 3) : i], steps[i + 1 : i + 4]])
-    window = window[window > tol.position_mm]
-    return float(np.median(window)) if len(window) else None
+def _local_steps(steps: np.ndarray, tol: Tolerances) -> np.ndarray:
+    """The usual step around each step: median of up to 3 neighbours on each side, the step itself
+    and steps that do not move left out (NaN when there are none)."""
+    if not len(steps):
+        return np.empty(0)
+    moving = np.where(steps > tol.position_mm, steps, np.nan)
+    padded = np.concatenate([np.full(3, np.nan), moving, np.full(3, np.nan)])
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 7).copy()
+    windows[:, 3] = np.nan
+    local = np.full(len(steps), np.nan)
+    some = ~np.all(np.isnan(windows), axis=1)
+    local[some] = np.nanmedian(windows[some], axis=1)
+    return local
 
 
-def find_sections(
-    slices: Sequence[SliceHeader], positions: np.ndarray, tol: Tolerances
-) -> tuple[list[Section], str]:
-    """Acquisition sections of a stack and how they were found.
+_ORDER_FIELDS: tuple[tuple[str, Callable[[SliceHeader], object]], ...] = (
+    ("instance numbers", lambda s: s.instance_number),
+    ("acquisition numbers", lambda s: s.acquisition_number),
+    ("acquisition times", lambda s: s.content_time or None),
+)
 
-    Sections are runs in acquisition order (instance number; else acquisition number and content
-    time) that move monotonically along the normal; a run ends where the position jumps back.
-    Stitching is only real when sections overlap in position, which the caller checks.
+
+def acquisition_order(slices: Sequence[SliceHeader], positions: np.ndarray) -> tuple[list[int], str] | None:
+    """Slice indices in acquisition order and the tags that order comes from.
+
+    Uses instance number, then acquisition number, then content (or frame acquisition) time,
+    each only when it tells apart slices the previous ones could not; slices the tags cannot tell
+    apart (frames of one object, one acquisition) follow each other along the acquisition
+    direction. ``None`` when no tag differs: frame order or file order are never taken as
+    acquisition order.
     """
-    n = len(slices)
-    if any(s.instance_number is not None for s in slices):
-        key = lambda i: (slices[i].instance_number is None, slices[i].instance_number or 0, slices[i].frame)
-        evidence = "instance number order"
-    else:
-        key = lambda i: (slices[i].acquisition_number or 0, slices[i].content_time, slices[i].frame)
-        evidence = "acquisition number and content time order"
-    order = sorted(range(n), key=key)
-    deltas = np.diff(positions[order])
-    moving = deltas[np.abs(deltas) > tol.position_mm]
-    direction = 1.0 if not len(moving) or np.median(moving) >= 0 else -1.0
+    used: list[tuple[str, Callable[[SliceHeader], object]]] = []
+    distinct = 1
+    for name, get in _ORDER_FIELDS:
+        # A tag is used only when it tells apart slices the tags before it could not.
+        refined = len({tuple(g(s) for _, g in used + [(name, get)]) for s in slices})
+        if refined > distinct:
+            used.append((name, get))
+            distinct = refined
+    if not used:
+        return None
+    keys = [tuple((get(s) is None, get(s) or 0) for _, get in used) for s in slices]
+    rank = {key: r for r, key in enumerate(sorted(set(keys)))}
+    ranks = np.array([rank[k] for k in keys])
+    # Mean position per key, in key order: which way the acquisition moves along the normal.
+    means = np.bincount(ranks, weights=positions) / np.bincount(ranks)
+    moves = np.diff(means)
+    direction = -1.0 if len(moves) and np.median(moves) < 0 else 1.0
+    order = sorted(range(len(slices)), key=lambda i: (keys[i], direction * positions[i]))
+    return order, " and ".join(name for name, _ in used)
+
+
+def acquisition_runs(
+    slices: Sequence[SliceHeader], positions: np.ndarray, tol: Tolerances
+) -> tuple[list[list[int]], str]:
+    """Runs of slices (spatial indices) that move monotonically along the normal in acquisition
+    order, and the tags that order comes from; one run and "" when the headers give no order."""
+    found = acquisition_order(slices, positions)
+    if found is None:
+        return [list(range(len(slices)))], ""
+    order, evidence = found
+    moves = np.diff(positions[order])
+    moves = moves[np.abs(moves) > tol.position_mm]
+    direction = -1.0 if len(moves) and np.median(moves) < 0 else 1.0
     runs: list[list[int]] = [[order[0]]]
     for prev, cur in zip(order, order[1:]):
         if (positions[cur] - positions[prev]) * direction < -tol.position_mm:
             runs.append([])
         runs[-1].append(cur)
-    sections = []
-    for k, run in enumerate(sorted(runs, key=lambda r: positions[r].min())):
-        pos = np.sort(positions[run])
-        steps = np.diff(pos)
-        sections.append(
-            Section(
-                index=k,
-                start_mm=float(pos[0]),
-                end_mm=float(pos[-1]),
-                slice_indices=tuple(sorted(run)),
-                step_mm=_dominant_step(steps, tol) if len(steps) else None,
-                evidence=evidence,
-            )
-        )
-    return sections, evidence
+    return runs, evidence
 
 
-def _overlaps(sections: list[Section]) -> list[tuple[float, float]]:
-    """(overlap length, where) for consecutive sections that overlap in position (mm)."""
-    return [
-        (a.end_mm - b.start_mm, b.start_mm)
-        for a, b in zip(sections, sections[1:])
-        if a.end_mm - b.start_mm > -1e-9
-    ]
+def find_sections(
+    slices: Sequence[SliceHeader], positions: np.ndarray, tol: Tolerances
+) -> tuple[list[Section], str]:
+    """Acquisition sections of a stack and the tags they were told apart by.
+
+    Sections are the runs of ``acquisition_runs``: a run ends where the position jumps back.
+    The whole stack is one section when a run would hold a single slice (the numbering simply
+    does not follow the positions) or when runs share most of their range (interleaved slice
+    acquisition, as MR does, rather than sections side by side). Stitching is only real when
+    sections overlap in position, which the caller checks.
+    """
+    runs, evidence = acquisition_runs(slices, positions, tol)
+    runs.sort(key=lambda r: positions[r].min())
+    if len(runs) > 1 and (min(len(r) for r in runs) < 2 or _interleaved(runs, positions)):
+        runs = [list(range(len(slices)))]
+    return [_section(k, run, positions, evidence, tol) for k, run in enumerate(runs)], evidence
+
+
+def _interleaved(runs: list[list[int]], positions: np.ndarray) -> bool:
+    """Whether runs (sorted by start) overlap across most of their extent."""
+    for a, b in zip(runs, runs[1:]):
+        pa, pb = positions[a], positions[b]
+        overlap = min(pa.max(), pb.max()) - pb.min()
+        if overlap > STITCH_MAX_OVERLAP * min(np.ptp(pa), np.ptp(pb)):
+            return True
+    return False
+
+
+def _section(index: int, run: list[int], positions: np.ndarray, evidence: str, tol: Tolerances) -> Section:
+    pos = np.sort(positions[run])
+    return Section(
+        index=index,
+        start_mm=float(pos[0]),
+        end_mm=float(pos[-1]),
+        slice_indices=tuple(sorted(run)),
+        step_mm=_dominant_step(np.diff(pos), tol) if len(pos) > 1 else None,
+        evidence=evidence,
+    )
 
 
 def number_ranges(numbers: Sequence[int]) -> str:
@@ -149,141 +229,46 @@ def _instance_holes(a: SliceHeader, b: SliceHeader) -> list[int]:
     return list(range(lo + 1, hi))
 
 
-def analyze_geometry(
-    slices: Sequence[SliceHeader], tol: Tolerances = DEFAULT
-) -> StackGeometry:
+def analyze_geometry(slices: Sequence[SliceHeader], tol: Tolerances = DEFAULT) -> StackGeometry:
     """Geometry and irregularities of a stack whose slices are in spatial order."""
     ipp = np.array([s.position_lps_mm for s in slices], float)
     normal = stack_normal(slices)
     positions = ipp @ normal
     steps = np.diff(positions)
-    irregularities: list[Irregularity] = []
-
-    # Parallelism: every slice against the mean normal.
-    spread = max(angle_deg(normal_of(s.row_cosines, s.col_cosines), normal) for s in slices)
-    if spread > tol.tilt_deg:
-        irregularities.append(
-            Irregularity(
-                "non_parallel",
-                f"slices are not parallel: normals differ by up to {spread:.2f}° from their mean",
-                details={"max_angle_deg": round(spread, 4)},
-            )
-        )
-
-    # Tilt from geometry; the tag only for comparison (its sign depends on the vendor).
     direction = stacking_direction(ipp, normal)
     tilt = angle_deg(direction, normal) if len(slices) > 1 and np.ptp(positions) > tol.position_mm else 0.0
     tag_values = {s.gantry_tilt_tag_deg for s in slices if s.gantry_tilt_tag_deg is not None}
     tilt_tag = tag_values.pop() if len(tag_values) == 1 else None
-    if tilt > tol.tilt_deg:
-        tag_note = f"; tag says {tilt_tag:g}" if tilt_tag is not None else "; no GantryDetectorTilt tag"
-        irregularities.append(
-            Irregularity(
-                "gantry_tilt",
-                f"gantry tilt {tilt:.2f}° from geometry{tag_note}",
-                details={"tilt_deg": round(tilt, 4), "tag_deg": tilt_tag},
-            )
-        )
 
-    # Duplicates: the same position twice within one stack.
-    duplicate_at = [i for i, s in enumerate(steps) if s <= tol.position_mm]
-    if duplicate_at:
-        irregularities.append(
-            Irregularity(
-                "duplicate_positions",
-                f"{len(duplicate_at)} slice(s) repeat the position of their neighbour "
-                f"(first at {positions[duplicate_at[0]]:.2f} mm)",
-                after_index=duplicate_at[0],
-                details={"after_indices": duplicate_at, "positions_mm": [round(positions[i], 3) for i in duplicate_at]},
-            )
-        )
-
-    sections, evidence = find_sections(slices, positions, tol)
-    overlaps = _overlaps(sections)
-    stitched = len(sections) > 1 and bool(overlaps)
-    if stitched:
-        where = " and ".join(f"{length:.1f} mm at {at:.1f} mm" for length, at in overlaps)
-        irregularities.append(
-            Irregularity(
-                "stitched_sections",
-                f"{len(sections)} sections stitched ({evidence}), overlapping {where}",
-                details={
-                    "sections": [
-                        {"index": s.index, "start_mm": round(s.start_mm, 3), "end_mm": round(s.end_mm, 3),
-                         "slices": len(s.slice_indices), "step_mm": s.step_mm}
-                        for s in sections
-                    ],
-                    "overlaps": [{"length_mm": round(a, 3), "at_mm": round(b, 3)} for a, b in overlaps],
-                },
-            )
-        )
-        gap_steps = _steps_within_sections(sections, positions)
-    else:
-        gap_steps = [(i, i + 1) for i in range(len(steps))]
-
-    # Missing slices: a gap that is a whole multiple (>= 2) of the local step.
-    for a, b in gap_steps:
-        step = positions[b] - positions[a]
-        local = _local_step(np.diff(positions), a, tol) if not stitched else _section_step(sections, a)
-        if not local or step <= tol.position_mm:
-            continue
-        ratio = step / local
-        count = round(ratio)
-        if count >= 2 and abs(ratio - count) <= tol.missing_multiple:
-            holes = _instance_holes(slices[a], slices[b])
-            evidence_text = f" (instance numbers {number_ranges(holes)})" if holes else ""
-            irregularities.append(
-                Irregularity(
-                    "missing_slices",
-                    f"{count - 1} slice(s) missing after slice {a}{evidence_text}: "
-                    f"gap {step:.2f} mm where the step is {local:.2f} mm",
-                    after_index=a,
-                    details={"gap_mm": round(step, 4), "local_step_mm": round(local, 4),
-                             "missing_count": count - 1, "instance_numbers": holes,
-                             "at_mm": round(positions[a], 3)},
-                )
-            )
-
-    # Variable spacing: runs of different constant steps (missing-slice gaps aside).
-    missing_after = {irr.after_index for irr in irregularities if irr.kind == "missing_slices"}
-    if not stitched:
-        runs = [r for r in constant_runs(steps, tol) if not (r[1] == 1 and r[0] in missing_after)]
-        distinct = []
-        for _, _, step in runs:
-            if step > tol.position_mm and not any(steps_agree(step, d, tol) for d in distinct):
-                distinct.append(step)
-        if len(distinct) > 1:
-            described = ", ".join(f"{count} step(s) of {step:.2f} mm" for _, count, step in runs)
-            irregularities.append(
-                Irregularity(
-                    "variable_spacing",
-                    f"variable spacing: {described}",
-                    after_index=runs[1][0],
-                    details={"runs": [{"first_step": s, "count": c, "step_mm": round(v, 4)} for s, c, v in runs]},
-                )
-            )
+    irregularities = _non_parallel(slices, normal, tol)
+    irregularities += _gantry_tilt(tilt, tilt_tag, tol)
+    irregularities += _non_collinear(ipp, direction, tol)
+    irregularities += _duplicates(positions, steps, tol)
+    sections, found = _stitched_sections(slices, positions, tol)
+    irregularities += found
+    missing = _missing_slices(slices, positions, sections, tol)
+    irregularities += missing
+    if not sections:
+        irregularities += _variable_spacing(steps, {i.after_index for i in missing}, tol)
 
     moving = steps[steps > tol.position_mm]
     nominal = _nominal(slices)
-    dominant = _dominant_step(steps, tol)
     summary = SpacingSummary(
         nominal=nominal,
         median=float(np.median(moving)) if len(moving) else None,
         min=float(moving.min()) if len(moving) else None,
         max=float(moving.max()) if len(moving) else None,
     )
-    mismatch = _nominal_mismatch(nominal, dominant, tilt, tol)
+    mismatch = _nominal_mismatch(nominal, _dominant_step(steps, tol), tilt, tol)
     if mismatch:
         irregularities.append(mismatch)
-
     candidates = {}
     if nominal is not None:
         candidates["nominal"] = nominal
     if summary.median is not None:
         candidates["median"] = summary.median
         candidates["min"] = summary.min
-    blocking = {"non_parallel", "duplicate_positions", "stitched_sections", "missing_slices", "variable_spacing"}
-    regular = len(slices) > 1 and not any(i.kind in blocking for i in irregularities) and bool(len(moving))
+    regular = len(moving) > 0 and not any(i.kind in BLOCKING_KINDS for i in irregularities)
     return StackGeometry(
         orientation=tuple(slices[0].orientation),
         normal=tuple(float(v) for v in normal),
@@ -295,13 +280,178 @@ def analyze_geometry(
         irregularities=irregularities,
         tilt_deg=float(tilt),
         tilt_tag_deg=tilt_tag,
-        sections=sections if stitched else [],
+        sections=sections,
         candidate_spacings_mm=candidates,
     )
 
 
-def _steps_within_sections(sections: list[Section], positions: np.ndarray) -> list[tuple[int, int]]:
-    """Consecutive-slice pairs inside each section (spatial indices), for gap detection."""
+def _non_parallel(slices: Sequence[SliceHeader], normal: np.ndarray, tol: Tolerances) -> list[Irregularity]:
+    cosines = np.clip(_normals(slices) @ normal, -1.0, 1.0)
+    spread = float(np.degrees(np.arccos(cosines.min())))
+    if spread <= tol.tilt_deg:
+        return []
+    return [
+        Irregularity(
+            "non_parallel",
+            f"slices are not parallel: normals differ by up to {spread:.2f}° from their mean",
+            details={"max_angle_deg": round(float(spread), 4)},
+        )
+    ]
+
+
+def _gantry_tilt(tilt: float, tag: float | None, tol: Tolerances) -> list[Irregularity]:
+    """Tilt comes from the geometry; the tag is shown for comparison only (its sign depends on the
+    vendor: GE +18.5 and Philips -18.5 for the same IOP)."""
+    if tilt <= tol.tilt_deg:
+        return []
+    tag_note = f"; tag says {tag:g}" if tag is not None else "; no GantryDetectorTilt tag"
+    return [
+        Irregularity(
+            "gantry_tilt",
+            f"gantry tilt {tilt:.2f}° from geometry{tag_note}",
+            details={"tilt_deg": round(float(tilt), 4), "tag_deg": tag},
+        )
+    ]
+
+
+def _non_collinear(ipp: np.ndarray, direction: np.ndarray, tol: Tolerances) -> list[Irregularity]:
+    """IPPs off the line fitted through them (grouping splits offset blocks; this catches what a
+    caller passes in unsplit)."""
+    centred = ipp - ipp.mean(axis=0)
+    off = np.linalg.norm(centred - np.outer(centred @ direction, direction), axis=1)
+    if not len(off) or off.max() <= tol.collinear_mm:
+        return []
+    worst = int(np.argmax(off))
+    return [
+        Irregularity(
+            "non_collinear",
+            f"slice positions are not on one line: slice {worst} lies {off[worst]:.2f} mm off the stack line",
+            after_index=None,
+            details={"max_offset_mm": round(float(off[worst]), 4), "slice_index": worst},
+        )
+    ]
+
+
+def _duplicates(positions: np.ndarray, steps: np.ndarray, tol: Tolerances) -> list[Irregularity]:
+    at = [i for i, s in enumerate(steps) if s <= tol.position_mm]
+    if not at:
+        return []
+    return [
+        Irregularity(
+            "duplicate_positions",
+            f"{count(len(at), 'slice')} {'repeats' if len(at) == 1 else 'repeat'} the position of the slice "
+            f"before (first at {positions[at[0]]:.2f} mm)",
+            after_index=at[0],
+            details={"after_indices": at, "positions_mm": [round(float(positions[i]), 3) for i in at]},
+        )
+    ]
+
+
+def _stitched_sections(
+    slices: Sequence[SliceHeader], positions: np.ndarray, tol: Tolerances
+) -> tuple[list[Section], list[Irregularity]]:
+    """Sections when the stack is stitched from overlapping acquisitions (else none), and what to
+    report: the stitching, or an acquisition order that does not follow the positions."""
+    sections, evidence = find_sections(slices, positions, tol)
+    overlaps = [(a.end_mm - b.start_mm, b.start_mm) for a, b in zip(sections, sections[1:]) if a.end_mm >= b.start_mm]
+    if len(sections) > 1 and overlaps:
+        where = " and ".join(f"{length:.1f} mm at {at:.1f} mm" for length, at in overlaps)
+        ranges = ", ".join(
+            f"{s.start_mm:.1f} to {s.end_mm:.1f} mm ({count(len(s.slice_indices), 'slice')})" for s in sections
+        )
+        return sections, [
+            Irregularity(
+                "stitched_sections",
+                f"{len(sections)} sections stitched, overlapping {where}; sections {ranges}, "
+                f"told apart by {evidence}",
+                details={
+                    "sections": [
+                        {"index": s.index, "start_mm": round(s.start_mm, 3), "end_mm": round(s.end_mm, 3),
+                         "slices": len(s.slice_indices), "step_mm": s.step_mm}
+                        for s in sections
+                    ],
+                    "overlaps": [{"length_mm": round(a, 3), "at_mm": round(b, 3)} for a, b in overlaps],
+                },
+            )
+        ]
+    runs, evidence = acquisition_runs(slices, positions, tol)
+    if len(runs) > 1 and min(len(r) for r in runs) < 2:
+        return [], [
+            Irregularity(
+                "instance_order",
+                f"the {evidence} do not follow the positions: in that order the stack turns back "
+                f"{count(len(runs) - 1, 'time')}, too often to be stitched sections",
+                details={"evidence": evidence, "restarts": len(runs) - 1},
+            )
+        ]
+    return [], []
+
+
+def _missing_slices(
+    slices: Sequence[SliceHeader], positions: np.ndarray, sections: list[Section], tol: Tolerances
+) -> list[Irregularity]:
+    """Gaps that are a whole multiple (>= 2) of the local step, within each section."""
+    found = []
+    local_steps = _local_steps(np.diff(positions), tol)
+    for a, b in _consecutive_pairs(sections, len(slices), positions):
+        gap = positions[b] - positions[a]
+        local = _section_step(sections, a) if sections else local_steps[a]
+        if not local or np.isnan(local) or gap <= tol.position_mm:
+            continue
+        ratio = gap / local
+        multiple = round(ratio)
+        if multiple < 2 or abs(ratio - multiple) > tol.missing_multiple:
+            continue
+        holes = _instance_holes(slices[a], slices[b])
+        if holes:
+            evidence = f" (instance {'number' if len(holes) == 1 else 'numbers'} {number_ranges(holes)})"
+        elif None not in (slices[a].instance_number, slices[b].instance_number) and slices[a].path != slices[b].path:
+            evidence = f" (no instance number missing between {slices[a].instance_number} and {slices[b].instance_number})"
+        else:
+            evidence = ""
+        found.append(
+            Irregularity(
+                "missing_slices",
+                f"{multiple - 1} slice(s) missing after slice {a}{evidence}: "
+                f"gap {gap:.2f} mm where the step is {local:.2f} mm",
+                after_index=int(a),
+                details={"gap_mm": round(float(gap), 4), "local_step_mm": round(float(local), 4),
+                         "missing_count": int(multiple - 1), "instance_numbers": holes,
+                         "at_mm": round(float(positions[a]), 3)},
+            )
+        )
+    return found
+
+
+def _variable_spacing(steps: np.ndarray, missing_after: set[int | None], tol: Tolerances) -> list[Irregularity]:
+    """Runs of different constant steps (the single steps of missing-slice gaps aside)."""
+    runs = [r for r in constant_runs(steps, tol) if not (r[1] == 1 and r[0] in missing_after)]
+    distinct: list[float] = []
+    for _, _, step in runs:
+        if step > tol.position_mm and not any(steps_agree(step, d, tol) for d in distinct):
+            distinct.append(step)
+    if len(distinct) < 2:
+        return []
+    if len(runs) <= MAX_RUNS_LISTED:
+        described = ", ".join(f"{n} step(s) of {step:.2f} mm" for _, n, step in runs)
+    else:
+        totals = [sum(n for _, n, step in runs if steps_agree(step, d, tol)) for d in distinct]
+        described = " and ".join(f"{n} step(s) of {d:.2f} mm" for n, d in zip(totals, distinct))
+        described += f" in {len(runs)} runs"
+    return [
+        Irregularity(
+            "variable_spacing",
+            f"variable spacing: {described}",
+            after_index=runs[1][0],
+            details={"runs": [{"first_step": s, "count": n, "step_mm": round(v, 4)} for s, n, v in runs]},
+        )
+    ]
+
+
+def _consecutive_pairs(sections: list[Section], n: int, positions: np.ndarray) -> list[tuple[int, int]]:
+    """Neighbouring slices (spatial indices): within each section, or along the whole stack."""
+    if not sections:
+        return [(i, i + 1) for i in range(n - 1)]
     pairs = []
     for s in sections:
         idx = sorted(s.slice_indices, key=lambda i: positions[i])

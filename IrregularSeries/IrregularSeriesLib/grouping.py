@@ -2,10 +2,11 @@
 
 A series is split, in this order, by image-type class, by orientation, by image size, by multi-frame
 stack, by collinearity (positions off the stack line) and by repeated positions (time points,
-echoes, magnitude/phase). Every split appends a sentence to the reasons of the parts it makes.
-Roles are then given on the whole series at once, because what makes an image a localizer is
-mostly how it differs from the others: a minority orientation, one or few images, a huge slice
-thickness, instance number 0 — ImageType often just says OTHER or AXIAL.
+echoes, magnitude/phase). Every split adds one sentence to the reasons of each part it makes,
+saying what the part is and what it was kept apart from. Roles are then given on the whole series
+at once, because what makes an image a localizer is mostly how it differs from the others: a
+minority orientation, one or few images, a huge slice thickness, instance number 0 — ImageType
+often just says OTHER or AXIAL.
 """
 
 from __future__ import annotations
@@ -21,6 +22,12 @@ from .orientation import format_cosines, normal_of, orientation_difference_deg, 
 from .tolerances import DEFAULT, Tolerances
 
 LOCALIZER_WORDS = ("LOCALIZER", "SCOUT", "SURVIEW", "TOPOGRAM", "REF_SURVIEW")
+"""ImageType values that make an image a localizer."""
+
+LOCALIZER_DESCRIPTION_WORDS = ("LOCALIZER", "LOCALISER", "SCOUT", "SURVEY", "SURVIEW", "TOPOGRAM", "PILOT")
+"""SeriesDescription words that name a localizer. Only used for stacks that cannot be volumes (one
+image, one position): a 3D volume may well be called "scout" (e.g. Siemens AutoAlign Scout)."""
+
 SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
 
 THREE_PLANE_MAX_SLICES = 16
@@ -34,6 +41,11 @@ images) is a minority: a localizer candidate."""
 THICK_SLICE_FACTOR = 5.0
 """Slice thickness above this multiple of the dominant stack's step is localizer evidence (CT
 scouts carry thicknesses of hundreds of mm)."""
+
+REPEATED_FRACTION = 0.5
+"""Repeated positions are read as several volumes (time points, echoes…) only when at least this
+fraction of the distinct positions occur more than once. Fewer repeats are duplicates within one
+volume, or the overlap of stitched sections, and are reported by the geometry analysis."""
 
 
 @dataclass
@@ -53,46 +65,118 @@ class Group:
         return ipp @ self.normal
 
 
-def image_class(s: SliceHeader) -> tuple[str, str]:
-    """(class, plain description) from ImageType and SOP class."""
+def count(n: int, word: str) -> str:
+    """"1 image", "3 images"."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+# ---------------------------------------------------------------------------------------------
+# Splits
+# ---------------------------------------------------------------------------------------------
+
+
+def image_class(s: SliceHeader) -> str:
+    """The class a series is split by: ``localizer``, ``projection``, ``secondary capture``, or the
+    first two ImageType values (ORIGINAL\\PRIMARY, DERIVED\\SECONDARY…)."""
     words = set(s.image_type)
-    if any(w in words for w in LOCALIZER_WORDS):
-        return "localizer", "ImageType " + "\\".join(s.image_type)
+    if words & set(LOCALIZER_WORDS):
+        return "localizer"
     if "PROJECTION IMAGE" in words:
-        return "projection", "ImageType " + "\\".join(s.image_type)
+        return "projection"
     if s.sop_class_uid.startswith(SECONDARY_CAPTURE_PREFIX):
-        return "secondary capture", "Secondary Capture SOP class"
-    kind = "\\".join(s.image_type[:2]) if s.image_type else "image"
-    return kind, f"ImageType {kind}"
+        return "secondary capture"
+    return "\\".join(s.image_type[:2]) if s.image_type else "image"
+
+
+def _image_type_label(slices: Sequence[SliceHeader]) -> str:
+    """"with ImageType A\\B\\C", or the shared leading values when the images differ."""
+    types = {s.image_type for s in slices}
+    shared = []
+    for values in zip(*types):
+        if len(set(values)) > 1:
+            break
+        shared.append(values[0])
+    if len(types) > 1:
+        shared.append("…")
+    return "with ImageType " + "\\".join(shared) if shared else "without ImageType"
+
+
+def _orientation_label(slices: Sequence[SliceHeader]) -> str:
+    s = slices[0]
+    return f"in {plane_name(normal_of(s.row_cosines, s.col_cosines))} orientation {format_cosines(s.orientation)}"
+
+
+def _size_key(s: SliceHeader) -> tuple:
+    """Matrix and pixel spacing; spacings equal to 0.1 µm are equal (decimal strings vary)."""
+    return s.rows, s.columns, tuple(round(v, 4) for v in s.pixel_spacing_mm)
+
+
+def _size_label(slices: Sequence[SliceHeader]) -> str:
+    s = slices[0]
+    dj, di = s.pixel_spacing_mm
+    return f"of {s.columns}x{s.rows} pixels of {di:g}x{dj:g} mm"
+
+
+def _stack_id_label(slices: Sequence[SliceHeader]) -> str:
+    return f"in multi-frame stack (StackID) {slices[0].stack_id or '(none)'}"
+
+
+def _kept_apart(own: list[SliceHeader], label: str, others: list[tuple[int, str]], criterion: str) -> str:
+    """"20 images in axial orientation […], kept apart from 1 image in coronal orientation […]"."""
+    if len(others) <= 3:
+        apart = " and ".join(f"{count(n, 'image')} {other}" for n, other in others)
+    else:
+        apart = f"{count(sum(n for n, _ in others), 'image')} of {len(others)} other {criterion}s"
+    return f"{count(len(own), 'image')} {label}, kept apart from {apart}"
 
 
 def split_by(
-    groups: list[Group], key: Callable[[SliceHeader], Hashable], describe: Callable[[Hashable, int], str]
+    groups: list[Group],
+    key: Callable[[SliceHeader], Hashable],
+    label: Callable[[Sequence[SliceHeader]], str],
+    criterion: str,
 ) -> list[Group]:
-    """Split every group by ``key``; parts get ``describe(value, number_of_parts)`` as a reason."""
+    """Split every group by ``key``; each part's reason says what it is and what it was kept apart
+    from (``label`` describes a part, ``criterion`` names what differs when listing many)."""
     out: list[Group] = []
     for g in groups:
         parts: dict[Hashable, list[SliceHeader]] = defaultdict(list)
         for s in g.slices:
             parts[key(s)].append(s)
-        if len(parts) == 1:
-            out.append(g)
-            continue
-        for value, slices in parts.items():
-            out.append(Group(slices, g.reasons + [describe(value, len(parts))]))
+        out.extend(_parts_to_groups(g, list(parts.values()), label, criterion))
     return out
 
 
+def _parts_to_groups(
+    g: Group, parts: list[list[SliceHeader]], label: Callable[[Sequence[SliceHeader]], str], criterion: str
+) -> list[Group]:
+    if len(parts) == 1:
+        return [g]
+    labels = [label(p) for p in parts]
+    return [
+        Group(
+            part,
+            g.reasons
+            + [_kept_apart(part, labels[k], [(len(q), labels[j]) for j, q in enumerate(parts) if j != k], criterion)],
+        )
+        for k, part in enumerate(parts)
+    ]
+
+
 def cluster_orientations(slices: Sequence[SliceHeader], tolerance_deg: float) -> list[list[SliceHeader]]:
-    """Greedy clustering: a slice joins the first cluster whose first slice is within tolerance."""
+    """Greedy clustering: a slice joins the first cluster whose first slice is within tolerance
+    (both row and column directions; see ``orientation_difference_deg``)."""
+    rows = np.array([s.row_cosines for s in slices], float)
+    cols = np.array([s.col_cosines for s in slices], float)
+    limit = np.cos(np.radians(tolerance_deg))
+    label = np.full(len(slices), -1)
     clusters: list[list[SliceHeader]] = []
-    for s in slices:
-        for c in clusters:
-            if orientation_difference_deg(c[0], s) <= tolerance_deg:
-                c.append(s)
-                break
-        else:
-            clusters.append([s])
+    for first in range(len(slices)):
+        if label[first] >= 0:
+            continue
+        near = (label < 0) & (rows @ rows[first] >= limit) & (cols @ cols[first] >= limit)
+        label[near] = len(clusters)
+        clusters.append([s for s, n in zip(slices, near) if n])
     return clusters
 
 
@@ -100,21 +184,7 @@ def split_orientation(groups: list[Group], tol: Tolerances) -> list[Group]:
     out: list[Group] = []
     for g in groups:
         clusters = cluster_orientations(g.slices, tol.orientation_deg)
-        if len(clusters) == 1:
-            out.append(g)
-            continue
-        for c in clusters:
-            n = normal_of(c[0].row_cosines, c[0].col_cosines)
-            out.append(
-                Group(
-                    c,
-                    g.reasons
-                    + [
-                        f"orientation {plane_name(n)} {format_cosines(c[0].orientation)}: "
-                        f"one of {len(clusters)} orientations in the series"
-                    ],
-                )
-            )
+        out.extend(_parts_to_groups(g, clusters, _orientation_label, "orientation"))
     return out
 
 
@@ -144,23 +214,31 @@ def split_collinear(groups: list[Group], tol: Tolerances) -> list[Group]:
         if labels.max() == 0:
             out.append(g)
             continue
-        centre = np.array([np.median(intercept[labels == k], axis=0) for k in range(labels.max() + 1)])
+        blocks = labels.max() + 1
+        centre = np.array([np.median(intercept[labels == k], axis=0) for k in range(blocks)])
         main = int(np.argmax(np.bincount(labels)))
-        for k in range(labels.max() + 1):
-            offset = float(np.linalg.norm(centre[k] - centre[main]))
-            members = [s for s, lab in zip(g.slices, labels) if lab == k]
-            note = (
-                "on the main stack line"
-                if k == main
-                else f"{len(members)} image(s) {offset:.1f} mm off the main stack line (a parallel offset block)"
-            )
-            out.append(Group(members, g.reasons + [f"positions not collinear: {note}"]))
+        members = [[s for s, lab in zip(g.slices, labels) if lab == k] for k in range(blocks)]
+        for k in range(blocks):
+            if k == main:
+                off = [f"{count(len(members[j]), 'image')} {_offset(centre[j], centre[main])}"
+                       for j in range(blocks) if j != main]
+                reason = f"{count(len(members[k]), 'image')} on the main stack line, kept apart from {' and '.join(off)}"
+            else:
+                reason = (f"{count(len(members[k]), 'image')} {_offset(centre[k], centre[main])} (a parallel offset "
+                          f"block), kept apart from the {count(len(members[main]), 'image')} on the main stack line")
+            out.append(Group(members[k], g.reasons + [reason]))
     return out
+
+
+def _offset(centre: np.ndarray, main: np.ndarray) -> str:
+    return f"on a parallel line {float(np.linalg.norm(centre - main)):.1f} mm off the main stack line"
 
 
 def _cluster_points(points: np.ndarray, radius: float) -> np.ndarray:
     """Single-linkage clusters of 2D points within ``radius``; labels ordered by first appearance."""
     n = len(points)
+    if n and np.linalg.norm(points - np.median(points, axis=0), axis=1).max() <= radius / 2:
+        return np.zeros(n, int)  # the usual case, one line: every pair is within the radius
     labels = -np.ones(n, int)
     current = 0
     for i in range(n):
@@ -189,74 +267,101 @@ def position_ids(d: np.ndarray, tolerance_mm: float) -> np.ndarray:
     return ids
 
 
-_REPEAT_KEYS: tuple[tuple[str, Callable[[SliceHeader], Hashable]], ...] = (
-    ("TemporalPositionIdentifier", lambda s: s.temporal_position),
-    ("EchoNumbers", lambda s: s.echo_number),
-    ("EchoTime", lambda s: s.echo_time_ms),
-    ("complex image component", lambda s: s.complex_component),
-    ("TriggerTime", lambda s: s.trigger_time_ms),
-    ("AcquisitionNumber", lambda s: s.acquisition_number),
-    ("file", lambda s: s.path),
+# ---------------------------------------------------------------------------------------------
+# Repeated positions
+# ---------------------------------------------------------------------------------------------
+
+_REPEAT_KEYS: tuple[tuple[str, str, Callable[[SliceHeader], Hashable]], ...] = (
+    # (what differs, unit, value); tried in this order
+    ("time point", "", lambda s: s.temporal_position),
+    ("echo number", "", lambda s: s.echo_number),
+    ("echo time", " ms", lambda s: s.echo_time_ms),
+    ("complex image component", "", lambda s: s.complex_component),
+    ("trigger time", " ms", lambda s: s.trigger_time_ms),
+    ("acquisition number", "", lambda s: s.acquisition_number),
+    ("file", "", lambda s: s.path),
 )
 
 
-def _max_repeats(slices: Sequence[SliceHeader], tol: Tolerances) -> int:
-    g = Group(list(slices))
-    return int(np.bincount(position_ids(g.positions(), tol.position_mm)).max())
+def _repeats(slices: Sequence[SliceHeader], tol: Tolerances) -> np.ndarray:
+    """How often each distinct position occurs."""
+    return np.bincount(position_ids(Group(list(slices)).positions(), tol.position_mm))
 
 
 def split_repeated_positions(groups: list[Group], tol: Tolerances) -> list[Group]:
     """Several volumes at the same positions (time points, echoes, magnitude/phase) become stacks.
 
-    A tag is used when it parts the slices into groups of at least 2 with fewer repeats; otherwise,
-    when every position occurs exactly m times, the k-th occurrence (in instance order) of each
-    position goes to volume k. Anything else stays together and is reported as duplicates.
+    A tag is used when it parts the slices into groups of at least 2 with fewer repeats (several
+    tags in turn when one is not enough, e.g. echo time then magnitude/phase); otherwise, when
+    every position occurs exactly m times, the k-th occurrence (in instance order) of each position
+    goes to volume k. Anything else stays together and is reported as duplicates.
     """
     out: list[Group] = []
     for g in groups:
-        out.extend(_split_repeats(g, tol))
+        counts = _repeats(g.slices, tol)
+        if counts.max() <= 1 or np.mean(counts > 1) < REPEATED_FRACTION:
+            out.append(g)
+            continue
+        volumes = _split_by_tags(g.slices, tol)
+        if len(volumes) > 1:
+            names = sorted({name for _, labels in volumes for name, _ in labels}, key=_key_rank)
+            for members, labels in volumes:
+                which = " and ".join(text for _, text in labels)
+                reason = (f"{count(len(members), 'image')} with {which}: one of {len(volumes)} volumes at the same "
+                          f"{count(len(counts), 'position')}, told apart by {' and '.join(names)}")
+                out.append(Group(members, g.reasons + [reason]))
+            continue
+        by_order = _split_by_order(g.slices, tol)
+        if by_order is None:
+            out.append(g)
+            continue
+        for k, members in enumerate(by_order):
+            reason = (f"volume {k + 1} of {len(by_order)} at the same {count(len(counts), 'position')}, told apart "
+                      "by instance order only (no time, echo or other tag differs)")
+            out.append(Group(members, g.reasons + [reason]))
     return out
 
 
-def _split_repeats(g: Group, tol: Tolerances) -> list[Group]:
-    repeats = _max_repeats(g.slices, tol)
+def _key_rank(name: str) -> int:
+    return [key[0] for key in _REPEAT_KEYS].index(name)
+
+
+def _split_by_tags(
+    slices: list[SliceHeader], tol: Tolerances
+) -> list[tuple[list[SliceHeader], list[tuple[str, str]]]]:
+    """Volumes told apart by tags, each with the (tag, "tag value") labels that define it."""
+    repeats = _repeats(slices, tol).max()
     if repeats <= 1:
-        return [g]
-    for name, key in _REPEAT_KEYS:
+        return [(slices, [])]
+    for name, unit, key in _REPEAT_KEYS:
         parts: dict[Hashable, list[SliceHeader]] = defaultdict(list)
-        for s in g.slices:
+        for s in slices:
             parts[key(s)].append(s)
         if len(parts) < 2 or min(len(p) for p in parts.values()) < 2:
             continue
-        if max(_max_repeats(p, tol) for p in parts.values()) >= repeats:
+        if max(_repeats(p, tol).max() for p in parts.values()) >= repeats:
             continue
-        out: list[Group] = []
+        volumes = []
         for value, members in sorted(parts.items(), key=lambda kv: _sortable(kv[0])):
-            label = f"{name} {value}" if name != "file" else f"file {value}"
-            reason = f"repeated positions: volume {label} (one of {len(parts)} told apart by {name})"
-            out.extend(_split_repeats(Group(members, g.reasons + [reason]), tol))
-        return out
-    ids = position_ids(g.positions(), tol.position_mm)
+            text = f"{name} {value:g}{unit}" if isinstance(value, float) else f"{name} {value}"
+            volumes.extend((sub, [(name, text)] + labels) for sub, labels in _split_by_tags(members, tol))
+        return volumes
+    return [(slices, [])]
+
+
+def _split_by_order(slices: list[SliceHeader], tol: Tolerances) -> list[list[SliceHeader]] | None:
+    """Volume k = the k-th occurrence (in instance order) of every position, when every position
+    occurs equally often; ``None`` otherwise."""
+    ids = position_ids(Group(slices).positions(), tol.position_mm)
     counts = np.bincount(ids)
-    if len(counts) >= 2 and counts.min() == counts.max():
-        order = sorted(range(len(g.slices)), key=lambda i: _instance_order(g.slices[i]))
-        seen: Counter[int] = Counter()
-        volumes: list[list[SliceHeader]] = [[] for _ in range(repeats)]
-        for i in order:
-            volumes[seen[ids[i]]].append(g.slices[i])
-            seen[ids[i]] += 1
-        return [
-            Group(
-                v,
-                g.reasons
-                + [
-                    f"repeated positions: volume {k + 1} of {repeats}, each of {len(counts)} positions; "
-                    "told apart by instance order (no time, echo or other tag differs)"
-                ],
-            )
-            for k, v in enumerate(volumes)
-        ]
-    return [g]
+    if len(counts) < 2 or counts.min() != counts.max():
+        return None
+    seen: Counter[int] = Counter()
+    volumes: list[list[SliceHeader]] = [[] for _ in range(int(counts[0]))]
+    for i in sorted(range(len(slices)), key=lambda i: _instance_order(slices[i])):
+        volumes[seen[ids[i]]].append(slices[i])
+        seen[ids[i]] += 1
+    return volumes
 
 
 def _sortable(value: Hashable) -> tuple:
@@ -283,25 +388,28 @@ def _localizer_evidence(g: Group, main: Group, main_step: float | None) -> list[
         evidence.append("instance number 0")
     thickness = [s.slice_thickness_mm for s in g.slices if s.slice_thickness_mm]
     if thickness and main_step and max(thickness) > THICK_SLICE_FACTOR * main_step:
-        evidence.append(f"slice thickness {max(thickness):g} mm")
+        evidence.append(f"slice thickness {max(thickness):g} mm against a {main_step:.3g} mm step")
     m0, s0 = main.slices[0], g.slices[0]
     if (s0.rows, s0.columns) != (m0.rows, m0.columns):
-        evidence.append(f"{s0.columns}x{s0.rows} pixels vs {m0.columns}x{m0.rows}")
+        evidence.append(f"{s0.columns}x{s0.rows} pixels against {m0.columns}x{m0.rows}")
     return evidence
 
 
-def assign_roles(groups: list[Group], tol: Tolerances) -> list[tuple[Group, Role, list[str]]]:
+def assign_roles(
+    groups: list[Group], tol: Tolerances, series_description: str = ""
+) -> list[tuple[Group, Role, list[str]]]:
     """Role and role reasons for every group of one series."""
     result: list[tuple[Group, Role, list[str]]] = []
     candidates: list[Group] = []
     for g in groups:
-        kind, description = image_class(g.slices[0])
+        kind = image_class(g.slices[0])
         if kind == "localizer":
-            result.append((g, "localizer", [f"{description}"]))
+            word = next(w for w in g.slices[0].image_type if w in LOCALIZER_WORDS)
+            result.append((g, "localizer", [f"localizer: ImageType says {word}"]))
         elif kind == "projection":
-            result.append((g, "other", [f"{description}: projections, not slices of a volume"]))
+            result.append((g, "other", ["other: projection images (ImageType PROJECTION IMAGE), not slices of a volume"]))
         elif kind == "secondary capture":
-            result.append((g, "other", [f"{description}: a picture, not slices of a volume"]))
+            result.append((g, "other", ["other: Secondary Capture images, pictures rather than slices of a volume"]))
         else:
             candidates.append(g)
     if not candidates:
@@ -315,34 +423,26 @@ def assign_roles(groups: list[Group], tol: Tolerances) -> list[tuple[Group, Role
     orientations = cluster_orientations([g.slices[0] for g in candidates], tol.orientation_deg)
 
     if _is_multi_plane_localizer(by_size, orientations):
-        for g in candidates:
-            result.append(
-                (
-                    g,
-                    "localizer",
-                    [
-                        f"multi-plane localizer: {len(orientations)} orientations of at most "
-                        f"{len(main.slices)} images each, none dominant"
-                    ],
-                )
-            )
-        return result
+        why = (f"localizer: a multi-plane localizer, {len(orientations)} orientations of at most "
+               f"{count(len(main.slices), 'image')} each, none dominant")
+        return result + [(g, "localizer", [why]) for g in candidates]
 
     for g in candidates:
         if g is main:
-            result.append((g, *_volume_or_other(g, tol)))
+            result.append((g, *_volume_or_other(g, tol, series_description)))
             continue
         other_orientation = orientation_difference_deg(g.slices[0], main.slices[0]) > tol.orientation_deg
         minority = len(g.slices) <= max(2, MINORITY_FRACTION * len(main.slices)) and len(main.slices) >= 5
         evidence = _localizer_evidence(g, main, main_step)
         if minority and other_orientation:
-            plane = plane_name(g.normal)
-            why = [f"{len(g.slices)} {plane} image(s) beside {len(main.slices)} {plane_name(main.normal)} ones"]
-            result.append((g, "localizer", why + evidence))
+            beside = (f"{count(len(g.slices), plane_name(g.normal) + ' image')} beside "
+                      f"{count(len(main.slices), plane_name(main.normal) + ' image')}")
+            result.append((g, "localizer", ["localizer: " + "; ".join([beside] + evidence)]))
         elif minority and evidence:
-            result.append((g, "localizer", [f"{len(g.slices)} image(s) apart from the main stack"] + evidence))
+            apart = f"{count(len(g.slices), 'image')} apart from the {len(main.slices)} of the main stack"
+            result.append((g, "localizer", ["localizer: " + "; ".join([apart] + evidence)]))
         else:
-            result.append((g, *_volume_or_other(g, tol)))
+            result.append((g, *_volume_or_other(g, tol, series_description)))
     return result
 
 
@@ -353,12 +453,18 @@ def _is_multi_plane_localizer(by_size: list[Group], orientations: list[list[Slic
     return sizes[0] <= 2 * sizes[1]
 
 
-def _volume_or_other(g: Group, tol: Tolerances) -> tuple[Role, list[str]]:
+def _volume_or_other(g: Group, tol: Tolerances, series_description: str) -> tuple[Role, list[str]]:
+    positions = _distinct_positions(g, tol)
     if len(g.slices) == 1:
-        return "other", ["a single image: not a volume"]
-    if _distinct_positions(g, tol) == 1:
-        return "other", [f"all {len(g.slices)} images at one position: not a volume"]
-    return "volume", []
+        why = "a single image, not a volume"
+    elif positions == 1:
+        why = f"all {len(g.slices)} images at one position, not a volume"
+    else:
+        return "volume", [f"volume: {count(len(g.slices), 'image')} at {positions} distinct positions along the normal"]
+    named = next((w for w in LOCALIZER_DESCRIPTION_WORDS if w in series_description.upper()), None)
+    if named:
+        return "localizer", [f"localizer: {why}, in a series described as {series_description!r}"]
+    return "other", [f"other: {why}"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -369,23 +475,22 @@ def _volume_or_other(g: Group, tol: Tolerances) -> tuple[Role, list[str]]:
 def group_series(slices: Sequence[SliceHeader], tol: Tolerances = DEFAULT) -> list[Stack]:
     """Stacks of one series (slices must carry geometry), volumes first, slices in spatial order."""
     groups = [Group(list(slices))]
-    groups = split_by(groups, lambda s: image_class(s), lambda v, n: f"{v[1]}: one of {n} image-type classes")
+    groups = split_by(groups, image_class, _image_type_label, "image type")
     groups = split_orientation(groups, tol)
-    groups = split_by(
-        groups,
-        lambda s: (s.rows, s.columns, s.pixel_spacing_mm),
-        lambda v, n: f"{v[1]}x{v[0]} pixels of {v[2][0]:g}x{v[2][1]:g} mm: one of {n} image sizes",
-    )
-    groups = split_by(groups, lambda s: s.stack_id, lambda v, n: f"multi-frame StackID {v!r}: one of {n} stacks")
+    groups = split_by(groups, _size_key, _size_label, "image size")
+    groups = split_by(groups, lambda s: s.stack_id, _stack_id_label, "multi-frame stack")
     groups = split_collinear(groups, tol)
     groups = split_repeated_positions(groups, tol)
-    roles = assign_roles(groups, tol)
+    description = next((s.series_description for s in slices if s.series_description), "")
+    roles = assign_roles(groups, tol, description)
     rank = {"volume": 0, "localizer": 1, "other": 2}
     roles.sort(key=lambda item: (rank[item[1]], -len(item[0].slices)))
     stacks = []
     for number, (g, role, why) in enumerate(roles, start=1):
-        order = np.argsort(g.positions(), kind="stable")
+        positions = g.positions()
+        # Ties (repeated positions) in instance order, so that file names never matter.
+        order = sorted(range(len(g.slices)), key=lambda i: (positions[i], _instance_order(g.slices[i])))
         ordered = [g.slices[i] for i in order]
-        reasons = g.reasons + why or ["all images of the series form one stack"]
+        reasons = (g.reasons or ["all images of the series form one stack"]) + why
         stacks.append(Stack(id=str(number), role=role, reasons=reasons, slices=ordered))
     return stacks

@@ -9,19 +9,20 @@ costs that file (or that value) and nothing else. Enhanced multi-frame objects c
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pydicom
 from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset
-from pydicom.tag import Tag
+from pydicom.tag import BaseTag, Tag
 
 from .model import Excluded, SliceHeader, Vec3
 
@@ -84,10 +85,15 @@ PARALLEL_THRESHOLD = 256
 
 @dataclass
 class ScanResult:
-    """Every image found (one record per frame) and every file or frame left out, with reasons."""
+    """Every image found (one record per frame) and every file or frame left out, with reasons.
+
+    ``series_of`` maps the path of each left-out file whose header names a SeriesInstanceUID to
+    that UID, so that e.g. a Raw Data object is reported with the series it was stored in.
+    """
 
     slices: list[SliceHeader]
     excluded: list[Excluded]
+    series_of: dict[str, str] = field(default_factory=dict)
 
 
 class HeaderError(ValueError):
@@ -127,12 +133,12 @@ def parse_floats(text: str, keyword: str, count: int | None = None) -> tuple[flo
         try:
             value = float(part.strip())
         except ValueError:
-            raise HeaderError(f"{keyword} {text!r} is not numeric") from None
+            raise HeaderError(f'{keyword} "{text}" is not a number') from None
         if not math.isfinite(value):
-            raise HeaderError(f"{keyword} {text!r} is not finite")
+            raise HeaderError(f'{keyword} "{text}" is not finite')
         values.append(value)
     if count is not None and len(values) != count:
-        raise HeaderError(f"{keyword} {text!r} has {len(values)} values, {count} expected")
+        raise HeaderError(f'{keyword} "{text}" has {len(values)} values, {count} expected')
     return tuple(values)
 
 
@@ -151,6 +157,11 @@ def parse_hint(text: str) -> float | None:
         return None
     value = float(match.group(0))
     return value if math.isfinite(value) else None
+
+
+def _first_hint(text: str, fallback: float | None) -> float | None:
+    value = parse_hint(text)
+    return fallback if value is None else value
 
 
 def parse_int(text: str) -> int | None:
@@ -188,13 +199,18 @@ def unit_cosines(iop: Sequence[float]) -> tuple[Vec3, Vec3]:
 _TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UT"})
 
 
+@functools.lru_cache(maxsize=None)
+def _tag(keyword: str) -> BaseTag:
+    return Tag(keyword)
+
+
 def _text(ds: Dataset, keyword: str) -> str:
     """The value of an element as one string ("" when absent).
 
     Text VRs come straight from the stored bytes, so that pydicom never validates (and never
     rejects) a malformed decimal string; binary VRs go through pydicom's conversion.
     """
-    tag = Tag(keyword)
+    tag = _tag(keyword)
     if tag not in ds:
         return ""
     elem = ds.get_item(tag)
@@ -212,15 +228,20 @@ def _text(ds: Dataset, keyword: str) -> str:
 
 
 def _uint(ds: Dataset, keyword: str, default: int = 0) -> int:
-    try:
-        value = getattr(ds, keyword, None)
-    except Exception:  # a corrupt binary value; treated as absent
+    """An unsigned short (US) value, decoded from the stored bytes without pydicom's conversion
+    (the scan reads six per file); ``default`` when absent or malformed."""
+    tag = _tag(keyword)
+    if tag not in ds:
         return default
-    if value is None or value == "":
-        return default
+    elem = ds.get_item(tag)
+    value = elem.value
+    if isinstance(value, bytes):
+        if len(value) != 2:
+            return default
+        return int.from_bytes(value, "little" if getattr(elem, "is_little_endian", True) else "big")
     try:
-        return int(value)
-    except (TypeError, ValueError):
+        return int(value[0] if isinstance(value, (list, tuple)) else value)
+    except (TypeError, ValueError, IndexError):
         return default
 
 
@@ -260,7 +281,7 @@ def _geometry(
     if iop is not None:
         row, col = unit_cosines(iop)
     if ps is not None and (ps[0] <= 0 or ps[1] <= 0):
-        raise HeaderError(f"PixelSpacing {spacing_text!r} is not positive")
+        raise HeaderError(f'PixelSpacing "{spacing_text}" is not positive')
     position = (ipp[0], ipp[1], ipp[2]) if ipp is not None else None
     spacing = (ps[0], ps[1]) if ps is not None else None
     return row, col, position, spacing
@@ -433,7 +454,14 @@ def _frames(
                 rescale_slope=slope[0] if slope else 1.0,
                 rescale_intercept=intercept[0] if intercept else 0.0,
                 transfer_syntax_uid=transfer_syntax,
-                **{**common, "content_time": _get_from(content, "FrameAcquisitionDateTime") or common["content_time"]},
+                **{
+                    **common,
+                    "content_time": _get_from(content, "FrameAcquisitionDateTime") or common["content_time"],
+                    "gantry_tilt_tag_deg": _first_hint(
+                        _get_from(group("CTAcquisitionDetailsSequence"), "GantryDetectorTilt"),
+                        common["gantry_tilt_tag_deg"],
+                    ),
+                },
             )
         )
     return slices, excluded
@@ -441,15 +469,22 @@ def _frames(
 
 def scan_file(path: str | os.PathLike) -> tuple[list[SliceHeader], list[Excluded]]:
     """Headers of one file: its images (one per frame) or the reason it has none."""
-    path = str(path)
+    found = _scan_file(str(path))
+    return found.slices, found.excluded
+
+
+def _scan_file(path: str) -> ScanResult:
     try:
         with warnings.catch_warnings():
             # pydicom warns about recoverable oddities (VR mismatches, odd lengths); the scan
             # reports what matters in its own words.
             warnings.simplefilter("ignore")
-            return _scan_dataset(path, pydicom.dcmread(path, defer_size=256, specific_tags=_READ_TAGS, force=True))
+            ds = pydicom.dcmread(path, defer_size=256, specific_tags=_READ_TAGS, force=True)
+            slices, excluded = _scan_dataset(path, ds)
     except Exception as err:  # pydicom raises many types on corrupt input
-        return [], [Excluded(path, f"not a readable DICOM file ({type(err).__name__}: {err})")]
+        return ScanResult([], [Excluded(path, f"not a readable DICOM file ({type(err).__name__}: {err})")])
+    series = "" if slices else _text(ds, "SeriesInstanceUID")
+    return ScanResult(slices, excluded, {path: series} if series else {})
 
 
 def _scan_dataset(path: str, ds: Dataset) -> tuple[list[SliceHeader], list[Excluded]]:
@@ -461,8 +496,15 @@ def _scan_dataset(path: str, ds: Dataset) -> tuple[list[SliceHeader], list[Exclu
         return [], [Excluded(path, "DICOMDIR (a media index, not an image); the files it lists are scanned themselves")]
     if not sop_class and not any(k in ds for k in ("SeriesInstanceUID", "Rows")):
         return [], [Excluded(path, "not a DICOM file (no DICM marker and no DICOM image attributes)")]
-    if not any(k in ds for k in _PIXEL_KEYWORDS):
-        return [], [Excluded(path, f"no pixel data: {_sop_class_name(sop_class)}")]
+    pixel_keyword = next((k for k in _PIXEL_KEYWORDS if k in ds), None)
+    if pixel_keyword is None:
+        if _is_image_class(sop_class) or "Rows" in ds:
+            return [], [Excluded(path, f"{_sop_class_name(sop_class)} without pixel data: "
+                                       f"the file is truncated or incomplete ({os.path.getsize(path)} bytes)")]
+        return [], [Excluded(path, f"no pixel data: {_sop_class_name(sop_class)}, not an image")]
+    cut = _bytes_cut_short(path, ds, pixel_keyword)
+    if cut:
+        return [], [Excluded(path, f"truncated: the pixel data ends {cut} bytes beyond the end of the file")]
     ints = {
         "Rows": _uint(ds, "Rows"),
         "Columns": _uint(ds, "Columns"),
@@ -484,6 +526,28 @@ def _scan_dataset(path: str, ds: Dataset) -> tuple[list[SliceHeader], list[Exclu
         return [], [Excluded(path, f"unreadable header ({type(err).__name__}: {err})")]
 
 
+def _is_image_class(sop_class: str) -> bool:
+    return bool(sop_class) and pydicom.uid.UID(sop_class).name.endswith("Image Storage")
+
+
+def _bytes_cut_short(path: str, ds: Dataset, keyword: str) -> int:
+    """How many bytes of the (not yet read) pixel data lie beyond the end of the file; 0 if none.
+
+    The scan never reads pixel values, but the element's offset and length are known, so a file
+    cut short inside its pixel data is caught here rather than when a volume is built.
+    """
+    tag = _tag(keyword)
+    try:
+        elem = ds.get_item(tag, keep_deferred=True)
+    except TypeError:  # pydicom 2 has no keep_deferred; its get_item would read the value
+        elem = ds._dict.get(tag)
+    length = getattr(elem, "length", None)
+    tell = getattr(elem, "value_tell", None)
+    if getattr(elem, "value", None) is not None or length is None or tell is None or length == 0xFFFFFFFF:
+        return 0
+    return max(0, tell + length - os.path.getsize(path))
+
+
 def _sop_class_name(uid: str) -> str:
     if not uid:
         return "object without SOP Class UID"
@@ -491,14 +555,14 @@ def _sop_class_name(uid: str) -> str:
     return name if name != uid else f"SOP Class {uid}"
 
 
-def _scan_chunk(paths: list[str]) -> tuple[list[SliceHeader], list[Excluded]]:
-    slices: list[SliceHeader] = []
-    excluded: list[Excluded] = []
+def _scan_chunk(paths: list[str]) -> ScanResult:
+    total = ScanResult([], [])
     for path in paths:
-        found, left_out = scan_file(path)
-        slices.extend(found)
-        excluded.extend(left_out)
-    return slices, excluded
+        found = _scan_file(path)
+        total.slices.extend(found.slices)
+        total.excluded.extend(found.excluded)
+        total.series_of.update(found.series_of)
+    return total
 
 
 def scan(paths: Iterable[str | os.PathLike], *, workers: int | None = None) -> ScanResult:
@@ -507,19 +571,22 @@ def scan(paths: Iterable[str | os.PathLike], *, workers: int | None = None) -> S
     With many files the work is spread over processes (pydicom parsing holds the GIL); results keep
     the order in which files were found.
     """
-    files = [str(p) for p in iter_files(paths)]
-    missing = [f for f in files if not os.path.isfile(f)]
-    excluded = [Excluded(f, "no such file") for f in missing]
-    files = [f for f in files if f not in set(missing)]
+    files, excluded = [], []
+    for path in map(str, iter_files(paths)):
+        if os.path.isfile(path):
+            files.append(path)
+        else:
+            excluded.append(Excluded(path, "no such file"))
     workers = workers or os.cpu_count() or 1
     if workers <= 1 or len(files) < PARALLEL_THRESHOLD:
-        slices, left_out = _scan_chunk(files)
-        return ScanResult(slices, excluded + left_out)
-    chunk = max(32, math.ceil(len(files) / (workers * 8)))
-    chunks = [files[i : i + chunk] for i in range(0, len(files), chunk)]
-    slices = []
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        for found, left_out in pool.map(_scan_chunk, chunks):
-            slices.extend(found)
-            excluded.extend(left_out)
-    return ScanResult(slices, excluded)
+        chunks = [_scan_chunk(files)]
+    else:
+        size = max(32, math.ceil(len(files) / (workers * 8)))
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            chunks = list(pool.map(_scan_chunk, [files[i : i + size] for i in range(0, len(files), size)]))
+    result = ScanResult([], excluded)
+    for chunk in chunks:
+        result.slices.extend(chunk.slices)
+        result.excluded.extend(chunk.excluded)
+        result.series_of.update(chunk.series_of)
+    return result

@@ -42,6 +42,7 @@ def stack_to_dict(stack: Stack) -> dict[str, Any]:
     if g is None:
         return out
     out.update(
+        plane=plane_name(g.normal),
         orientation=[_round(v, 6) for v in g.orientation],
         normal=[_round(v, 6) for v in g.normal],
         stacking_direction=[_round(v, 6) for v in g.stacking_direction],
@@ -116,11 +117,14 @@ def stack_line(stack: Stack) -> str:
     if g is None or not g.positions_mm:
         return head
     head += f", {plane_name(g.normal)}"
-    if g.spacing.median is not None:
+    spacing = g.spacing
+    if spacing.median is not None:
         if g.regular:
-            head += f", regular {g.spacing.median:.3g} mm"
+            head += f", regular {spacing.median:.3g} mm"
+        elif f"{spacing.min:.3g}" == f"{spacing.max:.3g}":
+            head += f", irregular, steps of {spacing.median:.3g} mm"
         else:
-            head += f", steps {g.spacing.min:.3g}–{g.spacing.max:.3g} mm (median {g.spacing.median:.3g})"
+            head += f", steps {spacing.min:.3g}–{spacing.max:.3g} mm (median {spacing.median:.3g})"
     if g.spacing.nominal is not None:
         head += f", nominal {g.spacing.nominal:g} mm"
     return head
@@ -142,7 +146,7 @@ def format_summary(analysis: Analysis) -> str:
             lines.extend(f"      {_excluded_line(e)}" for e in series.excluded)
         lines.append("")
     if analysis.excluded:
-        lines.append(f"Not part of any series: {len(analysis.excluded)} file(s)")
+        lines.append(f"Left out, in no series with images: {len(analysis.excluded)} file(s)")
         lines.extend(f"  {_excluded_line(e)}" for e in analysis.excluded)
     if not analysis.series:
         lines.append("No DICOM images found.")
