@@ -1,0 +1,126 @@
+"""Converting an irregular CT series to a volume file: ``irregular-series convert`` versus
+dcm2niix and SimpleITK (ImageSeriesReader + WriteImage).
+
+Data: 300 single-frame 512x512 int16 CT files in one folder, 0.7 mm pixels, 1.0 mm steps with
+every 7th step 1.5 mm, and one slice missing (a 2.0 mm step). Every voxel stores
+10 x (0.3 x + 0.2 y + z) for its LPS centre (mm), so any output can be scored voxel by voxel
+against its own stated geometry ("geometry error": mm along the value gradient; the int16
+rounding alone is 0.05 mm).
+
+Reported per contender: best wall time, peak RSS (``wait4`` of the child, i.e. the largest single
+process), output files, geometry error; for ours also peak RSS against the input + output volume
+sizes (target: at most 25 % above their sum).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+from benchlib import BIN, MB, OUT, cached_data, fresh_dir, interleaved, machine, run_child, table
+from volume_files import geometry_error_mm, read_volume
+
+from IrregularSeriesLib.synthetic import Encoding, SyntheticSeries, SyntheticSlice, uid, write_series
+
+SLICES = 300
+SIZE = 512
+PIXEL_MM = 0.7
+ENCODING = Encoding(axis=(0.3, 0.2, 1.0), scale=10.0)
+MM_PER_UNIT = 1.0 / (ENCODING.scale * float(np.linalg.norm(ENCODING.axis)))
+MISSING = 150
+RSS_TARGET = 1.25
+
+SITK_CONVERT = """
+import sys
+import SimpleITK as sitk
+folder, out = sys.argv[1], sys.argv[2]
+reader = sitk.ImageSeriesReader()
+(sid,) = reader.GetGDCMSeriesIDs(folder)
+reader.SetFileNames(reader.GetGDCMSeriesFileNames(folder, sid))
+sitk.WriteImage(reader.Execute(), out)
+"""
+
+
+def positions_mm() -> list[float]:
+    """301 planned positions (1.0 mm, every 7th step 1.5 mm) less the lost slice: 300."""
+    z = [-160.0]
+    for i in range(SLICES):
+        z.append(z[-1] + (1.5 if i % 7 == 6 else 1.0))
+    del z[MISSING]
+    return z
+
+
+def make_folder(folder: Path) -> None:
+    origin = -(SIZE - 1) * PIXEL_MM / 2
+    slices = [SyntheticSlice(position_lps_mm=(origin, origin, z), rows=SIZE, columns=SIZE,
+                             pixel_spacing_mm=(PIXEL_MM, PIXEL_MM), slice_thickness_mm=1.0,
+                             instance_number=k + 1 + (k >= MISSING))
+              for k, z in enumerate(positions_mm())]
+    write_series(SyntheticSeries(slices, series_instance_uid=uid("bench-convert"), encoding=ENCODING,
+                                 series_description="irregular CT"), folder, names="shuffled")
+
+
+def volume_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix in (".nrrd", ".nii"))
+
+
+def score(path: Path) -> str:
+    try:
+        voxels, matrix = read_volume(path)
+    except (ValueError, KeyError) as err:
+        return f"not scored ({err})"
+    e = geometry_error_mm(voxels, matrix, ENCODING.values, MM_PER_UNIT)
+    blank = f", {e['blank']} blank samples" if e["blank"] else ""
+    return f"{e['slices']} slices, error mean {e['mean_mm']:.2f} / p99 {e['p99_mm']:.2f} / max {e['max_mm']:.2f} mm{blank}"
+
+
+def main() -> int:
+    print(f"bench_convert: {SLICES} slices {SIZE}x{SIZE} int16, irregular steps + 1 missing slice; {machine()}")
+    help_text = run_child([BIN / "irregular-series", "--help"]).stdout
+    if "convert" not in help_text:
+        print("irregular-series has no 'convert' command yet: nothing to compare")
+        return 1
+    folder = cached_data("convert_300", {"slices": SLICES, "size": SIZE, "pixel_mm": PIXEL_MM,
+                                         "missing": MISSING, "encoding": repr(ENCODING)}, make_folder)
+    out = OUT / "convert"
+    dirs = {name: out / name for name in ("ours", "dcm2niix", "simpleitk")}
+
+    def ours():
+        fresh_dir(dirs["ours"])
+        return run_child([BIN / "irregular-series", "convert", folder, "-o", dirs["ours"], "--format", "nrrd"])
+
+    def dcm2niix():
+        fresh_dir(dirs["dcm2niix"])
+        return run_child([BIN / "dcm2niix", "-z", "n", "-b", "n", "-o", dirs["dcm2niix"], folder])
+
+    def simpleitk():
+        fresh_dir(dirs["simpleitk"])
+        return run_child([sys.executable, "-c", SITK_CONVERT, folder, dirs["simpleitk"] / "volume.nrrd"])
+
+    timings = interleaved({"ours: convert --format nrrd": ours, "dcm2niix -z n -b n": dcm2niix,
+                           "SimpleITK read + write .nrrd": simpleitk})
+    t_ours = timings["ours: convert --format nrrd"]
+
+    print("\nOutputs (geometry error = |value - phantom at the voxel's stated LPS position|, in mm):")
+    for name, d in dirs.items():
+        for path in volume_files(d):
+            print(f"   {name:<9} {path.name}  {path.stat().st_size / MB:.1f} MB: {score(path)}")
+
+    rows = [(t.name, f"{t.best:.2f}", " / ".join(f"{w:.2f}" for w in t.walls), f"{t.peak_rss / MB:.0f}",
+             f"{t_ours.best / t.best:.2f}", f"{t_ours.peak_rss / t.peak_rss:.2f}") for t in timings.values()]
+    print()
+    print(table(rows, ("contender", "best wall s", "runs s", "peak RSS MB", "wall ours / this", "RSS ours / this")))
+
+    input_bytes = SLICES * SIZE * SIZE * 2
+    output_bytes = sum(p.stat().st_size for p in volume_files(dirs["ours"]))
+    budget = RSS_TARGET * (input_bytes + output_bytes)
+    verdict = "met" if t_ours.peak_rss <= budget else "NOT met"
+    print(f"\nours peak RSS {t_ours.peak_rss / MB:.0f} MB vs input {input_bytes / MB:.0f} MB + output "
+          f"{output_bytes / MB:.0f} MB = {(input_bytes + output_bytes) / MB:.0f} MB: "
+          f"{t_ours.peak_rss / (input_bytes + output_bytes):.2f}x (target <= {RSS_TARGET:.2f}x, {verdict})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
