@@ -458,3 +458,22 @@ def test_volumes_are_identical_across_environments(interpolation):
     result = resample_stack(pixels, slices, grid, interpolation=interpolation)
     digest = hashlib.sha256(result.volume.tobytes() + result.mask.tobytes()).hexdigest()
     assert digest == VOLUME_DIGESTS[interpolation]
+
+
+@pytest.mark.parametrize("interpolation", ["linear", "cubic"])
+def test_planes_filled_on_threads_equal_planes_filled_in_one(monkeypatch, interpolation):
+    """Large volumes are filled by several threads, each with its own cache of shifted slices;
+    the threshold is lowered here so that a small tilted, irregular stack takes that path."""
+    from IrregularSeriesLib import resample
+
+    positions = [0.0, 1.5, 3.0, 5.5, 6.0, 9.0, 10.0, 10.8, 13.0]
+    slices = tilted(positions, oblique())
+    grid = build_grid(slices, 0.7)
+    pixels = encode(slices)
+    single = resample_stack(pixels, slices, grid, interpolation=interpolation)
+    monkeypatch.setattr(resample, "PARALLEL_MIN_VOXELS", 1)
+    monkeypatch.setattr(resample.os, "cpu_count", lambda: 3)
+    threaded = resample_stack(pixels, slices, grid, interpolation=interpolation)
+    np.testing.assert_array_equal(threaded.volume, single.volume)
+    np.testing.assert_array_equal(threaded.mask, single.mask)
+    assert threaded.interpolated == single.interpolated

@@ -22,7 +22,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .analysis import analyze
-from .geometry import steps_agree
+from .geometry import dominant_step
 from .grid import OutputGrid, build_grid
 from .model import Analysis, SeriesAnalysis, SliceHeader, Stack
 from .outputs import atomic_write, output_path, safe_stem
@@ -147,7 +147,7 @@ def _is_number(text: object) -> bool:
 def _nominal_disagreement(stack: Stack, nominal: float, tol: Tolerances) -> str | None:
     """Why the positions do not support ``nominal`` as the slice spacing; None when they do."""
     g = stack.geometry
-    steps = [s.step_mm for s in g.sections if s.step_mm] or [_usual_step(g.steps_mm, tol)]
+    steps = [s.step_mm for s in g.sections if s.step_mm] or [dominant_step(np.asarray(g.steps_mm), tol)]
     if any(step is None or abs(step - nominal) > tol.nominal_mm for step in steps):
         return f"nominal {nominal:g} mm disagrees with the positions"
     if _nominal_along_table(stack, nominal, tol):
@@ -159,19 +159,10 @@ def _nominal_along_table(stack: Stack, nominal: float, tol: Tolerances) -> bool:
     """Tilted stacks: is ``nominal`` closer to the step along the stacking line (the table step,
     which CT scanners write there) than to the step along the normal?"""
     g = stack.geometry
-    step = _usual_step(g.steps_mm, tol)
+    step = dominant_step(np.asarray(g.steps_mm), tol)
     if g.tilt_deg <= tol.tilt_deg or step is None:
         return False
     return abs(nominal - step / math.cos(math.radians(g.tilt_deg))) < abs(nominal - step)
-
-
-def _usual_step(steps: Sequence[float], tol: Tolerances) -> float | None:
-    """The step most steps agree with (median of the best supported ones)."""
-    moving = [s for s in steps if s > tol.position_mm]
-    if not moving:
-        return None
-    counts = [sum(steps_agree(s, t, tol) for t in moving) for s in moving]
-    return float(np.median([s for s, c in zip(moving, counts) if c == max(counts)]))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -86,7 +86,7 @@ def constant_runs(steps: np.ndarray, tol: Tolerances) -> list[tuple[int, int, fl
     return runs
 
 
-def _dominant_step(steps: np.ndarray, tol: Tolerances) -> float | None:
+def dominant_step(steps: np.ndarray, tol: Tolerances) -> float | None:
     """The step most steps agree with (mode within tolerance; the median of the tied best)."""
     moving = np.sort(steps[steps > tol.position_mm])
     if not len(moving):
@@ -206,7 +206,7 @@ def _section(index: int, run: list[int], positions: np.ndarray, evidence: str, t
         start_mm=float(pos[0]),
         end_mm=float(pos[-1]),
         slice_indices=tuple(sorted(run)),
-        step_mm=_dominant_step(np.diff(pos), tol) if len(pos) > 1 else None,
+        step_mm=dominant_step(np.diff(pos), tol) if len(pos) > 1 else None,
         evidence=evidence,
     )
 
@@ -259,7 +259,7 @@ def analyze_geometry(slices: Sequence[SliceHeader], tol: Tolerances = DEFAULT) -
         min=float(moving.min()) if len(moving) else None,
         max=float(moving.max()) if len(moving) else None,
     )
-    mismatch = _nominal_mismatch(nominal, _dominant_step(steps, tol), tilt, tol)
+    mismatch = _nominal_mismatch(nominal, dominant_step(steps, tol), tilt, tol)
     if mismatch:
         irregularities.append(mismatch)
     candidates = {}

@@ -20,6 +20,8 @@ in from outside an input slice, planes in gaps that are to stay blank, planes be
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -35,6 +37,10 @@ Gaps = Literal["interpolate", "blank"]
 DEFAULT_GAP_FACTOR = 1.5
 """With ``gaps="blank"`` and no ``max_gap_mm``: a gap is a step longer than this times the median
 step (one missing slice makes a step of twice the median)."""
+
+MAX_THREADS = 4
+PARALLEL_MIN_VOXELS = 4_000_000
+"""Below this many output voxels per thread, threads cost more than they save."""
 
 _PAD = 2  # pixels of linear extrapolation around a slice: the reach of the widest (cubic) kernel
 
@@ -156,23 +162,39 @@ def resample_stack(
     volume = np.empty(grid.shape_kji, dtype=out_dtype)
     full = (0, n_rows, 0, n_columns)
     mask = None if all(r == full for r in rects) else np.ones(grid.shape_kji, dtype=np.uint8)
-    shifted = _ShiftedSlices(pixels, shifts_j, shifts_i, work_dtype)
-    interpolated = False
-    for m, ((src, weights), rect) in enumerate(zip(sources, rects)):
-        j_lo, j_hi, i_lo, i_hi = rect
-        if rect != full:
-            volume[m] = fill
-            mask[m] = 0
-            mask[m, j_lo:j_hi, i_lo:i_hi] = 1
-        if j_lo == j_hi or i_lo == i_hi:
-            continue
-        target = volume[m, j_lo:j_hi, i_lo:i_hi]
-        if len(src) == 1 and shifted.whole_pixels(src[0]):
-            copied = shifted.copy(src[0], rect)
-            _store(target, copied if copied.dtype == out_dtype else copied.astype(work_dtype))
-        else:
-            interpolated = True
-            _store(target, shifted.blend(src, weights, rect))
+
+    def fill_planes(planes: range) -> bool:
+        """Fill output planes ``planes``; True when any was interpolated. Each call keeps its own
+        cache of shifted slices, so calls on separate ranges can run at the same time."""
+        shifted = _ShiftedSlices(pixels, shifts_j, shifts_i, work_dtype)
+        interpolated = False
+        for m in planes:
+            (src, weights), rect = sources[m], rects[m]
+            j_lo, j_hi, i_lo, i_hi = rect
+            if rect != full:
+                volume[m] = fill
+                mask[m] = 0
+                mask[m, j_lo:j_hi, i_lo:i_hi] = 1
+            if j_lo == j_hi or i_lo == i_hi:
+                continue
+            target = volume[m, j_lo:j_hi, i_lo:i_hi]
+            if len(src) == 1 and shifted.whole_pixels(src[0]):
+                copied = shifted.copy(src[0], rect)
+                _store(target, copied if copied.dtype == out_dtype else copied.astype(work_dtype))
+            else:
+                interpolated = True
+                _store(target, shifted.blend(src, weights, rect))
+        return interpolated
+
+    # numpy releases the GIL in the per-plane arithmetic: contiguous ranges of planes on threads.
+    workers = max(1, min(os.cpu_count() or 1, MAX_THREADS, volume.size // PARALLEL_MIN_VOXELS))
+    bounds = np.linspace(0, n_planes, workers + 1).astype(int)
+    chunks = [range(a, b) for a, b in zip(bounds, bounds[1:])]
+    if workers == 1:
+        interpolated = fill_planes(chunks[0])
+    else:
+        with ThreadPoolExecutor(workers) as pool:
+            interpolated = any(list(pool.map(fill_planes, chunks)))
 
     positions = grid.origin_lps @ frame.normal + np.arange(n_planes) * plane_step_mm
     placements = [SlicePlacement(a, shifts_i[a].landed, shifts_j[a].landed, float(plane_k[a]))
