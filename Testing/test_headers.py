@@ -264,4 +264,3 @@ def test_parallel_scan_gives_the_sequential_result_in_order(tmp_path, monkeypatc
     parallel = scan([tmp_path], workers=2)
     assert parallel.slices == sequential.slices
     assert parallel.excluded == sequential.excluded
-    assert parallel.series_of == sequential.series_of

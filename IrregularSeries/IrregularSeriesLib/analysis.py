@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 
 from .geometry import analyze_geometry
 from .grouping import group_series
@@ -22,7 +22,7 @@ def analyze(
     >>> [(s.id, s.role, s.slice_count) for s in analysis.series[0].stacks]  # doctest: +SKIP
     """
     result = scan(paths, workers=workers)
-    return analyze_slices(result.slices, result.excluded, tolerances, series_of=result.series_of)
+    return analyze_slices(result.slices, result.excluded, tolerances)
 
 
 def _deduplicate(slices: Sequence[SliceHeader]) -> tuple[list[SliceHeader], list[Excluded]]:
@@ -58,24 +58,22 @@ def analyze_slices(
     slices: Sequence[SliceHeader],
     excluded: Sequence[Excluded] = (),
     tolerances: Tolerances = DEFAULT,
-    *,
-    series_of: Mapping[str, str] | None = None,
 ) -> Analysis:
     """Analysis of already-read headers (the Slicer plugin builds them from its database).
 
-    ``series_of`` maps excluded paths to their SeriesInstanceUID (``ScanResult.series_of``): those
-    files are then reported with their series when it has images, e.g. a Raw Data object stored in
-    an Enhanced MR series. Excluded files of series without any image stay in ``Analysis.excluded``.
+    Excluded files are reported with their series (``Excluded.series_instance_uid``, else the
+    series of the file's other frames) when it has images, e.g. a Raw Data object stored in an
+    Enhanced MR series; the others stay in ``Analysis.excluded``.
     """
     kept, duplicates = _deduplicate(slices)
     by_series: dict[str, list[SliceHeader]] = defaultdict(list)
     for s in kept:
         by_series[s.series_instance_uid].append(s)
-    uid_of_path = {**(series_of or {}), **{s.path: s.series_instance_uid for s in slices}}
+    uid_of_path = {s.path: s.series_instance_uid for s in slices}
     series_excluded: dict[str, list[Excluded]] = defaultdict(list)
     loose: list[Excluded] = []
     for e in list(excluded) + duplicates:
-        uid = uid_of_path.get(e.path)
+        uid = e.series_instance_uid or uid_of_path.get(e.path)
         (series_excluded[uid] if uid in by_series else loose).append(e)
 
     series = []

@@ -16,7 +16,7 @@ import re
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pydicom
@@ -85,15 +85,10 @@ PARALLEL_THRESHOLD = 256
 
 @dataclass
 class ScanResult:
-    """Every image found (one record per frame) and every file or frame left out, with reasons.
-
-    ``series_of`` maps the path of each left-out file whose header names a SeriesInstanceUID to
-    that UID, so that e.g. a Raw Data object is reported with the series it was stored in.
-    """
+    """Every image found (one record per frame) and every file or frame left out, with reasons."""
 
     slices: list[SliceHeader]
     excluded: list[Excluded]
-    series_of: dict[str, str] = field(default_factory=dict)
 
 
 class HeaderError(ValueError):
@@ -483,8 +478,8 @@ def _scan_file(path: str) -> ScanResult:
             slices, excluded = _scan_dataset(path, ds)
     except Exception as err:  # pydicom raises many types on corrupt input
         return ScanResult([], [Excluded(path, f"not a readable DICOM file ({type(err).__name__}: {err})")])
-    series = "" if slices else _text(ds, "SeriesInstanceUID")
-    return ScanResult(slices, excluded, {path: series} if series else {})
+    series = _text(ds, "SeriesInstanceUID")
+    return ScanResult(slices, [replace(e, series_instance_uid=series) for e in excluded])
 
 
 def _scan_dataset(path: str, ds: Dataset) -> tuple[list[SliceHeader], list[Excluded]]:
@@ -561,7 +556,6 @@ def _scan_chunk(paths: list[str]) -> ScanResult:
         found = _scan_file(path)
         total.slices.extend(found.slices)
         total.excluded.extend(found.excluded)
-        total.series_of.update(found.series_of)
     return total
 
 
@@ -588,5 +582,4 @@ def scan(paths: Iterable[str | os.PathLike], *, workers: int | None = None) -> S
     for chunk in chunks:
         result.slices.extend(chunk.slices)
         result.excluded.extend(chunk.excluded)
-        result.series_of.update(chunk.series_of)
     return result

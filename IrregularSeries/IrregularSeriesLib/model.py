@@ -92,11 +92,15 @@ class SliceHeader:
 
 @dataclass(frozen=True)
 class Excluded:
-    """A file (or one frame of it) left out of every stack, with the reason in plain words."""
+    """A file (or one frame of it) left out of every stack, with the reason in plain words.
+
+    ``series_instance_uid`` is the series the header names ("" when unknown or unreadable), so
+    that e.g. a Raw Data object is reported with the series it was stored in."""
 
     path: str
     reason: str
     frame: int | None = None
+    series_instance_uid: str = ""
 
 
 @dataclass(frozen=True)

@@ -439,7 +439,7 @@ def _per_frame_groups(
         setattr(group, _frame_type_group(modality), DicomSequence([_frame_type_item(s, modality)]))
         if s.trigger_time_ms is not None:
             group.CardiacSynchronizationSequence = DicomSequence(
-                [_item(NominalCardiacTriggerDelayTime=_ds(s.trigger_time_ms))]
+                [_item(NominalCardiacTriggerDelayTime=float(s.trigger_time_ms))]
             )
         if s.gantry_tilt_tag_deg is not None and modality == "CT":
             group.CTAcquisitionDetailsSequence = DicomSequence(
