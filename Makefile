@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENVS := .venv
 PINS := slicer-5.12 slicer-5.10
 
-.PHONY: demo test clean
+.PHONY: demo test bench clean
 .SECONDARY:
 
 $(VENVS)/%/.ready: requirements/%.txt requirements/test.txt pyproject.toml
@@ -24,6 +24,9 @@ test: $(foreach p,$(PINS),$(VENVS)/$(p)/.ready)
 	  echo "=== tests with $$p pins: $$($(VENVS)/$$p/bin/python -c 'import sys,numpy,pydicom,scipy; print(sys.version.split()[0], "numpy", numpy.__version__, "pydicom", pydicom.__version__, "scipy", scipy.__version__)')"; \
 	  $(VENVS)/$$p/bin/python -m pytest -q $(PYTEST_ARGS); \
 	done
+
+bench:
+	benchmarks/run
 
 clean:
 	rm -rf $(VENVS) build
