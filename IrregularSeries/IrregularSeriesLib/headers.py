@@ -282,6 +282,18 @@ def _geometry(
     return row, col, position, spacing
 
 
+def _pixel_fields(ints: dict[str, int]) -> dict:
+    """Image size and pixel layout, the same for every frame; DICOM's defaults where absent."""
+    return dict(
+        rows=ints["Rows"],
+        columns=ints["Columns"],
+        samples_per_pixel=ints["SamplesPerPixel"] or 1,
+        bits_allocated=ints["BitsAllocated"] or 16,
+        bits_stored=ints["BitsStored"] or ints["BitsAllocated"] or 16,
+        pixel_representation=ints["PixelRepresentation"],
+    )
+
+
 def _common_fields(get: Callable[[str], str]) -> dict:
     """Fields that do not vary between frames, from top-level values."""
     image_type = tuple(v.strip().upper() for v in get("ImageType").split("\\") if v.strip())
@@ -336,12 +348,7 @@ def _single_frame(
         path=path,
         frame=0,
         number_of_frames=1,
-        rows=ints["Rows"],
-        columns=ints["Columns"],
-        samples_per_pixel=ints["SamplesPerPixel"] or 1,
-        bits_allocated=ints["BitsAllocated"] or 16,
-        bits_stored=ints["BitsStored"] or ints["BitsAllocated"] or 16,
-        pixel_representation=ints["PixelRepresentation"],
+        **_pixel_fields(ints),
         row_cosines=row,
         col_cosines=col,
         position_lps_mm=position,
@@ -416,12 +423,7 @@ def _frames(
                 path=path,
                 frame=index,
                 number_of_frames=n_frames,
-                rows=ints["Rows"],
-                columns=ints["Columns"],
-                samples_per_pixel=ints["SamplesPerPixel"] or 1,
-                bits_allocated=ints["BitsAllocated"] or 16,
-                bits_stored=ints["BitsStored"] or ints["BitsAllocated"] or 16,
-                pixel_representation=ints["PixelRepresentation"],
+                **_pixel_fields(ints),
                 row_cosines=row,
                 col_cosines=col,
                 position_lps_mm=position,
