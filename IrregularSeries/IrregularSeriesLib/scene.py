@@ -271,8 +271,6 @@ def harden(
     options = ConvertOptions(spacing=spacing, gaps=gaps, sections=sections, tilt=tilt, interpolation=interpolation)
     row_of = {_slice_key(s): k for k, s in enumerate(stack.slices)}
     parts = plan_stack(stack, options)
-    if not parts:
-        raise ValueError(f"stack {stack.id}: fewer than 2 usable slices after the gap and section policies")
     volumes = [build_volume(part, options, pixels[[row_of[_slice_key(s)] for s in part.slices]]) for part in parts]
 
     parent = volume_node.GetParentTransformNode()
