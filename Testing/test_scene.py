@@ -317,34 +317,20 @@ def test_vtkitk_reader_gives_the_same_pixels(write_phantom):
 # --- what the scene gives equals what convert writes; real series ---------------------------------
 
 
-def _read_nrrd_raw(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(array [k, j, i], index-to-LPS) of a raw little-endian NRRD written by ``convert``."""
-    data = path.read_bytes()
-    header, _, body = data.partition(b"\n\n")
-    fields = dict(line.split(": ", 1) for line in header.decode().splitlines()[1:] if ": " in line)
-    sizes = [int(v) for v in fields["sizes"].split()]
-    dtype = {"short": "<i2", "unsigned short": "<u2", "float": "<f4", "int": "<i4"}[fields["type"]]
-    array = np.frombuffer(body, dtype=dtype).reshape(sizes[::-1])
-    steps = [[float(v) for v in d.strip("()").split(",")] for d in fields["space directions"].split(") (")]
-    origin = [float(v) for v in fields["space origin"].strip("()").split(",")]
-    matrix = np.eye(4)
-    matrix[:3, :3] = np.array(steps).T
-    matrix[:3, 3] = origin
-    return array, matrix
-
-
 def test_harden_gives_the_same_volume_as_convert(scene, demo, tmp_path):
+    from test_convert import read_nrrd
+
     from IrregularSeriesLib.convert import ConvertOptions, convert
 
     (output,) = convert([demo], tmp_path / "out", ConvertOptions(spacing=0.6), progress=False).outputs
-    written, index_to_lps = _read_nrrd_raw(Path(output["path"]))
+    written = read_nrrd(output["path"])
 
     stack = _volume_stack(demo)
     pixels = mrml.stack_pixels(stack)
     raw = mrml.add_stack_volume(scene, stack, pixels, "raw")
     (node,) = mrml.harden(scene, raw, stack, pixels, 0.6)
-    np.testing.assert_array_equal(slicer.util.arrayFromVolume(node), written)
-    np.testing.assert_allclose(LPS_TO_RAS @ _ijk_to_ras(node), index_to_lps, atol=1e-9)
+    np.testing.assert_array_equal(slicer.util.arrayFromVolume(node), written.array)
+    np.testing.assert_allclose(LPS_TO_RAS @ _ijk_to_ras(node), written.index_to_lps, atol=1e-9)
 
 
 def test_real_tilted_ct_in_the_scene(scene, realdata):
