@@ -18,6 +18,7 @@ from pydicom.uid import ExplicitVRBigEndian, ImplicitVRLittleEndian
 import phantoms
 from IrregularSeriesLib import analyze
 from IrregularSeriesLib import headers
+from IrregularSeriesLib.convert import ConvertOptions, convert
 from IrregularSeriesLib.headers import (
     HEADER_TAGS,
     HeaderError,
@@ -264,3 +265,36 @@ def test_parallel_scan_gives_the_sequential_result_in_order(tmp_path, monkeypatc
     parallel = scan([tmp_path], workers=2)
     assert parallel.slices == sequential.slices
     assert parallel.excluded == sequential.excluded
+
+
+@pytest.mark.parametrize("case", ["regular", "mf_time_points"])
+def test_randomly_damaged_files_never_crash_the_scan_or_the_analysis(tmp_path, case):
+    """Hundreds of damaged copies (bytes overwritten, cut, or spliced at random places, header and
+    sequences included): each gives images or an exclusion with a reason, and analysing the whole
+    folder, good files among the damaged ones, still works."""
+    good = phantoms.CASES[case]().write(tmp_path / "good", names="instance")
+    original = good[0].read_bytes()
+    rng = np.random.default_rng(7)
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    for n in range(150):
+        data = bytearray(original)
+        where = int(rng.integers(0, len(data)))
+        kind = n % 3
+        if kind == 0:  # overwrite a few bytes
+            data[where : where + 8] = rng.integers(0, 256, 8, dtype=np.uint8).tobytes()
+        elif kind == 1:  # cut
+            del data[where:]
+        else:  # splice another part of the file in
+            other = int(rng.integers(0, len(data)))
+            data[where : where + 16] = original[other : other + 16]
+        (damaged / f"d{n:03d}.dcm").write_bytes(bytes(data))
+    result = scan([damaged])
+    named = {Path(s.path).name for s in result.slices} | {Path(e.path).name for e in result.excluded}
+    assert len(named) == 150  # every file is accounted for
+    assert all(e.reason for e in result.excluded)
+    analysis = analyze([tmp_path])
+    assert analysis.series  # the good files are still analysed
+    converted = convert([tmp_path], tmp_path / "out", ConvertOptions(), progress=False)
+    assert converted.outputs  # damage costs the damaged files, never the run
+    assert all("\n" not in failure for failure in converted.failures)
