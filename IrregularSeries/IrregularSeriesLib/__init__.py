@@ -1,6 +1,6 @@
 """IrregularSeries core: DICOM series with irregular geometry to exact, regular volumes.
 
-Headless (numpy, pydicom, scipy); never imports ``slicer``. Coordinates are LPS millimetres.
+Headless (numpy and pydicom only); never imports ``slicer``. Coordinates are LPS millimetres.
 """
 
 __version__ = "0.1.0"
