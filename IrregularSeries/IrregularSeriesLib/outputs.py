@@ -61,8 +61,8 @@ def output_path(outdir: Path, stem: str, suffix: str) -> Path:
     """``outdir / (stem + suffix)``, refusing anything that would land outside ``outdir``.
 
     ``stem`` must be one plain path component (use :func:`safe_stem` for header text) and
-    ``suffix`` a dotted extension such as ``.nrrd`` or ``.nii.gz``. Both paths are resolved, so a
-    symlink planted under the target name that points elsewhere is refused too. Raises
+    ``suffix`` a dotted extension such as ``.nrrd`` or ``.nii.gz``. ``outdir`` is resolved, and a
+    symbolic link planted under the target name is refused. Raises
     ``ValueError`` for NUL bytes, separators, ``.``/``..``, absolute stems, bad suffixes, over-long
     names, or a result outside ``outdir``. Returns the path under the resolved ``outdir``.
     """
@@ -79,12 +79,16 @@ def output_path(outdir: Path, stem: str, suffix: str) -> Path:
         raise ValueError(f"file name longer than {_MAX_NAME_BYTES} bytes: {name[:40]!r}...")
     try:
         root = Path(outdir_text).resolve()
-        candidate = root / name
-        inside = candidate.resolve().parent == root
     except (OSError, RuntimeError) as error:  # symlink loops: RuntimeError before Python 3.13
-        raise ValueError(f"cannot resolve {name!r} in {outdir_text!r}: {error}") from None
-    if not inside:
-        raise ValueError(f"{name!r} would resolve outside the output folder {root}")
+        raise ValueError(f"cannot resolve the output folder {outdir_text!r}: {error}") from None
+    candidate = root / name
+    # ``name`` is one plain component, so only a link planted under it can lead elsewhere (and a
+    # looping link no longer raises when resolved since Python 3.13): refuse any link there.
+    if candidate.is_symlink():
+        raise ValueError(
+            f"{name!r} in {root} is a symbolic link (to {os.readlink(candidate)!r}); it could lead outside "
+            "the output folder, so it is refused"
+        )
     return candidate
 
 
