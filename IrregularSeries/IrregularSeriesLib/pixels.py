@@ -7,27 +7,22 @@ that the whole array reads as MONOCHROME2: ``v' = (rescaled min + rescaled max) 
 max are the rescaled ends of the range the stored bits can hold.
 
 Uncompressed little-endian files are read straight from disk into the output (no pydicom
-decoding); every other transfer syntax goes through ``pydicom``'s ``pixel_array``.
+decoding); every other transfer syntax goes through ``pydicom``'s ``pixel_array``. pydicom is
+imported only when it is needed.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import numpy.typing as npt
-import pydicom
-from pydicom.uid import UID
 
 from .model import SliceHeader
-
-try:  # pydicom >= 3
-    from pydicom.pixels import get_decoder
-except ImportError:  # pydicom 2.4: pixel data handlers
-    get_decoder = None
 
 __all__ = [
     "PixelDecodeError",
@@ -240,6 +235,8 @@ def _pixel_data_offset(f, header: SliceHeader, nbytes: int) -> int | None:
             found = head[:4] == _PIXEL_DATA_TAG
         if found and struct.unpack("<I", head[-4:])[0] == padded:
             return start + header_size
+    import pydicom
+
     element = pydicom.dcmread(
         f.name, defer_size=1024, specific_tags=[0x7FE00010], force=True
     ).get_item(0x7FE00010)
@@ -290,7 +287,19 @@ def _read_file(path: str, items: list[tuple[int, SliceHeader]], out: np.ndarray)
 # --- slow path: pydicom ----------------------------------------------------------------------
 
 
+@functools.cache
+def _pydicom3_get_decoder() -> Callable | None:
+    """pydicom 3's ``get_decoder``; None under pydicom 2.4, which has pixel data handlers instead."""
+    try:
+        from pydicom.pixels import get_decoder
+    except ImportError:
+        return None
+    return get_decoder
+
+
 def _syntax_name(uid: str) -> str:
+    from pydicom.uid import UID
+
     name = _HTJ2K.get(uid) or UID(uid).name
     return f"{name} ({uid})" if name != uid else uid
 
@@ -301,7 +310,9 @@ def _pydicom2_can_decode(uid: str) -> bool:
     The handlers' own ``is_available()`` looks at the main package only: pylibjpeg without the
     plugin for this syntax, or Pillow built without the codec, pass it and fail when decoding.
     """
+    import pydicom
     from pydicom.pixel_data_handlers import pillow_handler
+    from pydicom.uid import UID
 
     for handler in pydicom.config.pixel_data_handlers:
         if not (handler.supports_transfer_syntax(UID(uid)) and handler.is_available()):
@@ -328,6 +339,9 @@ def decoder_available(transfer_syntax_uid: str) -> tuple[bool, str]:
     uid = str(transfer_syntax_uid)
     if uid in _NATIVE:
         return True, ""
+    import pydicom
+
+    get_decoder = _pydicom3_get_decoder()
     if get_decoder is not None:
         try:
             available = get_decoder(uid).is_available
@@ -349,6 +363,8 @@ def decoder_available(transfer_syntax_uid: str) -> tuple[bool, str]:
 
 def _decode_file(path: str, items: list[tuple[int, SliceHeader]], out: np.ndarray) -> None:
     """Decode one file with pydicom (all its frames at once) and store the frames ``items`` use."""
+    import pydicom
+
     ds = pydicom.dcmread(path, force=True)  # the header scan accepted this file
     uid = str(ds.file_meta.get("TransferSyntaxUID", ""))
     available, hint = decoder_available(uid)

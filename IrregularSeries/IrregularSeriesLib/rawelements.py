@@ -1,0 +1,239 @@
+"""Top-level data elements read straight from the bytes of a DICOM file, without pydicom.
+
+The header scan needs a few dozen top-level values from each of thousands of files. pydicom's
+general parser, and importing it (about 0.2 s), cost more than the rest of a conversion's
+analysis, so the common case is read here: a Part 10 file (128-byte preamble, ``DICM``, explicit
+VR little-endian meta group) whose data set is little endian, implicit or explicit VR. That covers
+uncompressed files and every encapsulated (compressed) transfer syntax, whose data sets are
+explicit VR little endian.
+
+The reader never guesses. Anything it does not handle exactly (no preamble, big endian, deflated
+or unknown transfer syntaxes, a wanted element with an unexpected VR or an undefined length, a
+length running past the end of the file, a data set whose VR encoding contradicts its transfer
+syntax, ...) gives ``None``, and the caller reads the file with pydicom instead.
+"""
+
+from __future__ import annotations
+
+import mmap
+import struct
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+
+__all__ = ["IMPLICIT_VR_LITTLE_ENDIAN", "RawElements", "read_elements"]
+
+IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
+_EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
+_ENCAPSULATED_PREFIXES = (
+    "1.2.840.10008.1.2.4.",  # JPEG, JPEG-LS, JPEG 2000, HTJ2K, MPEG, HEVC...
+    "1.2.840.10008.1.2.5",  # RLE Lossless
+    "1.2.840.10008.1.2.1.98",  # Encapsulated Uncompressed Explicit VR Little Endian
+)
+
+_UNDEFINED = 0xFFFFFFFF
+_ITEM = 0xFFFEE000
+_ITEM_END = 0xFFFEE00D
+_SEQUENCE_END = 0xFFFEE0DD
+_MAX_DEPTH = 16  # nested sequences deeper than this are not real headers
+
+# VRs whose explicit encoding has two reserved bytes and a 4-byte length (PS3.5 7.1.2).
+_LONG_VRS = frozenset(b"OB OD OF OL OV OW SQ SV UC UN UR UT UV".split())
+_SHORT_VRS = frozenset(b"AE AS AT CS DA DS DT FD FL IS LO LT PN SH SL SS ST TM UI UL US".split())
+_VRS = _LONG_VRS | _SHORT_VRS
+
+_HEADER = struct.Struct("<HHI")  # tag group, tag element, 4-byte length (implicit VR and items)
+_EXPLICIT_SHORT = struct.Struct("<HH2sH")  # tag group, tag element, VR, 2-byte length
+
+
+@dataclass(frozen=True)
+class RawElements:
+    """The wanted top-level elements of one file, and where its pixel data element starts.
+
+    ``values`` maps each wanted tag found (as an int, ``0xggggeeee``) to its value bytes as stored.
+    ``stop_tag`` is the first top-level tag at or after the reader's ``stop_at`` (normally one of
+    the pixel data tags), with its value's file offset and length (``0xFFFFFFFF`` when undefined,
+    i.e. encapsulated); ``None`` when the data set ended before one.
+    """
+
+    transfer_syntax_uid: str
+    media_storage_sop_class_uid: str
+    values: Mapping[int, bytes]
+    stop_tag: int | None
+    stop_value_offset: int
+    stop_value_length: int
+
+    def text(self, tag: int) -> str:
+        """A text value as stored (backslash-separated values), padding removed; "" when absent."""
+        value = self.values.get(tag)
+        return "" if value is None else value.decode("latin-1").rstrip("\x00 ").strip()
+
+    def uint16(self, tag: int, default: int = 0) -> int:
+        """An unsigned short (US) value; ``default`` when absent or not two bytes long."""
+        value = self.values.get(tag)
+        return int.from_bytes(value, "little") if value is not None and len(value) == 2 else default
+
+
+def read_elements(
+    path: str,
+    wanted: Mapping[int, Collection[bytes]],
+    *,
+    reject: Collection[int] = (),
+    stop_at: int,
+) -> RawElements | None:
+    """Read the ``wanted`` top-level elements of ``path``, stopping at the first tag ``>= stop_at``.
+
+    ``wanted`` maps each tag to the explicit VRs accepted for it (e.g. ``{0x00280010: {b"US"}}``);
+    in implicit VR files the VR is not stored and is not checked. The presence of any ``reject``
+    tag gives ``None``, as does every file this reader does not handle exactly (module docstring).
+    Only the header is touched: the file is memory-mapped and the pixel data never read.
+    """
+    try:
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            return _read(m, wanted, reject, stop_at)
+    except (OSError, ValueError):  # unreadable, empty (cannot be mapped), or not a regular file
+        return None
+
+
+def _read(
+    m: mmap.mmap, wanted: Mapping[int, Collection[bytes]], reject: Collection[int], stop_at: int
+) -> RawElements | None:
+    if len(m) < 132 or m[128:132] != b"DICM":
+        return None
+    meta: dict[int, bytes] = {}
+    # The meta group ends at the first tag outside group 0002, as pydicom reads it.
+    pos = _elements(m, 132, True, {0x00020002: (b"UI",), 0x00020010: (b"UI",)}, meta,
+                    start_at=0x00020000, stop_at=0x00030000)
+    if pos is None:
+        return None
+    meta_elements = RawElements("", "", meta, None, 0, 0)
+    syntax = meta_elements.text(0x00020010)
+    explicit = _is_explicit_little_endian(syntax)
+    if explicit is None or _encoding_contradicts(m, pos, explicit):
+        return None
+    values: dict[int, bytes] = {}
+    stop: list[int] = []
+    if _elements(m, pos, explicit, wanted, values, stop_at=stop_at, reject=reject, stop=stop) is None:
+        return None
+    stop_tag, offset, length = stop if stop else (None, 0, 0)
+    return RawElements(syntax, meta_elements.text(0x00020002), values, stop_tag, offset, length)
+
+
+def _is_explicit_little_endian(syntax: str) -> bool | None:
+    """True/False for the little-endian data set encodings handled here; None for the others."""
+    if syntax == IMPLICIT_VR_LITTLE_ENDIAN:
+        return False
+    if syntax == _EXPLICIT_VR_LITTLE_ENDIAN or syntax.startswith(_ENCAPSULATED_PREFIXES):
+        return True
+    return None
+
+
+def _encoding_contradicts(m: mmap.mmap, pos: int, explicit: bool) -> bool:
+    """Whether the first data set element looks encoded the other way (files that lie about their
+    transfer syntax exist; pydicom detects and reads them, so they are left to it)."""
+    if pos + 6 > len(m):
+        return False
+    looks_explicit = m[pos + 4 : pos + 6] in _VRS
+    return looks_explicit != explicit
+
+
+def _element_header(m: mmap.mmap, pos: int, explicit: bool) -> tuple[int, bytes, int, int] | None:
+    """(tag, VR or b"", value offset, value length) of the element at ``pos``; None past the end
+    or when an explicit VR is not a DICOM VR."""
+    if pos + 8 > len(m):
+        return None
+    group, element, length = _HEADER.unpack_from(m, pos)
+    tag = group << 16 | element
+    if not explicit or group == 0xFFFE:  # items and delimiters never carry a VR
+        return tag, b"", pos + 8, length
+    _, _, vr, short_length = _EXPLICIT_SHORT.unpack_from(m, pos)
+    if vr in _SHORT_VRS:
+        return tag, vr, pos + 8, short_length
+    if vr in _LONG_VRS and pos + 12 <= len(m):
+        return tag, vr, pos + 12, struct.unpack_from("<I", m, pos + 8)[0]
+    return None
+
+
+def _elements(
+    m: mmap.mmap,
+    pos: int,
+    explicit: bool,
+    wanted: Mapping[int, Collection[bytes]],
+    values: dict[int, bytes],
+    *,
+    stop_at: int,
+    start_at: int = 0,
+    reject: Collection[int] = (),
+    stop: list[int] | None = None,
+) -> int | None:
+    """Walk the elements from ``pos`` to the end of the file or the first tag ``>= stop_at`` (or
+    ``< start_at``), keeping wanted values; the position reached, or None when the bytes are not
+    what they should be. ``stop`` receives (tag, value offset, length) of the element at
+    ``stop_at`` or beyond that stopped the walk."""
+    size = len(m)
+    while pos + 4 <= size:
+        group, element = struct.unpack_from("<HH", m, pos)
+        if (group << 16 | element) < start_at:
+            return pos
+        if (group << 16 | element) >= stop_at and stop is None:
+            return pos  # the next part (the data set after the meta group) may be encoded differently
+        header = _element_header(m, pos, explicit)
+        if header is None:
+            return None
+        tag, vr, at, length = header
+        if tag >= stop_at:
+            stop.extend((tag, at, length))
+            return pos
+        if tag in reject or (tag >> 16) == 0xFFFE:  # a stray item or delimiter at top level
+            return None
+        accepted = wanted.get(tag)
+        if length == _UNDEFINED:
+            if accepted is not None or vr not in (b"SQ", b""):
+                return None
+            pos = _skip_sequence(m, at, explicit, 1)
+            if pos is None:
+                return None
+            continue
+        end = at + length
+        if end > size:
+            return None
+        if accepted is not None:
+            if explicit and vr not in accepted:
+                return None
+            values[tag] = m[at:end]
+        pos = end
+    return pos
+
+
+def _skip_sequence(m: mmap.mmap, pos: int, explicit: bool, depth: int) -> int | None:
+    """The position after the delimiter of the undefined-length sequence whose items start at
+    ``pos``; None when it is malformed or nested too deep."""
+    if depth > _MAX_DEPTH:
+        return None
+    while pos + 8 <= len(m):
+        group, element, length = _HEADER.unpack_from(m, pos)
+        tag = group << 16 | element
+        pos += 8
+        if tag == _SEQUENCE_END:
+            return pos
+        if tag != _ITEM:
+            return None
+        if length != _UNDEFINED:
+            pos += length
+            continue
+        while True:  # an undefined-length item: its elements, up to the item delimiter
+            header = _element_header(m, pos, explicit)
+            if header is None:
+                return None
+            tag, vr, at, length = header
+            if tag == _ITEM_END:
+                pos = at
+                break
+            if length == _UNDEFINED:
+                if vr not in (b"SQ", b""):
+                    return None
+                pos = _skip_sequence(m, at, explicit, depth + 1)
+                if pos is None:
+                    return None
+            else:
+                pos = at + length
+    return None
