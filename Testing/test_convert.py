@@ -724,6 +724,20 @@ def test_multiframe_gives_the_same_volumes_as_single_frame_files(tmp_path, case)
         assert encoding_error(a) <= ROUNDING
 
 
+@pytest.mark.parametrize("syntax", ["implicit_le", "explicit_be", "deflated_le"])
+def test_every_uncompressed_transfer_syntax_gives_the_same_volume(tmp_path, syntax):
+    phantom = encoded("variable_spacing")
+    volumes = {}
+    for name in ("explicit_le", syntax):
+        phantom.write(tmp_path / name, transfer_syntax=name)
+        result = convert([tmp_path / name], tmp_path / f"out_{name}", progress=False)
+        assert result.failures == []
+        (output,) = result.outputs
+        volumes[name] = read_nrrd(output["path"])
+    np.testing.assert_array_equal(volumes[syntax].array, volumes["explicit_le"].array)
+    np.testing.assert_array_equal(volumes[syntax].index_to_lps, volumes["explicit_le"].index_to_lps)
+
+
 # --- progress --------------------------------------------------------------------------------
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pydicom
 import pytest
 from pydicom.datadict import keyword_for_tag
-from pydicom.uid import ExplicitVRBigEndian, ImplicitVRLittleEndian
+from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ImplicitVRLittleEndian
 
 import phantoms
 from IrregularSeriesLib import analyze
@@ -198,7 +198,7 @@ def _comparable(s: SliceHeader) -> SliceHeader:
     return dataclasses.replace(s, path="", transfer_syntax_uid="")
 
 
-@pytest.mark.parametrize("syntax", ["implicit_le", "explicit_be"])
+@pytest.mark.parametrize("syntax", ["implicit_le", "explicit_be", "deflated_le"])
 @pytest.mark.parametrize("case", ["gantry_tilt", "mf_mr_magnitude_phase"])
 def test_every_transfer_syntax_reads_the_same_headers(tmp_path, case, syntax):
     phantom = phantoms.CASES[case]()
@@ -208,7 +208,8 @@ def test_every_transfer_syntax_reads_the_same_headers(tmp_path, case, syntax):
     other = scan([tmp_path / syntax])
     assert not other.excluded
     assert [_comparable(s) for s in other.slices] == reference
-    expected = {"implicit_le": ImplicitVRLittleEndian, "explicit_be": ExplicitVRBigEndian}[syntax]
+    expected = {"implicit_le": ImplicitVRLittleEndian, "explicit_be": ExplicitVRBigEndian,
+                "deflated_le": DeflatedExplicitVRLittleEndian}[syntax]
     assert {s.transfer_syntax_uid for s in other.slices} == {expected}
 
 

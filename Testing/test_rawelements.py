@@ -135,6 +135,10 @@ def test_what_the_reader_does_not_handle_exactly_is_declined(tmp_path, slice_fil
     for reason, path in declined.items():
         assert read(path) is None, reason
         assert headers._scan_plain_image(str(path)) is None, reason
+    # Declined is not lost: pydicom reads what it can.
+    for reason in ("big endian", "deflated", "no preamble"):
+        (image,), _ = headers.scan_file(declined[reason])
+        assert image.rows > 0 and image.position_lps_mm is not None, reason
 
 
 def test_real_files_read_the_same_without_pydicom(realdata):
@@ -155,8 +159,11 @@ print(json.dumps({"written": len(result.outputs), "pydicom": "pydicom" in sys.mo
 
 
 def test_converting_plain_images_never_imports_pydicom(write_phantom, tmp_path):
-    """pydicom costs 0.2 s to import: a series of plain images is scanned and read without it."""
+    """pydicom costs 0.2 s to import: a series of plain images is scanned and read without it,
+    and so are the stray files folders hold."""
     folder = write_phantom("variable_spacing")
+    (folder / "README.txt").write_text("Exported series\n")
+    (folder / "params.json").write_text("{}\n")
     package_root = Path(headers.__file__).resolve().parents[1]
     run = subprocess.run(
         [sys.executable, "-c", CONVERT_SCRIPT, str(folder), str(tmp_path / "out")],

@@ -206,7 +206,7 @@ def test_summary_of_tilt_and_left_out_files(tmp_path):
     assert "      ! gantry tilt 18.50° from geometry; tag says 18.5" in text.splitlines()
     assert f"      {objects['raw_data']}: no pixel data: Raw Data Storage, not an image" in text.splitlines()
     assert f"Left out, in no series with images: {len(analysis.excluded)} file(s)" in text
-    assert f"  {objects['not_dicom']}: not a DICOM file (no DICM marker and no DICOM image attributes)" in text
+    assert f"  {objects['not_dicom']}: not a DICOM file (no DICM marker, and it does not begin like a DICOM data set)" in text
 
 
 def test_inspect_command(tmp_path, capsys):

@@ -99,6 +99,7 @@ _RAW_REJECT = frozenset({_FUNCTIONAL_GROUP_TAGS["SharedFunctionalGroupsSequence"
 _FIRST_PIXEL_TAG = _FUNCTIONAL_GROUP_TAGS["FloatPixelData"]
 
 _MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
+_DEFLATED = "1.2.840.10008.1.2.1.99"
 
 PARALLEL_THRESHOLD = 1000
 """Below this many files the scan runs in one process: starting workers costs more than it saves
@@ -525,7 +526,27 @@ def _raw_text(raw: RawElements, keyword: str) -> str:
     return raw.text(_TAG_OF[keyword])
 
 
+def _not_dicom_at_a_glance(path: str) -> bool:
+    """No DICM marker, and the file does not begin with a tag of the groups a data set without
+    preamble begins with (0000 to 0008, in either byte order): text, pictures, archives, JSON,
+    empty files."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(132)
+    except OSError:
+        return False  # pydicom's attempt will say why
+    if head[128:132] == b"DICM":
+        return False
+    if len(head) < 8:  # shorter than one data element
+        return True
+    group = int.from_bytes(head[:2], "little")
+    return group > 0x0008 and group not in (0x0200, 0x0400, 0x0800)
+
+
 def _scan_with_pydicom(path: str) -> ScanResult:
+    if _not_dicom_at_a_glance(path):  # a stray README needs no pydicom to be left out
+        return ScanResult([], [Excluded(path, "not a DICOM file (no DICM marker, and it does not begin like "
+                                              "a DICOM data set)")])
     import pydicom
 
     try:
@@ -556,7 +577,8 @@ def _scan_dataset(path: str, ds: Dataset) -> tuple[list[SliceHeader], list[Exclu
             return [], [Excluded(path, f"{_sop_class_name(sop_class)} without pixel data: "
                                        f"the file is truncated or incomplete ({os.path.getsize(path)} bytes)")]
         return [], [Excluded(path, f"no pixel data: {_sop_class_name(sop_class)}, not an image")]
-    cut = _bytes_cut_short(path, ds, pixel_keyword)
+    # A deflated data set's offsets are in the inflated stream, not in the file.
+    cut = 0 if transfer_syntax == _DEFLATED else _bytes_cut_short(path, ds, pixel_keyword)
     if cut:
         return [], [Excluded(path, f"truncated: the pixel data ends {cut} bytes beyond the end of the file")]
     ints = {k: _uint(ds, k, default) for k, default in _UINT_DEFAULTS.items()}

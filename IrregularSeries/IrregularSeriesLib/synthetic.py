@@ -29,6 +29,7 @@ from pydicom.uid import (
     UID,
     BasicTextSRStorage,
     CTImageStorage,
+    DeflatedExplicitVRLittleEndian,
     EnhancedCTImageStorage,
     EnhancedMRImageStorage,
     ExplicitVRBigEndian,
@@ -45,12 +46,13 @@ from pydicom.valuerep import format_number_as_ds
 from .model import Vec3
 
 NameStyle = Literal["instance", "shuffled", "position"]
-TransferSyntaxName = Literal["explicit_le", "implicit_le", "explicit_be"]
+TransferSyntaxName = Literal["explicit_le", "implicit_le", "explicit_be", "deflated_le"]
 
 TRANSFER_SYNTAXES: dict[str, UID] = {
     "explicit_le": ExplicitVRLittleEndian,
     "implicit_le": ImplicitVRLittleEndian,
     "explicit_be": ExplicitVRBigEndian,
+    "deflated_le": DeflatedExplicitVRLittleEndian,
 }
 _SINGLE_FRAME_CLASS = {"CT": CTImageStorage, "MR": MRImageStorage}
 _ENHANCED_CLASS = {"CT": EnhancedCTImageStorage, "MR": EnhancedMRImageStorage}

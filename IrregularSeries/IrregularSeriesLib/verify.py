@@ -16,7 +16,6 @@ import numpy as np
 
 from .grid import OutputGrid
 from .model import SliceHeader
-from .orientation import angle_deg
 from .resample import SlicePlacement
 from .tolerances import DEFAULT
 
@@ -55,51 +54,52 @@ def verify_placements(
         raise ValueError(f"{len(slices)} slices but {len(placements)} placements")
     if not slices:
         raise ValueError("no slices to verify")
-    matrix = grid.index_to_lps
-    residuals, angles, outside = [], [], []
-    for index, (header, placement) in enumerate(zip(slices, placements)):
-        placed, expected = _corners(header, placement)
-        lps = placed @ matrix[:3, :3].T + matrix[:3, 3]
-        residuals.append(float(np.max(np.linalg.norm(lps - expected, axis=1))))
-        angles.append(max(angle_deg(matrix[:3, :3] @ placement.axis_i, header.row_cosines),
-                          angle_deg(matrix[:3, :3] @ placement.axis_j, header.col_cosines)))
-        if _outside_mm(placed, grid) > tolerance_mm:
-            outside.append(index)
+    for header in slices:
+        if not header.has_geometry:
+            raise ValueError(f"{header.label}: no geometry to verify against")
+    rotation, origin = grid.index_to_lps[:3, :3], grid.index_to_lps[:3, 3]
+    # All slices at once: corner pixel centres (N, 4, 3) as placed (output indices) and as the
+    # headers say (LPS mm). Corner c is column a * (Columns - 1), row b * (Rows - 1).
+    a = np.array([0.0, 1.0, 0.0, 1.0])
+    b = np.array([0.0, 0.0, 1.0, 1.0])
+    columns = a * np.array([h.columns - 1 for h in slices], float)[:, None]
+    rows = b * np.array([h.rows - 1 for h in slices], float)[:, None]
+    start = np.array([(p.i0, p.j0, p.k) for p in placements], float)
+    axis_i = np.array([p.axis_i for p in placements], float)
+    axis_j = np.array([p.axis_j for p in placements], float)
+    placed = start[:, None] + columns[..., None] * axis_i[:, None] + rows[..., None] * axis_j[:, None]
+    row_cosines = np.array([h.row_cosines for h in slices], float)
+    col_cosines = np.array([h.col_cosines for h in slices], float)
+    spacing = np.array([h.pixel_spacing_mm for h in slices], float)
+    expected = (np.array([h.position_lps_mm for h in slices], float)[:, None]
+                + columns[..., None] * (spacing[:, 1, None] * row_cosines)[:, None]
+                + rows[..., None] * (spacing[:, 0, None] * col_cosines)[:, None])
+    residuals = np.linalg.norm(placed @ rotation.T + origin - expected, axis=2).max(axis=1)
+    angles = np.maximum(_angles_deg(axis_i @ rotation.T, row_cosines), _angles_deg(axis_j @ rotation.T, col_cosines))
+    outside = np.flatnonzero(_outside_mm(placed, grid) > tolerance_mm)
     worst = int(np.argmax(residuals))
     return VerificationResult(
-        max_mm=residuals[worst],
+        max_mm=float(residuals[worst]),
         mean_mm=float(np.mean(residuals)),
-        per_slice_mm=residuals,
+        per_slice_mm=residuals.tolist(),
         worst_slice=worst,
-        direction_deg=angles,
-        max_direction_deg=max(angles),
-        outside=outside,
+        direction_deg=angles.tolist(),
+        max_direction_deg=float(angles.max()),
+        outside=outside.tolist(),
         tolerance_mm=tolerance_mm,
-        ok=residuals[worst] <= tolerance_mm and max(angles) <= direction_tolerance_deg,
+        ok=bool(residuals[worst] <= tolerance_mm and angles.max() <= direction_tolerance_deg),
     )
 
 
-def _corners(header: SliceHeader, placement: SlicePlacement) -> tuple[np.ndarray, np.ndarray]:
-    """The four corner pixel centres of a slice: (4, 3) output indices where the placement puts
-    them, and (4, 3) LPS mm where the header puts them."""
-    if not header.has_geometry:
-        raise ValueError(f"{header.label}: no geometry to verify against")
-    last_column, last_row = header.columns - 1, header.rows - 1
-    ab = np.array([(0, 0), (1, 0), (0, 1), (1, 1)], dtype=float)
-    placed = (np.array([placement.i0, placement.j0, placement.k])
-              + np.outer(ab[:, 0] * last_column, placement.axis_i)
-              + np.outer(ab[:, 1] * last_row, placement.axis_j))
-    row_step = header.pixel_spacing_mm[1] * np.asarray(header.row_cosines, float)
-    col_step = header.pixel_spacing_mm[0] * np.asarray(header.col_cosines, float)
-    expected = (np.asarray(header.position_lps_mm, float)
-                + np.outer(ab[:, 0] * last_column, row_step)
-                + np.outer(ab[:, 1] * last_row, col_step))
-    return placed, expected
+def _angles_deg(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Row-wise angles (degrees) between the directions in ``u`` and ``v``, both (N, 3)."""
+    cos = np.sum(u * v, axis=1) / (np.linalg.norm(u, axis=1) * np.linalg.norm(v, axis=1))
+    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
 
 
-def _outside_mm(placed: np.ndarray, grid: OutputGrid) -> float:
-    """How far (mm, along each grid axis) the furthest placed corner lies outside the grid's
-    voxel centres; 0 when all are inside."""
+def _outside_mm(placed: np.ndarray, grid: OutputGrid) -> np.ndarray:
+    """Per slice, how far (mm, along each grid axis) its furthest placed corner (``placed``: N, 4, 3
+    output indices) lies outside the grid's voxel centres; 0 when all are inside."""
     upper = np.array(grid.shape_kji[::-1], dtype=float) - 1
     beyond = np.maximum(np.maximum(-placed, placed - upper), 0.0)
-    return float(np.max(beyond * np.array(grid.spacing_mm)))
+    return (beyond * np.array(grid.spacing_mm)).max(axis=(1, 2))
