@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import threading
@@ -78,6 +79,10 @@ class Timing:
     @property
     def best(self) -> float:
         return min(self.walls)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.walls)
 
     def add(self, child: Child) -> None:
         self.walls.append(child.wall_s)

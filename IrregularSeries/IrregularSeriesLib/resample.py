@@ -163,6 +163,8 @@ def resample_stack(
     full = (0, n_rows, 0, n_columns)
     mask = None if all(r == full for r in rects) else np.ones(grid.shape_kji, dtype=np.uint8)
 
+    fits_output = np.can_cast(pixels.dtype, out_dtype)
+
     def fill_planes(planes: range) -> bool:
         """Fill output planes ``planes``; True when any was interpolated. Each call keeps its own
         cache of shifted slices, so calls on separate ranges can run at the same time."""
@@ -178,12 +180,15 @@ def resample_stack(
             if j_lo == j_hi or i_lo == i_hi:
                 continue
             target = volume[m, j_lo:j_hi, i_lo:i_hi]
-            if len(src) == 1 and shifted.whole_pixels(src[0]):
+            whole = all(shifted.whole_pixels(s) for s in src)
+            if len(src) == 1 and whole:
                 copied = shifted.copy(src[0], rect)
-                _store(target, copied if copied.dtype == out_dtype else copied.astype(work_dtype))
+                _store(target, copied if copied.dtype == out_dtype else copied.astype(work_dtype), clip=True)
             else:
                 interpolated = True
-                _store(target, shifted.blend(src, weights, rect))
+                # Non-negative weights of unshifted pixels stay within the input's range.
+                convex = whole and fits_output and min(weights) >= 0
+                _store(target, shifted.blend(src, weights, rect), clip=not convex)
         return interpolated
 
     # numpy releases the GIL in the per-plane arithmetic: contiguous ranges of planes on threads.
@@ -341,6 +346,9 @@ class _ShiftedSlices:
         self._shifts_i = shifts_i
         self._work_dtype = work_dtype
         self._kept: dict[int, np.ndarray] = {}
+        # Buffers of slices converted to the work type, recycled once their slice is released.
+        self._converted: dict[int, np.ndarray] = {}
+        self._spare: list[np.ndarray] = []
         # Two plane-sized scratch arrays, reused: fresh ones cost page faults on every plane.
         plane = (max(s.hi for s in shifts_j), max(s.hi for s in shifts_i))
         self._total = np.empty(plane, dtype=work_dtype)
@@ -361,12 +369,15 @@ class _ShiftedSlices:
         call overwrites."""
         for old in [s for s in self._kept if s < sources[0]]:
             del self._kept[old]
+            self._spare.append(self._converted.pop(old))
         j_lo, j_hi, i_lo, i_hi = rect
         total = self._total[:j_hi - j_lo, :i_hi - i_lo]
         term = self._term[:j_hi - j_lo, :i_hi - i_lo]
         for n, (s, weight) in enumerate(zip(sources, weights)):
             if s not in self._kept:
-                image = self._pixels[s].astype(self._work_dtype)
+                image = self._spare.pop() if self._spare else np.empty(self._pixels.shape[1:], self._work_dtype)
+                np.copyto(image, self._pixels[s], casting="unsafe")  # exact: work type is wide enough
+                self._converted[s] = image
                 image = _shift_axis(image, self._shifts_j[s], 0)
                 self._kept[s] = _shift_axis(image, self._shifts_i[s], 1)
             top, left = self._shifts_j[s].lo, self._shifts_i[s].lo
@@ -400,11 +411,13 @@ def _window(image: np.ndarray, axis: int, start: int, count: int) -> np.ndarray:
     return image[start:start + count] if axis == 0 else image[:, start:start + count]
 
 
-def _store(target: np.ndarray, values: np.ndarray) -> None:
+def _store(target: np.ndarray, values: np.ndarray, *, clip: bool) -> None:
     """Write ``values`` into ``target``, a view of the output: bit for bit when the types match;
-    otherwise ``values`` is a float scratch array, rounded and clipped into integer types."""
+    otherwise ``values`` is a float scratch array, rounded into integer types, and first clipped
+    to their range unless the caller knows the values lie within it."""
     if values.dtype != target.dtype and target.dtype.kind in "iu":
-        info = np.iinfo(target.dtype)
         np.rint(values, out=values)
-        np.clip(values, info.min, info.max, out=values)
+        if clip:
+            info = np.iinfo(target.dtype)
+            np.clip(values, info.min, info.max, out=values)
     target[...] = values
