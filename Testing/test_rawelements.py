@@ -18,7 +18,7 @@ import pydicom
 import pytest
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
-from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless
 
 import phantoms
 from IrregularSeriesLib import headers
@@ -93,7 +93,7 @@ def test_nested_sequences_of_undefined_length_are_skipped(tmp_path, slice_file, 
     item.PurposeOfReferenceCodeSequence = DicomSequence([inner])
     ds.ReferencedImageSequence = DicomSequence([item, item])
     ds.add_new(0x00091010, "LO", "PRIVATE CREATOR")
-    ds.add_new(0x00091001, "OB", bytes(range(256)) * 40)  # 10 kB of private bytes to skip
+    ds.add_new(0x00091001, "OB", bytes(range(256)) * 400)  # 100 kB to skip: longer than the first read
     for keyword in ("ReferencedImageSequence",):
         ds[keyword].is_undefined_length = True
         for i in ds[keyword].value:
@@ -129,6 +129,13 @@ def test_what_the_reader_does_not_handle_exactly_is_declined(tmp_path, slice_fil
     }
     declined["no preamble"].write_bytes(data[132:])  # pydicom still reads it (force=True)
     declined["empty"].write_bytes(b"")
+    encapsulated = pydicom.dcmread(slice_file)
+    encapsulated.compress(RLELossless)
+    encapsulated.save_as(tmp_path / "rle.dcm")
+    assert read_both_ways(tmp_path / "rle.dcm")  # compressed files are read too
+    # ... but one cut inside its fragments (no end delimiter) is left to pydicom to judge.
+    (tmp_path / "rle_cut.dcm").write_bytes((tmp_path / "rle.dcm").read_bytes()[:-20])
+    assert headers._scan_plain_image(str(tmp_path / "rle_cut.dcm")) is None
     rows = data.index(b"\x28\x00\x10\x00US")
     declined["cut in the header"].write_bytes(data[: rows + 6])
     declined["length past the end"].write_bytes(data[: rows + 6] + b"\xff\x7f" + data[rows + 8 : rows + 200])

@@ -503,7 +503,10 @@ def _scan_plain_image(path: str) -> ScanResult | None:
     if raw is None or raw.stop_tag != _TAG_OF["PixelData"]:
         return None
     length = raw.stop_value_length
-    if length != 0xFFFFFFFF and raw.stop_value_offset + length > os.path.getsize(path):
+    if length == 0xFFFFFFFF:  # encapsulated: complete only if the fragments end with their delimiter
+        if not _ends_with_sequence_delimiter(path, raw.file_size):
+            return None
+    elif raw.stop_value_offset + length > raw.file_size:
         return None  # truncated
     get = functools.partial(_raw_text, raw)
     sop_class = get("SOPClassUID") or raw.media_storage_sop_class_uid
@@ -520,6 +523,15 @@ def _scan_plain_image(path: str) -> ScanResult | None:
         return ScanResult([_single_frame(path, get, ints, raw.transfer_syntax_uid)], [])
     except HeaderError:
         return None
+
+
+def _ends_with_sequence_delimiter(path: str, size: int) -> bool:
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, size - 8))
+            return f.read(8) == b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
+    except OSError:
+        return False
 
 
 def _raw_text(raw: RawElements, keyword: str) -> str:

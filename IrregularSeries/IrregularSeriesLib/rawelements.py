@@ -15,14 +15,14 @@ syntax, ...) gives ``None``, and the caller reads the file with pydicom instead.
 
 from __future__ import annotations
 
-import mmap
+import os
 import struct
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
-__all__ = ["IMPLICIT_VR_LITTLE_ENDIAN", "RawElements", "read_elements"]
+__all__ = ["RawElements", "read_elements"]
 
-IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
+_IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
 _EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
 _ENCAPSULATED_PREFIXES = (
     "1.2.840.10008.1.2.4.",  # JPEG, JPEG-LS, JPEG 2000, HTJ2K, MPEG, HEVC...
@@ -35,6 +35,7 @@ _ITEM = 0xFFFEE000
 _ITEM_END = 0xFFFEE00D
 _SEQUENCE_END = 0xFFFEE0DD
 _MAX_DEPTH = 16  # nested sequences deeper than this are not real headers
+_FIRST_READ = 64 * 1024  # holds nearly every header; longer ones are read whole
 
 # VRs whose explicit encoding has two reserved bytes and a 4-byte length (PS3.5 7.1.2).
 _LONG_VRS = frozenset(b"OB OD OF OL OV OW SQ SV UC UN UR UT UV".split())
@@ -52,7 +53,7 @@ class RawElements:
     ``values`` maps each wanted tag found (as an int, ``0xggggeeee``) to its value bytes as stored.
     ``stop_tag`` is the first top-level tag at or after the reader's ``stop_at`` (normally one of
     the pixel data tags), with its value's file offset and length (``0xFFFFFFFF`` when undefined,
-    i.e. encapsulated); ``None`` when the data set ended before one.
+    i.e. encapsulated); ``None`` when the data set ended before one. ``file_size`` in bytes.
     """
 
     transfer_syntax_uid: str
@@ -61,6 +62,7 @@ class RawElements:
     stop_tag: int | None
     stop_value_offset: int
     stop_value_length: int
+    file_size: int
 
     def text(self, tag: int) -> str:
         """A text value as stored (backslash-separated values), padding removed; "" when absent."""
@@ -85,18 +87,33 @@ def read_elements(
     ``wanted`` maps each tag to the explicit VRs accepted for it (e.g. ``{0x00280010: {b"US"}}``);
     in implicit VR files the VR is not stored and is not checked. The presence of any ``reject``
     tag gives ``None``, as does every file this reader does not handle exactly (module docstring).
-    Only the header is touched: the file is memory-mapped and the pixel data never read.
+    Only the header is read: the first 64 kB, or the whole file when the header is longer.
     """
     try:
-        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
-            return _read(m, wanted, reject, stop_at)
-    except (OSError, ValueError):  # unreadable, empty (cannot be mapped), or not a regular file
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            data = f.read(_FIRST_READ)
+            if len(data) < size:
+                try:
+                    found = _read(data, size, wanted, reject, stop_at)
+                    if found is None or found.stop_tag is not None:
+                        return found
+                except _OutOfData:
+                    pass
+                data += f.read()  # a header longer than the first read
+            return _read(data, size, wanted, reject, stop_at)
+    except (OSError, _OutOfData):  # unreadable, or the file ends inside its header
         return None
 
 
+class _OutOfData(Exception):
+    """The header runs past the bytes read."""
+
+
 def _read(
-    m: mmap.mmap, wanted: Mapping[int, Collection[bytes]], reject: Collection[int], stop_at: int
+    m: bytes, size: int, wanted: Mapping[int, Collection[bytes]], reject: Collection[int], stop_at: int
 ) -> RawElements | None:
+    """Parse the bytes ``m`` read from the start of a file of ``size`` bytes."""
     if len(m) < 132 or m[128:132] != b"DICM":
         return None
     meta: dict[int, bytes] = {}
@@ -105,7 +122,7 @@ def _read(
                     start_at=0x00020000, stop_at=0x00030000)
     if pos is None:
         return None
-    meta_elements = RawElements("", "", meta, None, 0, 0)
+    meta_elements = RawElements("", "", meta, None, 0, 0, size)
     syntax = meta_elements.text(0x00020010)
     explicit = _is_explicit_little_endian(syntax)
     if explicit is None or _encoding_contradicts(m, pos, explicit):
@@ -115,19 +132,19 @@ def _read(
     if _elements(m, pos, explicit, wanted, values, stop_at=stop_at, reject=reject, stop=stop) is None:
         return None
     stop_tag, offset, length = stop if stop else (None, 0, 0)
-    return RawElements(syntax, meta_elements.text(0x00020002), values, stop_tag, offset, length)
+    return RawElements(syntax, meta_elements.text(0x00020002), values, stop_tag, offset, length, size)
 
 
 def _is_explicit_little_endian(syntax: str) -> bool | None:
     """True/False for the little-endian data set encodings handled here; None for the others."""
-    if syntax == IMPLICIT_VR_LITTLE_ENDIAN:
+    if syntax == _IMPLICIT_VR_LITTLE_ENDIAN:
         return False
     if syntax == _EXPLICIT_VR_LITTLE_ENDIAN or syntax.startswith(_ENCAPSULATED_PREFIXES):
         return True
     return None
 
 
-def _encoding_contradicts(m: mmap.mmap, pos: int, explicit: bool) -> bool:
+def _encoding_contradicts(m: bytes, pos: int, explicit: bool) -> bool:
     """Whether the first data set element looks encoded the other way (files that lie about their
     transfer syntax exist; pydicom detects and reads them, so they are left to it)."""
     if pos + 6 > len(m):
@@ -136,11 +153,11 @@ def _encoding_contradicts(m: mmap.mmap, pos: int, explicit: bool) -> bool:
     return looks_explicit != explicit
 
 
-def _element_header(m: mmap.mmap, pos: int, explicit: bool) -> tuple[int, bytes, int, int] | None:
-    """(tag, VR or b"", value offset, value length) of the element at ``pos``; None past the end
-    or when an explicit VR is not a DICOM VR."""
+def _element_header(m: bytes, pos: int, explicit: bool) -> tuple[int, bytes, int, int] | None:
+    """(tag, VR or b"", value offset, value length) of the element at ``pos``; None when an
+    explicit VR is not a DICOM VR."""
     if pos + 8 > len(m):
-        return None
+        raise _OutOfData
     group, element, length = _HEADER.unpack_from(m, pos)
     tag = group << 16 | element
     if not explicit or group == 0xFFFE:  # items and delimiters never carry a VR
@@ -148,13 +165,15 @@ def _element_header(m: mmap.mmap, pos: int, explicit: bool) -> tuple[int, bytes,
     _, _, vr, short_length = _EXPLICIT_SHORT.unpack_from(m, pos)
     if vr in _SHORT_VRS:
         return tag, vr, pos + 8, short_length
-    if vr in _LONG_VRS and pos + 12 <= len(m):
+    if vr in _LONG_VRS:
+        if pos + 12 > len(m):
+            raise _OutOfData
         return tag, vr, pos + 12, struct.unpack_from("<I", m, pos + 8)[0]
     return None
 
 
 def _elements(
-    m: mmap.mmap,
+    m: bytes,
     pos: int,
     explicit: bool,
     wanted: Mapping[int, Collection[bytes]],
@@ -165,12 +184,15 @@ def _elements(
     reject: Collection[int] = (),
     stop: list[int] | None = None,
 ) -> int | None:
-    """Walk the elements from ``pos`` to the end of the file or the first tag ``>= stop_at`` (or
+    """Walk the elements from ``pos`` to the end of ``m`` or the first tag ``>= stop_at`` (or
     ``< start_at``), keeping wanted values; the position reached, or None when the bytes are not
     what they should be. ``stop`` receives (tag, value offset, length) of the element at
-    ``stop_at`` or beyond that stopped the walk."""
+    ``stop_at`` or beyond that stopped the walk. Raises ``_OutOfData`` when an element runs past
+    the end of ``m``."""
     size = len(m)
-    while pos + 4 <= size:
+    while pos < size:
+        if pos + 4 > size:
+            raise _OutOfData
         group, element = struct.unpack_from("<HH", m, pos)
         if (group << 16 | element) < start_at:
             return pos
@@ -195,7 +217,7 @@ def _elements(
             continue
         end = at + length
         if end > size:
-            return None
+            raise _OutOfData
         if accepted is not None:
             if explicit and vr not in accepted:
                 return None
@@ -204,12 +226,14 @@ def _elements(
     return pos
 
 
-def _skip_sequence(m: mmap.mmap, pos: int, explicit: bool, depth: int) -> int | None:
+def _skip_sequence(m: bytes, pos: int, explicit: bool, depth: int) -> int | None:
     """The position after the delimiter of the undefined-length sequence whose items start at
     ``pos``; None when it is malformed or nested too deep."""
     if depth > _MAX_DEPTH:
         return None
-    while pos + 8 <= len(m):
+    while True:
+        if pos + 8 > len(m):
+            raise _OutOfData
         group, element, length = _HEADER.unpack_from(m, pos)
         tag = group << 16 | element
         pos += 8
@@ -236,4 +260,3 @@ def _skip_sequence(m: mmap.mmap, pos: int, explicit: bool, depth: int) -> int | 
                     return None
             else:
                 pos = at + length
-    return None
