@@ -413,8 +413,8 @@ def _window(image: np.ndarray, axis: int, start: int, count: int) -> np.ndarray:
 
 def _store(target: np.ndarray, values: np.ndarray, *, clip: bool) -> None:
     """Write ``values`` into ``target``, a view of the output: bit for bit when the types match;
-    otherwise ``values`` is a float scratch array, rounded into integer types, and first clipped
-    to their range unless the caller knows the values lie within it."""
+    otherwise ``values`` is a float scratch array, rounded into integer types and clipped to their
+    range, unless the caller knows the values lie within it."""
     if values.dtype != target.dtype and target.dtype.kind in "iu":
         np.rint(values, out=values)
         if clip:

@@ -58,22 +58,11 @@ def verify_placements(
         if not header.has_geometry:
             raise ValueError(f"{header.label}: no geometry to verify against")
     rotation, origin = grid.index_to_lps[:3, :3], grid.index_to_lps[:3, 3]
-    # All slices at once: corner pixel centres (N, 4, 3) as placed (output indices) and as the
-    # headers say (LPS mm). Corner c is column a * (Columns - 1), row b * (Rows - 1).
-    a = np.array([0.0, 1.0, 0.0, 1.0])
-    b = np.array([0.0, 0.0, 1.0, 1.0])
-    columns = a * np.array([h.columns - 1 for h in slices], float)[:, None]
-    rows = b * np.array([h.rows - 1 for h in slices], float)[:, None]
-    start = np.array([(p.i0, p.j0, p.k) for p in placements], float)
+    placed, expected = _corners(slices, placements)
     axis_i = np.array([p.axis_i for p in placements], float)
     axis_j = np.array([p.axis_j for p in placements], float)
-    placed = start[:, None] + columns[..., None] * axis_i[:, None] + rows[..., None] * axis_j[:, None]
     row_cosines = np.array([h.row_cosines for h in slices], float)
     col_cosines = np.array([h.col_cosines for h in slices], float)
-    spacing = np.array([h.pixel_spacing_mm for h in slices], float)
-    expected = (np.array([h.position_lps_mm for h in slices], float)[:, None]
-                + columns[..., None] * (spacing[:, 1, None] * row_cosines)[:, None]
-                + rows[..., None] * (spacing[:, 0, None] * col_cosines)[:, None])
     residuals = np.linalg.norm(placed @ rotation.T + origin - expected, axis=2).max(axis=1)
     angles = np.maximum(_angles_deg(axis_i @ rotation.T, row_cosines), _angles_deg(axis_j @ rotation.T, col_cosines))
     outside = np.flatnonzero(_outside_mm(placed, grid) > tolerance_mm)
@@ -89,6 +78,28 @@ def verify_placements(
         tolerance_mm=tolerance_mm,
         ok=bool(residuals[worst] <= tolerance_mm and angles.max() <= direction_tolerance_deg),
     )
+
+
+def _corners(
+    slices: Sequence[SliceHeader], placements: Sequence[SlicePlacement]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The four corner pixel centres of every slice, (N, 4, 3): output indices where the placements
+    put them, and LPS mm where the headers put them. Corner c is column a * (Columns - 1), row
+    b * (Rows - 1), for (a, b) in (0, 0), (1, 0), (0, 1), (1, 1)."""
+    a = np.array([0.0, 1.0, 0.0, 1.0])
+    b = np.array([0.0, 0.0, 1.0, 1.0])
+    columns = (a * np.array([h.columns - 1 for h in slices], float)[:, None])[..., None]
+    rows = (b * np.array([h.rows - 1 for h in slices], float)[:, None])[..., None]
+    start = np.array([(p.i0, p.j0, p.k) for p in placements], float)
+    axis_i = np.array([p.axis_i for p in placements], float)
+    axis_j = np.array([p.axis_j for p in placements], float)
+    placed = start[:, None] + columns * axis_i[:, None] + rows * axis_j[:, None]
+    spacing = np.array([h.pixel_spacing_mm for h in slices], float)
+    row_step = spacing[:, 1, None] * np.array([h.row_cosines for h in slices], float)
+    col_step = spacing[:, 0, None] * np.array([h.col_cosines for h in slices], float)
+    ipp = np.array([h.position_lps_mm for h in slices], float)
+    expected = ipp[:, None] + columns * row_step[:, None] + rows * col_step[:, None]
+    return placed, expected
 
 
 def _angles_deg(u: np.ndarray, v: np.ndarray) -> np.ndarray:
