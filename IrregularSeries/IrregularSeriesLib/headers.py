@@ -526,6 +526,8 @@ def _scan_plain_image(path: str) -> ScanResult | None:
 
 
 def _ends_with_sequence_delimiter(path: str, size: int) -> bool:
+    """Whether the file's last 8 bytes are a sequence delimiter, as complete encapsulated pixel
+    data (the last element) ends; pydicom judges the files that end otherwise."""
     try:
         with open(path, "rb") as f:
             f.seek(max(0, size - 8))
