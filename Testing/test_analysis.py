@@ -15,6 +15,7 @@ import pytest
 
 import phantoms
 from IrregularSeriesLib import analyze
+from IrregularSeriesLib.convert import convert
 from IrregularSeriesLib.geometry import analyze_geometry, slice_corners_lps
 from IrregularSeriesLib.grouping import REPEATED_FRACTION
 from IrregularSeriesLib.headers import scan
@@ -192,6 +193,50 @@ def test_repeated_positions_by_instance_order_when_no_tag_differs(write_phantom)
     for k, stack in enumerate(series.stacks):
         assert sorted(s.instance_number for s in stack.slices) == list(range(8 * k + 1, 8 * k + 9))
         assert stack.reasons[0].startswith(f"volume {k + 1} of 5 at the same 8 positions, told apart by instance order")
+
+
+def _untagged_time_series(missing: set[tuple[int, int]], *, position_major: bool = False) -> list[SyntheticSlice]:
+    """5 time points x 8 positions 3 mm apart, no time tag; ``missing``: (time point, position) pairs
+    left out. Instance numbers run volume after volume, or position after position."""
+    slices = []
+    for t in range(5):
+        for p, s in enumerate(phantoms._stack(8, 3.0, size=16)):
+            if (t, p) not in missing:
+                number = 1 + (5 * p + t if position_major else 8 * t + p)
+                slices.append(dataclasses.replace(s, instance_number=number))
+    return slices
+
+
+@pytest.mark.parametrize(("missing", "counts"), [({(2, 3)}, [8, 8, 7, 8, 8]),
+                                                 ({(4, 5), (4, 6), (4, 7)}, [8, 8, 8, 8, 5])])
+def test_untagged_time_series_with_a_missing_slice_is_still_split_by_instance_order(tmp_path, missing, counts):
+    """Volume after volume, a position coming back starts the next volume: a volume lacking slices
+    (one lost, or an interrupted last time point) keeps the rest instead of the whole series
+    collapsing into one stack of duplicates."""
+    write_series(phantoms._series("untagged_missing", _untagged_time_series(missing)), tmp_path)
+    series = _analyse(tmp_path)
+    by_first_instance = sorted(series.stacks, key=lambda s: min(x.instance_number for x in s.slices))
+    assert [s.slice_count for s in by_first_instance] == counts
+    assert all("told apart by instance order" in s.reasons[0] for s in series.stacks)
+    if counts[2] == 7:
+        assert any(i.kind == "missing_slices" for i in by_first_instance[2].geometry.irregularities)
+        result = convert([tmp_path], tmp_path / "out", progress=False)
+        assert result.failures == [] and len(result.outputs) == 5
+        gap = next(o for o in result.outputs if len(o["source_files"]) == 7)
+        assert gap["interpolated"] and any("missing slices: interpolated" in d for d in gap["decisions"])
+
+
+def test_untagged_repeats_numbered_position_after_position(tmp_path):
+    """Instance numbers that run through every repetition of one position before the next: volume
+    k is the k-th occurrence of each position when all occur equally often; with a slice lost there
+    is no telling which volume lacks it, so the series stays one stack and its duplicates are said."""
+    write_series(phantoms._series("position_major", _untagged_time_series(set(), position_major=True)),
+                 tmp_path / "complete")
+    assert [s.slice_count for s in _analyse(tmp_path / "complete").stacks] == [8] * 5
+    write_series(phantoms._series("position_major", _untagged_time_series({(2, 3)}, position_major=True)),
+                 tmp_path / "one_lost")
+    (stack,) = _analyse(tmp_path / "one_lost").stacks
+    assert any(i.kind == "duplicate_positions" for i in stack.geometry.irregularities)
 
 
 def test_a_few_repeated_positions_are_duplicates_not_volumes(tmp_path):

@@ -292,9 +292,9 @@ def split_repeated_positions(groups: list[Group], tol: Tolerances) -> list[Group
     """Several volumes at the same positions (time points, echoes, magnitude/phase) become stacks.
 
     A tag is used when it parts the slices into groups of at least 2 with fewer repeats (several
-    tags in turn when one is not enough, e.g. echo time then magnitude/phase); otherwise, when
-    every position occurs exactly m times, the k-th occurrence (in instance order) of each position
-    goes to volume k. Anything else stays together and is reported as duplicates.
+    tags in turn when one is not enough, e.g. echo time then magnitude/phase); otherwise instance
+    order is read as ``_split_by_order`` says. Anything else stays together and is reported as
+    duplicates.
     """
     out: list[Group] = []
     for g in groups:
@@ -350,15 +350,34 @@ def _split_by_tags(
 
 
 def _split_by_order(slices: list[SliceHeader], tol: Tolerances) -> list[list[SliceHeader]] | None:
-    """Volume k = the k-th occurrence (in instance order) of every position, when every position
-    occurs equally often; ``None`` otherwise."""
+    """Volumes from instance order alone, or ``None`` when it does not tell them apart.
+
+    Volume after volume (time-major numbering): a new volume starts wherever a position comes back
+    within the current one; read so when that gives exactly as many volumes as the most frequent
+    position has occurrences, each of at least 2 slices, so a volume that lacks a slice keeps the
+    others. Position after position (all occurrences of one position, then the next): volume k is
+    the k-th occurrence of every position, which needs every position to occur equally often.
+    """
     ids = position_ids(Group(slices).positions(), tol.position_mm)
     counts = np.bincount(ids)
-    if len(counts) < 2 or counts.min() != counts.max():
+    if len(counts) < 2:
+        return None
+    order = sorted(range(len(slices)), key=lambda i: _instance_order(slices[i]))
+    runs: list[list[int]] = [[]]
+    in_run: set[int] = set()
+    for i in order:
+        if ids[i] in in_run:
+            runs.append([])
+            in_run.clear()
+        runs[-1].append(i)
+        in_run.add(ids[i])
+    if len(runs) == counts.max() and min(len(run) for run in runs) >= 2:
+        return [[slices[i] for i in run] for run in runs]
+    if counts.min() != counts.max():
         return None
     seen: Counter[int] = Counter()
     volumes: list[list[SliceHeader]] = [[] for _ in range(int(counts[0]))]
-    for i in sorted(range(len(slices)), key=lambda i: _instance_order(slices[i])):
+    for i in order:
         volumes[seen[ids[i]]].append(slices[i])
         seen[ids[i]] += 1
     return volumes
