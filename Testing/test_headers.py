@@ -258,6 +258,27 @@ def test_database_values_give_the_same_slice_as_the_file(tmp_path):
     assert isinstance(broken, Excluded) and "PixelSpacing" in broken.reason
 
 
+@pytest.mark.parametrize(("charset", "description"), [
+    ("ISO_IR 192", "Schädel – Knochen 0.6 mm"),
+    ("ISO_IR 100", "Schädel"),
+    ("ISO_IR 144", "Череп"),
+    ("GB18030", "头部 CT"),
+    ("\\ISO 2022 IR 87", "頭部CT"),
+])
+def test_series_descriptions_are_decoded_by_their_character_set(tmp_path, charset, description):
+    """Read from the file (both readers) in the file's SpecificCharacterSet, not as Latin-1: the
+    description names reports, nodes and output files."""
+    path = phantoms.regular().write(tmp_path / "in", names="instance")[0]
+    ds = pydicom.dcmread(path)
+    ds.SpecificCharacterSet = charset
+    ds.SeriesDescription = description
+    ds.save_as(path)
+    assert description.encode("utf-8") not in path.read_bytes() or charset == "ISO_IR 192"  # really re-encoded
+    (image,), _ = scan_file(path)
+    assert image.series_description == description
+    assert headers._scan_plain_image(str(path)) == headers._scan_with_pydicom(str(path))
+
+
 def test_parallel_scan_gives_the_sequential_result_in_order(tmp_path, monkeypatch):
     phantoms.echoes().write(tmp_path / "echoes")
     write_non_image_objects(tmp_path / "other")

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from pydicom.dataset import Dataset
 
 HEADER_TAGS: dict[str, str] = {
+    "SpecificCharacterSet": "0008,0005",
     "SOPClassUID": "0008,0016",
     "SOPInstanceUID": "0008,0018",
     "ImageType": "0008,0008",
@@ -97,6 +98,31 @@ _RAW_WANTED = {
 _RAW_REJECT = frozenset({_FUNCTIONAL_GROUP_TAGS["SharedFunctionalGroupsSequence"],
                          _FUNCTIONAL_GROUP_TAGS["PerFrameFunctionalGroupsSequence"]})
 _FIRST_PIXEL_TAG = _FUNCTIONAL_GROUP_TAGS["FloatPixelData"]
+
+_FREE_TEXT = frozenset({"SeriesDescription"})
+"""Values that may hold any character; every other value read is ASCII by its VR (CS, UI, DS, IS,
+DA, TM)."""
+
+# Python codecs of the SpecificCharacterSet terms without code extensions (PS3.3 C.12.1.1.2).
+_CODECS = {
+    "": "latin_1",  # the default repertoire is ASCII; latin-1 reads it and never fails
+    "ISO_IR 6": "latin_1",
+    "ISO_IR 100": "latin_1",
+    "ISO_IR 101": "iso8859_2",
+    "ISO_IR 109": "iso8859_3",
+    "ISO_IR 110": "iso8859_4",
+    "ISO_IR 144": "iso8859_5",
+    "ISO_IR 127": "iso8859_6",
+    "ISO_IR 126": "iso8859_7",
+    "ISO_IR 138": "iso8859_8",
+    "ISO_IR 148": "iso8859_9",
+    "ISO_IR 203": "iso8859_15",
+    "ISO_IR 13": "shift_jis",
+    "ISO_IR 166": "tis_620",
+    "ISO_IR 192": "utf_8",
+    "GB18030": "gb18030",
+    "GBK": "gbk",
+}
 
 _MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 _DEFLATED = "1.2.840.10008.1.2.1.99"
@@ -187,6 +213,26 @@ def parse_int(text: str) -> int | None:
     return None if value is None or value != int(value) else int(value)
 
 
+def decode_text(value: bytes, specific_character_set: str) -> str:
+    """Free text (e.g. SeriesDescription) as the file's SpecificCharacterSet says, padding removed.
+
+    Single character sets are decoded here; code extensions (several terms, e.g. Japanese
+    ``\\ISO 2022 IR 87``) go through pydicom. Bytes the character set cannot hold become U+FFFD
+    rather than costing the file.
+    """
+    terms = [t.strip() for t in specific_character_set.split("\\")]
+    codec = _CODECS.get(terms[0]) if len(terms) == 1 else None
+    if codec is not None:
+        text = value.decode(codec, errors="replace")
+    else:
+        from pydicom.charset import convert_encodings, decode_bytes
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # an unknown term falls back to the default, as said
+            text = decode_bytes(value, convert_encodings(terms), {0x5C})
+    return text.rstrip("\x00 ").strip()
+
+
 def unit_cosines(iop: Sequence[float]) -> tuple[Vec3, Vec3]:
     """Normalised, orthogonalised (row, column) direction cosines; ``HeaderError`` if degenerate.
 
@@ -235,6 +281,8 @@ def _text(ds: Dataset, keyword: str) -> str:
     if isinstance(value, bytes):
         from pydicom.datadict import dictionary_VR
 
+        if keyword in _FREE_TEXT:
+            return decode_text(value, _text(ds, "SpecificCharacterSet"))
         vr = elem.VR or dictionary_VR(tag)
         if vr in _TEXT_VRS:
             return value.decode("latin-1").rstrip("\x00 ").strip()
@@ -537,6 +585,8 @@ def _ends_with_sequence_delimiter(path: str, size: int) -> bool:
 
 
 def _raw_text(raw: RawElements, keyword: str) -> str:
+    if keyword in _FREE_TEXT:
+        return decode_text(raw.values.get(_TAG_OF[keyword], b""), raw.text(_TAG_OF["SpecificCharacterSet"]))
     return raw.text(_TAG_OF[keyword])
 
 
