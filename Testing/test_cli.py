@@ -7,9 +7,11 @@ process, as a pipeline would run them.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
+import pydicom
 import pytest
 
 from test_convert import ENCODING, _recompress_as_mpeg2, encoded, encoding_error, read_nrrd
@@ -131,3 +133,17 @@ def test_runs_as_a_process_without_terminal_codes(tmp_path):
     assert report["options"]["sections"] == "split" and report["options"]["interpolation"] == "cubic"
     for output in report["outputs"]:
         assert encoding_error(read_nrrd(output["path"]), ENCODING) <= 1.0
+
+
+def test_descriptions_in_any_script_print_on_an_ascii_console(tmp_path):
+    """A console that cannot show the description gets escapes, not a traceback."""
+    for path in encoded("regular").write(tmp_path / "in"):
+        ds = pydicom.dcmread(path)
+        ds.SpecificCharacterSet = "ISO_IR 192"
+        ds.SeriesDescription = "頭部 Schädel"
+        ds.save_as(path)
+    command = [sys.executable, "-m", "IrregularSeriesLib.cli", "inspect", str(tmp_path / "in")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONIOENCODING": "ascii"})
+    assert done.returncode == 0, done.stderr
+    assert "\\u982d\\u90e8 Sch\\xe4del" in done.stdout
