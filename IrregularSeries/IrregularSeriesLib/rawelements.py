@@ -35,7 +35,7 @@ _ITEM = 0xFFFEE000
 _ITEM_END = 0xFFFEE00D
 _SEQUENCE_END = 0xFFFEE0DD
 _MAX_DEPTH = 16  # nested sequences deeper than this are not real headers
-_FIRST_READ = 64 * 1024  # holds nearly every header; longer ones are read whole
+_FIRST_READ = 64 * 1024  # holds nearly every header; longer ones are read in doubling steps
 
 # VRs whose explicit encoding has two reserved bytes and a 4-byte length (PS3.5 7.1.2).
 _LONG_VRS = frozenset(b"OB OD OF OL OV OW SQ SV UC UN UR UT UV".split())
@@ -87,22 +87,25 @@ def read_elements(
     ``wanted`` maps each tag to the explicit VRs accepted for it (e.g. ``{0x00280010: {b"US"}}``);
     in implicit VR files the VR is not stored and is not checked. The presence of any ``reject``
     tag gives ``None``, as does every file this reader does not handle exactly (module docstring).
-    Only the header is read: the first 64 kB, or the whole file when the header is longer.
+    Only the header is read: the first 64 kB, doubled until the header fits.
     """
     try:
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
             data = f.read(_FIRST_READ)
-            if len(data) < size:
+            while True:
                 try:
                     found = _read(data, size, wanted, reject, stop_at)
-                    if found is None or found.stop_tag is not None:
+                    if found is None or found.stop_tag is not None or len(data) >= size:
                         return found
                 except _OutOfData:
-                    pass
-                data += f.read()  # a header longer than the first read
-            return _read(data, size, wanted, reject, stop_at)
-    except (OSError, _OutOfData):  # unreadable, or the file ends inside its header
+                    if len(data) >= size:
+                        return None  # the file ends inside its header
+                more = f.read(len(data))  # a longer header: twice as much, and parse again
+                if not more:
+                    return None
+                data += more
+    except OSError:
         return None
 
 
