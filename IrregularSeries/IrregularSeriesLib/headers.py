@@ -548,14 +548,8 @@ def _scan_plain_image(path: str) -> ScanResult | None:
     pydicom path, which says why in its own words.
     """
     raw = read_elements(path, _RAW_WANTED, reject=_RAW_REJECT, stop_at=_FIRST_PIXEL_TAG)
-    if raw is None or raw.stop_tag != _TAG_OF["PixelData"]:
-        return None
-    length = raw.stop_value_length
-    if length == 0xFFFFFFFF:  # encapsulated: complete only if the fragments end with their delimiter
-        if not _ends_with_sequence_delimiter(path, raw.file_size):
-            return None
-    elif raw.stop_value_offset + length > raw.file_size:
-        return None  # truncated
+    if raw is None or raw.stop_tag != _TAG_OF["PixelData"] or not raw.stop_value_complete:
+        return None  # truncated (or not a plain image)
     get = functools.partial(_raw_text, raw)
     sop_class = get("SOPClassUID") or raw.media_storage_sop_class_uid
     ints = {k: raw.uint16(_TAG_OF[k], default) for k, default in _UINT_DEFAULTS.items()}
@@ -571,17 +565,6 @@ def _scan_plain_image(path: str) -> ScanResult | None:
         return ScanResult([_single_frame(path, get, ints, raw.transfer_syntax_uid)], [])
     except HeaderError:
         return None
-
-
-def _ends_with_sequence_delimiter(path: str, size: int) -> bool:
-    """Whether the file's last 8 bytes are a sequence delimiter, as complete encapsulated pixel
-    data (the last element) ends; pydicom judges the files that end otherwise."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(max(0, size - 8))
-            return f.read(8) == b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
-    except OSError:
-        return False
 
 
 def _raw_text(raw: RawElements, keyword: str) -> str:

@@ -18,7 +18,8 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import BinaryIO
 
 __all__ = ["RawElements", "read_elements"]
 
@@ -34,6 +35,7 @@ _UNDEFINED = 0xFFFFFFFF
 _ITEM = 0xFFFEE000
 _ITEM_END = 0xFFFEE00D
 _SEQUENCE_END = 0xFFFEE0DD
+_SEQUENCE_END_BYTES = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"  # the delimiter item, length 0
 _MAX_DEPTH = 16  # nested sequences deeper than this are not real headers
 _FIRST_READ = 64 * 1024  # holds nearly every header; longer ones are read in doubling steps
 
@@ -53,7 +55,9 @@ class RawElements:
     ``values`` maps each wanted tag found (as an int, ``0xggggeeee``) to its value bytes as stored.
     ``stop_tag`` is the first top-level tag at or after the reader's ``stop_at`` (normally one of
     the pixel data tags), with its value's file offset and length (``0xFFFFFFFF`` when undefined,
-    i.e. encapsulated); ``None`` when the data set ended before one. ``file_size`` in bytes.
+    i.e. encapsulated); ``None`` when the data set ended before one. ``stop_value_complete``: that
+    value lies within the file (a defined length that fits; encapsulated fragments that end with
+    their sequence delimiter as the file's last bytes). ``file_size`` in bytes.
     """
 
     transfer_syntax_uid: str
@@ -63,6 +67,7 @@ class RawElements:
     stop_value_offset: int
     stop_value_length: int
     file_size: int
+    stop_value_complete: bool = False
 
     def text(self, tag: int) -> str:
         """A text value as stored (backslash-separated values), padding removed; "" when absent."""
@@ -96,7 +101,9 @@ def read_elements(
             while True:
                 try:
                     found = _read(data, size, wanted, reject, stop_at)
-                    if found is None or found.stop_tag is not None or len(data) >= size:
+                    if found is not None and found.stop_tag is not None:
+                        return replace(found, stop_value_complete=_value_complete(f, found))
+                    if found is None or len(data) >= size:
                         return found
                 except _OutOfData:
                     if len(data) >= size:
@@ -107,6 +114,15 @@ def read_elements(
                 data += more
     except OSError:
         return None
+
+
+def _value_complete(f: BinaryIO, found: RawElements) -> bool:
+    """Whether the stop element's value lies within the file ``f``."""
+    if found.stop_value_length != _UNDEFINED:
+        return found.stop_value_offset + found.stop_value_length <= found.file_size
+    # Encapsulated pixel data is the last element: complete fragments end with their delimiter.
+    f.seek(max(0, found.file_size - len(_SEQUENCE_END_BYTES)))
+    return f.read(len(_SEQUENCE_END_BYTES)) == _SEQUENCE_END_BYTES
 
 
 class _OutOfData(Exception):
