@@ -31,6 +31,7 @@ from pydicom.uid import (
 
 import IrregularSeriesLib
 from IrregularSeriesLib.model import SliceHeader
+from IrregularSeriesLib.synthetic import save_dataset
 from IrregularSeriesLib.pixels import (
     PixelDecodeError,
     decoder_available,
@@ -96,13 +97,7 @@ def write_image(
 
 
 def save(ds: Dataset, path: Path) -> None:
-    syntax = ds.file_meta.TransferSyntaxUID
-    if PYDICOM3:
-        ds.save_as(path, enforce_file_format=True)
-    else:
-        ds.is_little_endian = syntax != ExplicitVRBigEndian
-        ds.is_implicit_VR = syntax == ImplicitVRLittleEndian
-        ds.save_as(path, write_like_original=False)
+    save_dataset(ds, path, ds.file_meta.TransferSyntaxUID)
 
 
 def header_of(path: Path, frame: int = 0) -> SliceHeader:

@@ -23,9 +23,8 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, 
 import phantoms
 from IrregularSeriesLib import headers
 from IrregularSeriesLib.rawelements import read_elements
-from IrregularSeriesLib.synthetic import write_non_image_objects
+from IrregularSeriesLib.synthetic import save_dataset, write_non_image_objects
 
-_PYDICOM_2 = pydicom.__version__.startswith("2.")
 
 
 def read_both_ways(path: Path) -> bool:
@@ -64,17 +63,6 @@ def test_files_that_are_not_plain_images_are_left_to_pydicom(tmp_path):
     assert {name for name, read in fast.items() if read} == {"no_position", "non_normalised_orientation"}
 
 
-def _save(ds: Dataset, path: Path, syntax) -> Path:
-    ds.file_meta.TransferSyntaxUID = syntax
-    if _PYDICOM_2:
-        ds.is_little_endian = syntax.is_little_endian
-        ds.is_implicit_VR = syntax.is_implicit_VR
-        ds.save_as(path, write_like_original=False)
-    else:
-        ds.save_as(path, enforce_file_format=True)
-    return path
-
-
 @pytest.fixture
 def slice_file(write_phantom) -> Path:
     """One single-frame CT file written by the phantom generator."""
@@ -101,7 +89,7 @@ def test_nested_sequences_of_undefined_length_are_skipped(tmp_path, slice_file, 
             i["PurposeOfReferenceCodeSequence"].is_undefined_length = True
             for j in i.PurposeOfReferenceCodeSequence:
                 j.is_undefined_length_sequence_item = True
-    path = _save(ds, tmp_path / "nested.dcm", syntax)
+    path = save_dataset(ds, tmp_path / "nested.dcm", syntax)
     data = path.read_bytes()
     assert b"\xfe\xff\xdd\xe0" in data and b"\xfe\xff\x0d\xe0" in data  # really undefined lengths
     assert read_both_ways(path)
@@ -120,7 +108,7 @@ def test_what_the_reader_does_not_handle_exactly_is_declined(tmp_path, slice_fil
     data = slice_file.read_bytes()
     declined = {
         "big endian": _files(write_phantom("gantry_tilt", transfer_syntax="explicit_be"))[0],
-        "deflated": _save(pydicom.dcmread(slice_file), tmp_path / "deflated.dcm", DeflatedExplicitVRLittleEndian),
+        "deflated": save_dataset(pydicom.dcmread(slice_file), tmp_path / "deflated.dcm", DeflatedExplicitVRLittleEndian),
         "no preamble": tmp_path / "raw.dcm",
         "empty": tmp_path / "empty.dcm",
         "folder": tmp_path,

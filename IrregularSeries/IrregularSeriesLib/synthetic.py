@@ -518,7 +518,8 @@ def _enhanced_dataset(series: SyntheticSeries, sop_instance_uid: str, little_end
 # --- writing ---------------------------------------------------------------------------------
 
 
-def _save(ds: Dataset, path: Path, transfer_syntax: UID) -> Path:
+def save_dataset(ds: Dataset, path: Path, transfer_syntax: UID) -> Path:
+    """Write ``ds`` as a Part 10 file in ``transfer_syntax`` (fresh file meta), under pydicom 2.4 or 3."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = ds.SOPClassUID
     meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
@@ -596,7 +597,7 @@ def write_series(
     if multiframe:
         sop = uid(series.series_instance_uid, "multi-frame")
         ds = _enhanced_dataset(series, sop, syntax.is_little_endian)
-        return [_save(ds, out / _file_names(1, names, rng)[0], syntax)]
+        return [save_dataset(ds, out / _file_names(1, names, rng)[0], syntax)]
 
     order = _name_order(series.slices, names, tuple(first_names), rng)
     file_names = dict(zip(order, _file_names(len(order), names, rng)))
@@ -604,7 +605,7 @@ def write_series(
     for k, s in enumerate(series.slices):
         sop = s.sop_instance_uid or uid(series.series_instance_uid, "instance", k)
         ds = _single_frame_dataset(series, s, sop, syntax.is_little_endian)
-        paths.append(_save(ds, out / file_names[k], syntax))
+        paths.append(save_dataset(ds, out / file_names[k], syntax))
     return paths
 
 
@@ -740,10 +741,10 @@ def write_non_image_objects(
     context = series or SyntheticSeries(slices=[], series_instance_uid=uid("non-image context"))
     syntax = ExplicitVRLittleEndian
     paths = {
-        "basic_text_sr": _save(_basic_text_sr(context), out / "SR00001.dcm", syntax),
-        "rt_structure_set": _save(_rt_structure_set(context), out / "RS00001.dcm", syntax),
-        "raw_data": _save(_raw_data(context), out / "RAW00001.dcm", syntax),
-        "dicomdir": _save(_media_storage_directory(context), out / "DICOMDIR", syntax),
+        "basic_text_sr": save_dataset(_basic_text_sr(context), out / "SR00001.dcm", syntax),
+        "rt_structure_set": save_dataset(_rt_structure_set(context), out / "RS00001.dcm", syntax),
+        "raw_data": save_dataset(_raw_data(context), out / "RAW00001.dcm", syntax),
+        "dicomdir": save_dataset(_media_storage_directory(context), out / "DICOMDIR", syntax),
     }
     paths["not_dicom"] = out / "not_dicom"
     paths["not_dicom"].write_text("This folder holds synthetic DICOM phantoms.\n")
@@ -754,7 +755,7 @@ def write_non_image_objects(
             own_uid = uid(context.series_instance_uid, name, "series")
             own = dataclasses.replace(context, series_instance_uid=own_uid, series_description=name)
         ds = _single_frame_dataset(own, s, uid(context.series_instance_uid, name), True)
-        return _save(ds, out / f"{name}.dcm", syntax)
+        return save_dataset(ds, out / f"{name}.dcm", syntax)
 
     small = SyntheticSlice(position_lps_mm=(-8.0, -8.0, 0.0), rows=16, columns=16, instance_number=1000)
     complete = image("complete", small, same_series=False)
