@@ -1,7 +1,7 @@
 """Irregular Series: see what is irregular about a loaded DICOM stack and make it an exact regular volume.
 
-The work is done by ``IrregularSeriesLib`` (analysis, resampling, verification) and its scene
-logic ``IrregularSeriesLib.scene``; this file is the thin Slicer layer: module description,
+The work is done by ``irregular_series`` (analysis, resampling, verification) and its scene
+logic ``irregular_series.slicer.scene``; this file is the thin Slicer layer: module description,
 parameter node, GUI, a logic that delegates to the scene logic, and a self-test.
 """
 
@@ -26,9 +26,9 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-from IrregularSeriesLib import scene as irregularScene
-from IrregularSeriesLib.examine import spacing_presets
-from IrregularSeriesLib.report import stack_line
+from irregular_series.slicer import scene as irregularScene
+from irregular_series.slicer.examine import spacing_presets
+from irregular_series.report import stack_line
 
 SPACING_CHART_REFERENCE = "IrregularSeriesSpacingChart"
 """Volume node reference to the plot chart of its slice spacing (made once, then reused)."""
@@ -198,7 +198,7 @@ class IrregularSeriesWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
 class IrregularSeriesLogic(ScriptedLoadableModuleLogic):
     """Console entry points; every method works on ``slicer.mrmlScene`` through
-    ``IrregularSeriesLib.scene``. Example::
+    ``irregular_series.slicer.scene``. Example::
 
         logic = slicer.util.getModuleLogic("IrregularSeries")
         nodes = logic.loadSeries(["/data/series"], spacing=0.6)
@@ -278,7 +278,7 @@ class IrregularSeriesTest(ScriptedLoadableModuleTest):
 
     def test_PluginWinsAndLoadsTheDemo(self):
         from DICOMLib import DICOMUtils
-        from IrregularSeriesLib.synthetic import micro_ct_demo_series, write_demo
+        from irregular_series.testing.synthetic import micro_ct_demo_series, write_demo
         import IrregularSeriesPlugin
 
         self.delayDisplay("Writing the stitched micro-CT demo series")
@@ -325,7 +325,7 @@ class IrregularSeriesTest(ScriptedLoadableModuleTest):
         self.delayDisplay("Test passed")
 
     def test_LogicLoadsAndHardens(self):
-        from IrregularSeriesLib.synthetic import write_demo
+        from irregular_series.testing.synthetic import write_demo
 
         with tempfile.TemporaryDirectory() as folder:
             write_demo(folder)

@@ -1,8 +1,8 @@
 """DICOM plugin for series with irregular geometry, and the hidden module that registers it.
 
 Examination reads the headers from Slicer's DICOM database (multi-frame objects with pydicom, for
-their functional groups), analyses them with IrregularSeriesLib and offers one loadable per stack
-(see ``IrregularSeriesLib.examine``). Loading makes the stack's raw volume, puts it in the subject
+their functional groups), analyses them with irregular_series and offers one loadable per stack
+(see ``irregular_series.slicer.examine``). Loading makes the stack's raw volume, puts it in the subject
 hierarchy, then adds an acquisition transform or hardens it, as the settings panel says.
 """
 
@@ -10,11 +10,11 @@ import slicer
 from DICOMLib import DICOMLoadable, DICOMPlugin
 from slicer.i18n import tr as _
 
-from IrregularSeriesLib import scene as irregularScene
-from IrregularSeriesLib.analysis import analyze_slices
-from IrregularSeriesLib.examine import examine_series
-from IrregularSeriesLib.headers import HEADER_TAGS, scan_file, slice_from_tag_values
-from IrregularSeriesLib.model import Excluded
+from irregular_series.slicer import scene as irregularScene
+from irregular_series.analysis import analyze_slices
+from irregular_series.slicer.examine import examine_series
+from irregular_series.headers import HEADER_TAGS, scan_file, slice_from_tag_values
+from irregular_series.model import Excluded
 
 LOAD_MODE_SETTING = "DICOM/IrregularSeries/LoadMode"
 """What loading does to irregular stacks: "transform" (acquisition transform) or "harden"."""

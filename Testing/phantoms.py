@@ -3,7 +3,7 @@ must find.
 
 Every case is small (16–32 pixels, at most 40 images) and deterministic: UIDs are derived from
 the case name. ``Phantom.write`` writes the files (shuffled names by default, so nothing can rely
-on file order). Voxel values encode LPS position (see ``IrregularSeriesLib.synthetic``).
+on file order). Voxel values encode LPS position (see ``irregular_series.testing.synthetic``).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Callable
 
 import numpy as np
 
-from IrregularSeriesLib.model import Vec3
-from IrregularSeriesLib.synthetic import SyntheticSeries, SyntheticSlice, uid, write_series
+from irregular_series.model import Vec3
+from irregular_series.testing.synthetic import SyntheticSeries, SyntheticSlice, uid, write_series
 
 Orientation = tuple[Vec3, Vec3]
 AXIAL: Orientation = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0))

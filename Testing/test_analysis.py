@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 
 import phantoms
-from IrregularSeriesLib import analyze
-from IrregularSeriesLib.convert import convert
-from IrregularSeriesLib.geometry import analyze_geometry, slice_corners_lps
-from IrregularSeriesLib.grouping import REPEATED_FRACTION
-from IrregularSeriesLib.headers import scan
-from IrregularSeriesLib.model import SeriesAnalysis, Stack
-from IrregularSeriesLib.orientation import plane_name
-from IrregularSeriesLib.synthetic import SyntheticSlice, write_series
+from irregular_series import analyze
+from irregular_series.conversion import convert
+from irregular_series.geometry import analyze_geometry, slice_corners_lps
+from irregular_series.grouping import REPEATED_FRACTION
+from irregular_series.headers import scan
+from irregular_series.model import SeriesAnalysis, Stack
+from irregular_series.orientation import plane_name
+from irregular_series.testing.synthetic import SyntheticSlice, write_series
 
 
 def _analyse(folder) -> SeriesAnalysis:

@@ -15,8 +15,8 @@ import pydicom
 import pytest
 
 from test_convert import ENCODING, _recompress_as_mpeg2, encoded, encoding_error, read_nrrd
-from IrregularSeriesLib.cli import main
-from IrregularSeriesLib.synthetic import micro_ct_demo_series, write_demo
+from irregular_series.cli import main
+from irregular_series.testing.synthetic import micro_ct_demo_series, write_demo
 
 
 def test_demo_converts_the_stitched_series_at_exactly_0_6_mm(tmp_path, capsys):
@@ -121,7 +121,7 @@ def test_format_option_names_the_files(tmp_path, capsys, fmt, suffix):
 
 def test_runs_as_a_process_without_terminal_codes(tmp_path):
     encoded("stitched_sections").write(tmp_path / "in")
-    command = [sys.executable, "-m", "IrregularSeriesLib.cli", "convert", str(tmp_path / "in"), "-o",
+    command = [sys.executable, "-m", "irregular_series.cli", "convert", str(tmp_path / "in"), "-o",
                str(tmp_path / "out"), "--spacing", "0.6", "--sections", "split", "--tilt", "keep",
                "--interpolation", "cubic"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
@@ -142,7 +142,7 @@ def test_descriptions_in_any_script_print_on_an_ascii_console(tmp_path):
         ds.SpecificCharacterSet = "ISO_IR 192"
         ds.SeriesDescription = "頭部 Schädel"
         ds.save_as(path)
-    command = [sys.executable, "-m", "IrregularSeriesLib.cli", "inspect", str(tmp_path / "in")]
+    command = [sys.executable, "-m", "irregular_series.cli", "inspect", str(tmp_path / "in")]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120,
                           env={**os.environ, "PYTHONIOENCODING": "ascii"})
     assert done.returncode == 0, done.stderr

@@ -22,11 +22,13 @@ import pydicom
 import pytest
 
 from phantoms import CASES, Phantom, regular
-from IrregularSeriesLib import convert as convert_module
-from IrregularSeriesLib.analysis import analyze
-from IrregularSeriesLib.convert import ConvertOptions, build_volume, convert, plan_stack
-from IrregularSeriesLib.pixels import PixelDecodeError
-from IrregularSeriesLib.synthetic import Encoding, uid
+from irregular_series import volume as volume_module
+from irregular_series.analysis import analyze
+from irregular_series.conversion import ConvertOptions, convert
+from irregular_series.planning import plan_stack
+from irregular_series.volume import build_volume
+from irregular_series.pixels import PixelDecodeError
+from irregular_series.testing.synthetic import Encoding, uid
 
 ENCODING = Encoding(axis=(0.2, -0.3, 1.0), scale=10.0)
 ROUNDING = 1.0  # input and output values are int16: 0.5 each
@@ -552,14 +554,14 @@ def test_slices_off_the_grid_fail_verification_and_nothing_is_written(tmp_path, 
 def test_a_resampler_that_misplaces_slices_is_caught(tmp_path, monkeypatch):
     """If resampling put the slices 0.3 planes off where they belong (and said so in its
     placements), the check against the headers must refuse the volume."""
-    resample_stack = convert_module.resample_stack
+    resample_stack = volume_module.resample_stack
 
     def off_by_a_third(*args, **kwargs):
         result = resample_stack(*args, **kwargs)
         result.placements = [dataclasses.replace(p, k=p.k + 0.3) for p in result.placements]
         return result
 
-    monkeypatch.setattr(convert_module, "resample_stack", off_by_a_third)
+    monkeypatch.setattr(volume_module, "resample_stack", off_by_a_third)
     result, _ = run(tmp_path, "variable_spacing", spacing=1.0)
     (failure,) = result.failures
     assert "would be 0.3000 mm from its DICOM position" in failure

@@ -13,9 +13,9 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from IrregularSeriesLib import analyze
-from IrregularSeriesLib.convert import choose_spacing
-from IrregularSeriesLib.examine import (
+from irregular_series import analyze
+from irregular_series.spacing import choose_spacing
+from irregular_series.slicer.examine import (
     CONFIDENCE_CORRECTS,
     CONFIDENCE_PLAIN,
     LoadableSpec,
@@ -23,7 +23,7 @@ from IrregularSeriesLib.examine import (
     slicer_series_name,
     spacing_presets,
 )
-from IrregularSeriesLib.model import SeriesAnalysis
+from irregular_series.model import SeriesAnalysis
 
 SCALAR_VOLUME_PLUGIN_CONFIDENCE = 0.5
 
@@ -232,7 +232,7 @@ def test_real_fmri_volumes_are_split_and_selected(realdata):
 
 
 def test_spacing_presets_show_their_values(tmp_path):
-    from IrregularSeriesLib.synthetic import write_demo
+    from irregular_series.testing.synthetic import write_demo
 
     write_demo(tmp_path)
     series = _series(tmp_path)

@@ -16,10 +16,10 @@ from pydicom.datadict import keyword_for_tag
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ImplicitVRLittleEndian
 
 import phantoms
-from IrregularSeriesLib import analyze
-from IrregularSeriesLib import headers
-from IrregularSeriesLib.convert import ConvertOptions, convert
-from IrregularSeriesLib.headers import (
+from irregular_series import analyze
+from irregular_series import headers
+from irregular_series.conversion import ConvertOptions, convert
+from irregular_series.headers import (
     HEADER_TAGS,
     HeaderError,
     parse_floats,
@@ -30,8 +30,8 @@ from IrregularSeriesLib.headers import (
     slice_from_tag_values,
     unit_cosines,
 )
-from IrregularSeriesLib.model import Excluded, SliceHeader
-from IrregularSeriesLib.synthetic import SyntheticSeries, SyntheticSlice, write_non_image_objects, write_series
+from irregular_series.model import Excluded, SliceHeader
+from irregular_series.testing.synthetic import SyntheticSeries, SyntheticSlice, write_non_image_objects, write_series
 
 
 def _patch(path: Path, old: bytes, new: bytes) -> None:

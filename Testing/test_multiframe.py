@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 import phantoms
-from IrregularSeriesLib import analyze
-from IrregularSeriesLib.model import SeriesAnalysis, Stack
-from IrregularSeriesLib.report import analysis_to_dict
-from IrregularSeriesLib.synthetic import write_series
+from irregular_series import analyze
+from irregular_series.model import SeriesAnalysis, Stack
+from irregular_series.report import analysis_to_dict
+from irregular_series.testing.synthetic import write_series
 
 
 def _analyse(folder: Path) -> SeriesAnalysis:

@@ -15,20 +15,19 @@ from pathlib import Path
 
 import pytest
 
-from IrregularSeriesLib import analyze
-from IrregularSeriesLib.convert import GapPolicy, SectionPolicy, choose_spacing
-from IrregularSeriesLib.grid import Tilt
-from IrregularSeriesLib.resample import Interpolation
+from irregular_series import analyze
+from irregular_series.policies import GapPolicy, Interpolation, SectionPolicy, TiltPolicy as Tilt
+from irregular_series.spacing import choose_spacing
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULE = ROOT / "IrregularSeries"
-LIB = MODULE / "IrregularSeriesLib"
+LIB = MODULE / "irregular_series"
 MODULE_PY = MODULE / "IrregularSeries.py"
 PLUGIN_PY = MODULE / "IrregularSeriesPlugin.py"
 UI = MODULE / "Resources" / "UI" / "IrregularSeries.ui"
 
 SLICER_ONLY = {"slicer", "qt", "ctk", "vtk", "vtkmodules", "DICOMLib"}
-SCENE_LOGIC = "scene.py"
+SCENE_LOGIC = LIB / "slicer" / "scene.py"
 
 
 def _tree(path: Path) -> ast.Module:
@@ -128,7 +127,7 @@ def _imported_roots(path: Path) -> set[str]:
 def test_core_never_imports_slicer_and_scene_logic_never_imports_qt():
     for path in LIB.rglob("*.py"):
         roots = _imported_roots(path)
-        if path.name == SCENE_LOGIC:
+        if path == SCENE_LOGIC:
             assert not roots & {"qt", "ctk", "DICOMLib"}, path.name
         else:
             assert not roots & SLICER_ONLY, path.name
@@ -173,10 +172,10 @@ def _choices(annotation: ast.expr) -> list[str]:
 @pytest.mark.parametrize(
     "field, policies",
     [
-        ("gaps", typing.get_args(GapPolicy)),
-        ("sections", typing.get_args(SectionPolicy)),
-        ("tilt", typing.get_args(Tilt)),
-        ("interpolation", typing.get_args(Interpolation)),
+        ("gaps", GapPolicy.values()),
+        ("sections", SectionPolicy.values()),
+        ("tilt", Tilt.values()),
+        ("interpolation", Interpolation.values()),
     ],
 )
 def test_gui_choices_are_the_core_policies(field, policies):

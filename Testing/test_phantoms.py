@@ -19,7 +19,7 @@ from pydicom.uid import (
 )
 
 import phantoms
-from IrregularSeriesLib.synthetic import (
+from irregular_series.testing.synthetic import (
     TRANSFER_SYNTAXES,
     Encoding,
     SyntheticSeries,

@@ -29,10 +29,10 @@ from pydicom.uid import (
     generate_uid,
 )
 
-import IrregularSeriesLib
-from IrregularSeriesLib.model import SliceHeader
-from IrregularSeriesLib.synthetic import save_dataset
-from IrregularSeriesLib.pixels import (
+import irregular_series
+from irregular_series.model import SliceHeader
+from irregular_series.testing.synthetic import save_dataset
+from irregular_series.pixels import (
     PixelDecodeError,
     decoder_available,
     load_pixels,
@@ -477,8 +477,8 @@ def site_packages_without(view: Path, distributions: list[str]) -> Path:
 
 MISSING_DECODER_SCRIPT = """
 import json, sys
-from IrregularSeriesLib.model import SliceHeader
-from IrregularSeriesLib.pixels import PixelDecodeError, decoder_available, load_pixels
+from irregular_series.model import SliceHeader
+from irregular_series.pixels import PixelDecodeError, decoder_available, load_pixels
 header = SliceHeader(**json.loads(sys.argv[1]))
 available, hint = decoder_available(header.transfer_syntax_uid)
 try:
@@ -499,7 +499,7 @@ def test_missing_decoder_package_names_file_syntax_and_pip(tmp_path):
     """
     path = write_jpegls(tmp_path / "ls.dcm", stored("uint16", 0, 4095, (8, 9)))
     site = site_packages_without(tmp_path / "site", ["pyjpegls", "pylibjpeg-libjpeg"])
-    package_root = Path(IrregularSeriesLib.__file__).resolve().parents[1]
+    package_root = Path(irregular_series.__file__).resolve().parents[1]
     fields = dataclasses.asdict(header_of(path))
     run = subprocess.run(
         [sys.executable, "-S", "-c", MISSING_DECODER_SCRIPT, json.dumps(fields)],

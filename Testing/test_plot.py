@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from IrregularSeriesLib.cli import main
+from irregular_series.cli import main
 
 pyplot = pytest.importorskip("matplotlib.pyplot", reason="--plot needs matplotlib (the 'plot' extra)")
 

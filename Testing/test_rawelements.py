@@ -21,9 +21,9 @@ from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless
 
 import phantoms
-from IrregularSeriesLib import headers
-from IrregularSeriesLib.rawelements import read_elements
-from IrregularSeriesLib.synthetic import save_dataset, write_non_image_objects
+from irregular_series import headers
+from irregular_series.rawelements import read_elements
+from irregular_series.testing.synthetic import save_dataset, write_non_image_objects
 
 
 
@@ -147,7 +147,7 @@ def test_real_files_read_the_same_without_pydicom(realdata):
 
 CONVERT_SCRIPT = """
 import json, sys
-from IrregularSeriesLib.convert import ConvertOptions, convert
+from irregular_series.conversion import ConvertOptions, convert
 result = convert([sys.argv[1]], sys.argv[2], ConvertOptions(), progress=False)
 print(json.dumps({"written": len(result.outputs), "pydicom": "pydicom" in sys.modules}))
 """

@@ -14,8 +14,8 @@ import pydicom
 import pytest
 
 from test_convert import read_nrrd, tree_digest
-from IrregularSeriesLib.convert import ConvertOptions, convert
-from IrregularSeriesLib.pixels import decoder_available
+from irregular_series.conversion import ConvertOptions, convert
+from irregular_series.pixels import decoder_available
 
 GE_TILT = "ct_tilt_varspacing_ge"
 COMPRESSED = ("rle", "jpeg", "jpegls", "j2k")

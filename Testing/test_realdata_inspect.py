@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from IrregularSeriesLib import analyze
-from IrregularSeriesLib.model import Analysis, SeriesAnalysis, Stack
-from IrregularSeriesLib.orientation import plane_name
+from irregular_series import analyze
+from irregular_series.model import Analysis, SeriesAnalysis, Stack
+from irregular_series.orientation import plane_name
 
 
 @pytest.fixture(scope="module")

@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 
 import phantoms
-from IrregularSeriesLib import analyze
-from IrregularSeriesLib.cli import main
-from IrregularSeriesLib.geometry import analyze_geometry
-from IrregularSeriesLib.headers import scan
-from IrregularSeriesLib.model import Stack
-from IrregularSeriesLib.report import analysis_to_dict, format_summary, stack_to_dict
-from IrregularSeriesLib.synthetic import write_demo, write_non_image_objects, write_series
+from irregular_series import analyze
+from irregular_series.cli import main
+from irregular_series.geometry import analyze_geometry
+from irregular_series.headers import scan
+from irregular_series.model import Stack
+from irregular_series.report import analysis_to_dict, format_summary, stack_to_dict
+from irregular_series.testing.synthetic import write_demo, write_non_image_objects, write_series
 
 SCHEMA_DOC = Path(__file__).resolve().parents[1] / "docs" / "report-schema.md"
 
@@ -155,7 +155,7 @@ def test_the_checker_rejects_what_the_schema_does_not_say(documents):
 
 
 def test_every_kind_in_the_model_is_documented():
-    from IrregularSeriesLib.model import Irregularity
+    from irregular_series.model import Irregularity
 
     listed = set(re.findall(r"``(\w+)``", Irregularity.__doc__.split("``after_index``")[0]))
     assert listed - {"kind"} == set(KINDS)

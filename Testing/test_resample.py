@@ -15,10 +15,10 @@ import math
 import numpy as np
 import pytest
 
-from IrregularSeriesLib.grid import OutputGrid, build_grid
-from IrregularSeriesLib.model import SliceHeader
-from IrregularSeriesLib.resample import SlicePlacement, resample_stack
-from IrregularSeriesLib.verify import verify_placements
+from irregular_series.grid import OutputGrid, build_grid
+from irregular_series.model import SliceHeader
+from irregular_series.resample import SlicePlacement, resample_stack
+from irregular_series.verify import verify_placements
 
 ENCODE = np.array([0.3, -0.5, 0.8])
 SCALE = 10.0
@@ -464,7 +464,7 @@ def test_volumes_are_identical_across_environments(interpolation):
 def test_planes_filled_on_threads_equal_planes_filled_in_one(monkeypatch, interpolation):
     """Large volumes are filled by several threads, each with its own cache of shifted slices;
     the threshold is lowered here so that a small tilted, irregular stack takes that path."""
-    from IrregularSeriesLib import resample
+    from irregular_series import resample
 
     positions = [0.0, 1.5, 3.0, 5.5, 6.0, 9.0, 10.0, 10.8, 13.0]
     slices = tilted(positions, oblique())

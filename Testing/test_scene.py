@@ -19,11 +19,11 @@ slicer = pytest.importorskip("slicer", reason="needs the slicer-core wheel (requ
 import slicer.util  # noqa: E402
 from vtkmodules.vtkCommonMath import vtkMatrix4x4  # noqa: E402
 
-from IrregularSeriesLib import analyze  # noqa: E402
-from IrregularSeriesLib import scene as mrml  # noqa: E402
-from IrregularSeriesLib.model import Stack  # noqa: E402
-from IrregularSeriesLib.pixels import load_pixels  # noqa: E402
-from IrregularSeriesLib.synthetic import (  # noqa: E402
+from irregular_series import analyze  # noqa: E402
+from irregular_series.slicer import scene as mrml  # noqa: E402
+from irregular_series.model import Stack  # noqa: E402
+from irregular_series.pixels import load_pixels  # noqa: E402
+from irregular_series.testing.synthetic import (  # noqa: E402
     SyntheticSeries,
     SyntheticSlice,
     micro_ct_demo_series,
@@ -31,7 +31,7 @@ from IrregularSeriesLib.synthetic import (  # noqa: E402
     write_demo,
     write_series,
 )
-from IrregularSeriesLib.tolerances import DEFAULT  # noqa: E402
+from irregular_series.tolerances import DEFAULT  # noqa: E402
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
@@ -320,7 +320,7 @@ def test_vtkitk_reader_gives_the_same_pixels(write_phantom):
 def test_harden_gives_the_same_volume_as_convert(scene, demo, tmp_path):
     from test_convert import read_nrrd
 
-    from IrregularSeriesLib.convert import ConvertOptions, convert
+    from irregular_series.conversion import ConvertOptions, convert
 
     (output,) = convert([demo], tmp_path / "out", ConvertOptions(spacing=0.6), progress=False).outputs
     written = read_nrrd(output["path"])

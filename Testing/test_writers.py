@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from IrregularSeriesLib.outputs import atomic_write, output_path, safe_stem
-from IrregularSeriesLib.writers import write_nifti, write_nrrd, write_volume
+from irregular_series.outputs import atomic_write, output_path, safe_stem
+from irregular_series.writers import write_nifti, write_nrrd, write_volume
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 SHAPE_KJI = (5, 6, 7)  # 7 columns, 6 rows, 5 slices: every axis distinct, so a swap shows

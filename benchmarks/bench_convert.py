@@ -21,7 +21,7 @@ import numpy as np
 from benchlib import BIN, MB, OUT, cached_data, fresh_dir, interleaved, machine, run_child, table
 from volume_files import geometry_error_mm, read_volume
 
-from IrregularSeriesLib.synthetic import Encoding, SyntheticSeries, SyntheticSlice, uid, write_series
+from irregular_series.testing.synthetic import Encoding, SyntheticSeries, SyntheticSlice, uid, write_series
 
 SLICES = 300
 SIZE = 512

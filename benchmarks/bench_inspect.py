@@ -21,7 +21,7 @@ from pathlib import Path
 
 from benchlib import BIN, MB, OUT, cached_data, fresh_dir, interleaved, machine, run_child, table
 
-from IrregularSeriesLib.synthetic import SyntheticSeries, SyntheticSlice, uid, write_series
+from irregular_series.testing.synthetic import SyntheticSeries, SyntheticSlice, uid, write_series
 
 SERIES = 20
 SLICES = 500

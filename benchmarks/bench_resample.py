@@ -31,9 +31,9 @@ import slicer.util
 from vtkmodules.vtkCommonCore import VTK_DOUBLE
 from vtkmodules.vtkCommonDataModel import vtkImageData
 from vtkmodules.vtkCommonMath import vtkMatrix4x4
-from IrregularSeriesLib.grid import build_grid
-from IrregularSeriesLib.model import SliceHeader
-from IrregularSeriesLib.resample import resample_stack
+from irregular_series.grid import build_grid
+from irregular_series.model import SliceHeader
+from irregular_series.resample import resample_stack
 
 SLICES = 300
 SIZE = 512

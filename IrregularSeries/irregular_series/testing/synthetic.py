@@ -43,7 +43,7 @@ from pydicom.uid import (
 )
 from pydicom.valuerep import format_number_as_ds
 
-from .model import Vec3
+from ..model import Vec3
 
 NameStyle = Literal["instance", "shuffled", "position"]
 TransferSyntaxName = Literal["explicit_le", "implicit_le", "explicit_be", "deflated_le"]

@@ -30,23 +30,17 @@ from vtkmodules.vtkCommonCore import VTK_DOUBLE, vtkDoubleArray, vtkIntArray, vt
 from vtkmodules.vtkCommonDataModel import vtkImageData
 from vtkmodules.vtkCommonMath import vtkMatrix4x4
 
-from .analysis import analyze
-from .convert import (
-    ConvertOptions,
-    GapPolicy,
-    SectionPolicy,
-    SpacingChoice,
-    VerificationError,
-    build_volume,
-    plan_stack,
-)
+from ..analysis import analyze
+from ..geometry import slice_corners_lps
+from ..grid import LPS_TO_RAS
+from ..model import SliceHeader, Stack
+from ..options import ConvertOptions
+from ..pixels import PixelDecodeError, load_pixels
+from ..planning import plan_stack
+from ..policies import GapPolicy, Interpolation, SectionPolicy, Spacing, TiltPolicy
+from ..tolerances import DEFAULT
+from ..volume import VerificationError, build_volume
 from .examine import LoadableSpec, examine_series, slicer_series_name
-from .geometry import slice_corners_lps
-from .grid import LPS_TO_RAS, Tilt
-from .model import SliceHeader, Stack
-from .pixels import PixelDecodeError, load_pixels
-from .resample import Interpolation
-from .tolerances import DEFAULT
 
 CORNER_TOLERANCE_MM = 1e-3
 """A slice corner further than this (mm, per coordinate) from its DICOM position needs an
@@ -244,12 +238,12 @@ def harden(
     volume_node,
     stack: Stack,
     pixels: np.ndarray | None,
-    spacing: SpacingChoice,
+    spacing: Spacing,
     *,
     interpolation: Interpolation = "linear",
     gaps: GapPolicy = "interpolate",
     sections: SectionPolicy = "merge",
-    tilt: Tilt = "deskew",
+    tilt: TiltPolicy = TiltPolicy.DESKEW,
     replace: bool = False,
     into=None,
 ) -> list:
@@ -387,7 +381,7 @@ def regularize(
     interpolation: Interpolation = "linear",
     gaps: GapPolicy = "interpolate",
     sections: SectionPolicy = "merge",
-    tilt: Tilt = "deskew",
+    tilt: TiltPolicy = TiltPolicy.DESKEW,
 ) -> list:
     """Do what ``spec.action`` says to the stack's raw volume: nothing (``load``), add an
     acquisition transform (``transform``), or harden in place at ``spec.spacing_mm``
@@ -404,11 +398,11 @@ def load_series(
     scene,
     paths: Iterable[str | os.PathLike],
     *,
-    spacing: SpacingChoice | None = None,
+    spacing: Spacing | None = None,
     interpolation: Interpolation = "linear",
     gaps: GapPolicy = "interpolate",
     sections: SectionPolicy = "merge",
-    tilt: Tilt = "deskew",
+    tilt: TiltPolicy = TiltPolicy.DESKEW,
 ) -> list:
     """Load every series found in ``paths`` (files or folders) into ``scene`` as the DICOM plugin
     does: the stacks it selects by default, each as a volume node. Returns the nodes in order.

@@ -30,8 +30,8 @@ import numpy as np
 
 from .grid import LATTICE_SNAP_MM, OutputGrid, StackFrame
 from .model import SliceHeader, Vec3
+from .policies import Interpolation
 
-Interpolation = Literal["linear", "nearest", "cubic"]
 Gaps = Literal["interpolate", "blank"]
 
 DEFAULT_GAP_FACTOR = 1.5
@@ -111,7 +111,7 @@ def resample_stack(
     slices: Sequence[SliceHeader],
     grid: OutputGrid,
     *,
-    interpolation: Interpolation = "linear",
+    interpolation: Interpolation = Interpolation.LINEAR,
     gaps: Gaps = "interpolate",
     max_gap_mm: float | None = None,
     blank_after: Sequence[int] | None = None,

@@ -15,9 +15,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
 
-from .convert import choose_spacing
-from .model import Role, SeriesAnalysis, Stack
-from .orientation import plane_name
+from ..spacing import choose_spacing
+from ..model import Role, SeriesAnalysis, Stack
+from ..orientation import plane_name
 
 CONFIDENCE_CORRECTS = 0.6
 """We load this series right where Slicer's scalar-volume plugin (0.5) does not: ours is chosen."""

@@ -27,9 +27,9 @@ import numpy as np
 
 from .model import SliceHeader
 from .orientation import normal_of
+from .policies import TiltPolicy
 from .tolerances import DEFAULT
 
-Tilt = Literal["deskew", "keep"]
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
@@ -137,7 +137,7 @@ class StackFrame:
 def build_grid(
     slices: Sequence[SliceHeader],
     slice_spacing_mm: float,
-    tilt: Tilt = "deskew",
+    tilt: TiltPolicy = TiltPolicy.DESKEW,
     *,
     snap_mm: float = LATTICE_SNAP_MM,
 ) -> OutputGrid:

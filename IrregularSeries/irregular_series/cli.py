@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import __version__
 from .analysis import analyze
-from .convert import ConvertOptions, ConvertResult, convert
+from .conversion import ConvertResult, convert
+from .options import ConvertOptions
+from .policies import (
+    GapPolicy,
+    Interpolation,
+    OutputFormat,
+    Policy,
+    PositionSource,
+    SectionPolicy,
+    Spacing,
+    SpacingRule,
+    TiltPolicy,
+    parse_spacing,
+)
 from .report import analysis_to_dict, format_summary, series_title
 
 
@@ -41,21 +53,16 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0 if analysis.series else 1
 
 
-def _spacing(text: str) -> str | float:
-    if text in ("auto", "nominal", "median", "min"):
-        return text
+def _spacing(text: str) -> Spacing:
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected auto, nominal, median, min or a number of mm, got {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"spacing must be a positive number of mm, got {text!r}")
-    return value
+        return parse_spacing(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _positive_mm(text: str) -> float:
     value = _spacing(text)
-    if isinstance(value, str):
+    if isinstance(value, SpacingRule):
         raise argparse.ArgumentTypeError(f"expected a number of mm, got {text!r}")
     return value
 
@@ -123,7 +130,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .synthetic import write_demo  # the writer is only needed here
+    from .testing import write_demo  # the writer is only needed here
 
     root = Path(args.dir)
     dicom_dir = root / "dicom"
@@ -141,21 +148,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if result.ok and result.outputs else 1
 
 
+def _policy_parser(policy: type[Policy]) -> Callable[[str], Policy]:
+    def parse(text: str) -> Policy:
+        try:
+            return policy.parse(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    return parse
+
+
+def _choices(policy: type[Policy]) -> str:
+    return "; ".join(f"{m.value}: {m.help}" for m in policy) + " (default: %(default)s)"
+
+
 def add_convert_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--spacing", type=_spacing, default="auto",
-                        help="slice spacing: auto (default), nominal, median, min, or a number of mm (honoured exactly)")
-    parser.add_argument("--gaps", choices=("interpolate", "blank", "split"), default="interpolate",
-                        help="missing slices: interpolate across (default), leave the planes in each gap blank "
-                             "(and write a mask next to the volume), or split into one volume per run")
-    parser.add_argument("--sections", choices=("merge", "split"), default="merge",
-                        help="stitched sections: merge into one volume (default) or one volume each")
-    parser.add_argument("--tilt", choices=("deskew", "keep"), default="deskew",
-                        help="gantry tilt: resample onto an orthogonal grid (default) or keep a sheared grid")
-    parser.add_argument("--interpolation", choices=("linear", "nearest", "cubic"), default="linear")
-    parser.add_argument("--format", choices=("nrrd", "nii", "nii.gz"), default="nrrd")
-    parser.add_argument("--positions", choices=("dicom", "nominal"), default="dicom",
-                        help="trust ImagePositionPatient (default), or override it: slices re-spaced in spatial "
-                             "order at the nominal spacing (SpacingBetweenSlices, else SliceThickness)")
+    parser.add_argument("--spacing", type=_spacing, default=SpacingRule.AUTO,
+                        help=f"slice spacing: a number of mm (honoured exactly) or {_choices(SpacingRule)}")
+    for flag, policy in (("--gaps", GapPolicy), ("--sections", SectionPolicy), ("--tilt", TiltPolicy),
+                         ("--interpolation", Interpolation), ("--format", OutputFormat),
+                         ("--positions", PositionSource)):
+        parser.add_argument(flag, type=_policy_parser(policy), default=list(policy)[0],
+                            metavar="{" + ",".join(policy.values()) + "}", help=f"{policy.title()}: {_choices(policy)}")
     parser.add_argument("--include-localizers", action="store_true", help="also write localizer stacks")
     parser.add_argument("--force", action="store_true", help="overwrite existing output files")
 

@@ -1,0 +1,67 @@
+"""``ConvertOptions``: every choice a conversion makes on the user's behalf, validated when made."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from .policies import (
+    GapPolicy,
+    Interpolation,
+    OutputFormat,
+    PositionSource,
+    SectionPolicy,
+    Spacing,
+    SpacingRule,
+    TiltPolicy,
+    parse_spacing,
+)
+from .tolerances import DEFAULT, Tolerances
+
+_POLICY_FIELDS = {
+    "gaps": GapPolicy,
+    "sections": SectionPolicy,
+    "tilt": TiltPolicy,
+    "interpolation": Interpolation,
+    "format": OutputFormat,
+    "positions": PositionSource,
+}
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    """Every choice ``convert`` makes on the user's behalf; defaults are the documented ones.
+
+    Policy fields accept a member of their enum or its text (``gaps="blank"``) and hold the member;
+    anything else raises ``ValueError`` here, at construction, naming the allowed values.
+    """
+
+    spacing: Spacing = SpacingRule.AUTO
+    gaps: GapPolicy = GapPolicy.INTERPOLATE
+    sections: SectionPolicy = SectionPolicy.MERGE
+    tilt: TiltPolicy = TiltPolicy.DESKEW
+    interpolation: Interpolation = Interpolation.LINEAR
+    format: OutputFormat = OutputFormat.NRRD
+    positions: PositionSource = PositionSource.DICOM
+    include_localizers: bool = False
+    force: bool = False
+    tolerances: Tolerances = DEFAULT
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "spacing", parse_spacing(self.spacing))
+        for name, policy in _POLICY_FIELDS.items():
+            object.__setattr__(self, name, policy.parse(getattr(self, name)))
+        for name in ("include_localizers", "force"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False; got {getattr(self, name)!r}")
+        if not isinstance(self.tolerances, Tolerances):
+            raise ValueError(f"tolerances must be a Tolerances record; got {type(self.tolerances).__name__}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The options as JSON values (policies as their words, tolerances as a mapping)."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = value.__dict__ if isinstance(value, Tolerances) else (
+                str(value) if isinstance(value, SpacingRule) or f.name in _POLICY_FIELDS else value)
+        return out
