@@ -26,9 +26,9 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
+from irregular_series.report import stack_line
 from irregular_series.slicer import scene as irregularScene
 from irregular_series.slicer.examine import spacing_presets
-from irregular_series.report import stack_line
 
 SPACING_CHART_REFERENCE = "IrregularSeriesSpacingChart"
 """Volume node reference to the plot chart of its slice spacing (made once, then reused)."""
@@ -114,6 +114,7 @@ class IrregularSeriesWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def cleanup(self) -> None:
         self.removeObservers()
+        self.logic.cleanup()
 
     def enter(self) -> None:
         self.initializeParameterNode()
@@ -207,17 +208,20 @@ class IrregularSeriesLogic(ScriptedLoadableModuleLogic):
 
     def __init__(self) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
-        self._stacks = {}
+        # Rebuilt from the instances a volume remembers, found through the DICOM database;
+        # forgotten when the scene closes.
+        self._stacks = irregularScene.StackCache(slicer.mrmlScene, locate=_fileForInstance)
+
+    def cleanup(self) -> None:
+        """Stop observing the scene (the module widget calls this when the module is unloaded)."""
+        self._stacks.close()
 
     def getParameterNode(self):
         return IrregularSeriesParameterNode(super().getParameterNode())
 
     def stack(self, volumeNode):
-        """The analysed stack a volume was loaded from (read once per volume)."""
-        key = volumeNode.GetAttribute(irregularScene.STACK_ATTRIBUTE)
-        if key not in self._stacks:
-            self._stacks[key] = irregularScene.stack_of(volumeNode)
-        return self._stacks[key]
+        """The analysed stack a volume was loaded from (rebuilt once per volume and scene)."""
+        return self._stacks.stack(volumeNode)
 
     def loadSeries(self, files, spacing=0.6, **policies):
         """Load the series in ``files`` (files or folders); ``spacing`` None keeps irregular stacks
@@ -251,6 +255,13 @@ class IrregularSeriesLogic(ScriptedLoadableModuleLogic):
             verified = volumeNode.GetAttribute(irregularScene.VERIFICATION_ATTRIBUTE)
             lines.append(_("Worst slice position error: {error} mm").format(error=verified))
         return "\n".join(lines)
+
+
+def _fileForInstance(sopInstanceUID):
+    """The file Slicer's DICOM database holds for an instance now ("" without a database). The
+    database follows files moved within it, so a saved scene reopens wherever they went."""
+    database = getattr(slicer, "dicomDatabase", None)
+    return database.fileForInstance(sopInstanceUID) if database is not None and database.isOpen else ""
 
 
 #

@@ -1,20 +1,22 @@
 """DICOM plugin for series with irregular geometry, and the hidden module that registers it.
 
-Examination reads the headers from Slicer's DICOM database (multi-frame objects with pydicom, for
-their functional groups), analyses them with irregular_series and offers one loadable per stack
+Examination reads the headers from Slicer's DICOM database (multi-frame objects from their files,
+for their functional groups), analyses them with irregular_series and offers one loadable per stack
 (see ``irregular_series.slicer.examine``). Loading makes the stack's raw volume, puts it in the subject
 hierarchy, then adds an acquisition transform or hardens it, as the settings panel says.
 """
+
+import weakref
 
 import slicer
 from DICOMLib import DICOMLoadable, DICOMPlugin
 from slicer.i18n import tr as _
 
-from irregular_series.slicer import scene as irregularScene
 from irregular_series.analysis import analyze_slices
+from irregular_series.headers import HEADER_TAGS
+from irregular_series.slicer import scene as irregularScene
+from irregular_series.slicer.database import database_headers
 from irregular_series.slicer.examine import examine_series
-from irregular_series.headers import HEADER_TAGS, scan_file, slice_from_tag_values
-from irregular_series.model import Excluded
 
 LOAD_MODE_SETTING = "DICOM/IrregularSeries/LoadMode"
 """What loading does to irregular stacks: "transform" (acquisition transform) or "harden"."""
@@ -32,6 +34,9 @@ class IrregularSeriesPluginClass(DICOMPlugin):
         self.loadType = _("Irregular Series")
         # Pre-cached by the DICOM database at import: everything the header scan reads.
         self.tags.update(HEADER_TAGS)
+        # What each loadable loads: kept here, not on the loadable, whose attributes are the ones
+        # Slicer defines (the browser and the subject hierarchy read those).
+        self._examined = weakref.WeakKeyDictionary()
 
     @staticmethod
     def settingsPanelEntry(panel, parent):
@@ -61,7 +66,7 @@ class IrregularSeriesPluginClass(DICOMPlugin):
                                _("DICOM examination settings"), ctk.ctkSettingsPanel.OptionRequireRestart)
 
     def examineForImport(self, fileLists):
-        # Overridden because the base class returns [] before Slicer 5.12.
+        # Overridden because the base class returns [] before Slicer 5.12 (5.12's calls examineFiles).
         loadables = []
         for files in fileLists:
             cached = self.getCachedLoadables(files)
@@ -72,7 +77,7 @@ class IrregularSeriesPluginClass(DICOMPlugin):
         return loadables
 
     def examineFiles(self, files):
-        analysis = analyze_slices(*self._headers(files))
+        analysis = analyze_slices(*database_headers(slicer.dicomDatabase, files))
         loadMode = slicer.util.settingsValue(LOAD_MODE_SETTING, "transform")
         spacing = slicer.util.settingsValue(SPACING_SETTING, "auto")
         loadables = []
@@ -87,37 +92,18 @@ class IrregularSeriesPluginClass(DICOMPlugin):
                 loadable.warning = spec.warning
                 loadable.selected = spec.selected
                 loadable.confidence = spec.confidence
-                loadable.irregularSeries = (spec, stacks[spec.stack_id])
+                self._examined[loadable] = (spec, stacks[spec.stack_id])
                 loadables.append(loadable)
         return loadables
 
-    def _headers(self, files):
-        """SliceHeader records from the database's cached tags; multi-frame objects from pydicom."""
-        database = slicer.dicomDatabase
-        slices, excluded = [], []
-        for path in files:
-            if not database.fileValueExists(path, HEADER_TAGS["PixelData"]):
-                excluded.append(Excluded(path, "no pixel data"))
-            elif database.fileValue(path, HEADER_TAGS["NumberOfFrames"]).strip() not in ("", "1"):
-                found, leftOut = scan_file(path)
-                slices += found
-                excluded += leftOut
-            else:
-                header = slice_from_tag_values(path, lambda tag, path=path: database.fileValue(path, tag))
-                (excluded if isinstance(header, Excluded) else slices).append(header)
-        return slices, excluded
-
     def load(self, loadable):
-        spec, stack = loadable.irregularSeries
+        spec, stack = self._examined[loadable]
         scene = slicer.mrmlScene
         pixels = irregularScene.stack_pixels(stack)
         # The browser's name says what was found; the node gets the short name unless renamed.
         name = spec.node_name if loadable.name == spec.name else loadable.name
         volumeNode = irregularScene.add_stack_volume(scene, stack, pixels, name)
         self.addSeriesInSubjectHierarchy(loadable, volumeNode)
-        # One UID per file in slice order (a multi-frame object appears once).
-        instanceUIDs = dict.fromkeys(s.sop_instance_uid for s in stack.slices)
-        volumeNode.SetAttribute("DICOM.instanceUIDs", " ".join(instanceUIDs))
         irregularScene.regularize(scene, volumeNode, stack, spec, pixels)
         selectionNode = slicer.app.applicationLogic().GetSelectionNode()
         selectionNode.SetActiveVolumeID(volumeNode.GetID())

@@ -19,7 +19,12 @@ slicer = pytest.importorskip("slicer", reason="needs the slicer-core wheel (requ
 import slicer.util  # noqa: E402
 from vtkmodules.vtkCommonMath import vtkMatrix4x4  # noqa: E402
 
+from pydicom.multival import MultiValue  # noqa: E402
+
 from irregular_series import analyze  # noqa: E402
+from irregular_series.analysis import analyze_slices  # noqa: E402
+from irregular_series.headers import slice_from_tag_values  # noqa: E402
+from irregular_series.slicer.database import with_transfer_syntax  # noqa: E402
 from irregular_series.slicer import scene as mrml  # noqa: E402
 from irregular_series.model import Stack  # noqa: E402
 from irregular_series.pixels import load_pixels  # noqa: E402
@@ -59,6 +64,11 @@ def _dicom_corners_ras(stack: Stack) -> np.ndarray:
         down = ds.Rows * row_step * iop[3:]
         corners.append([[ipp, ipp + across], [ipp + down, ipp + down + across]])
     return np.array(corners) * [-1.0, -1.0, 1.0]
+
+
+def _nodes(scene, class_name: str) -> list:
+    collection = scene.GetNodesByClass(class_name)
+    return [collection.GetItemAsObject(i) for i in range(collection.GetNumberOfItems())]
 
 
 def _ijk_to_ras(node) -> np.ndarray:
@@ -300,13 +310,119 @@ def test_load_series_harden_mode(scene, demo):
     assert scene.GetNodesByClass("vtkMRMLGridTransformNode").GetNumberOfItems() == 0
 
 
-def test_stack_of_reads_the_same_stack_back(scene, write_phantom):
+def _identities(stack: Stack) -> list[tuple[str, int]]:
+    return [(s.sop_instance_uid, s.frame) for s in stack.slices]
+
+
+def test_stack_of_rebuilds_the_stack_from_its_instances(scene, write_phantom):
     stack = _volume_stack(write_phantom("stitched_sections"))
     node = mrml.add_stack_volume(scene, stack, mrml.stack_pixels(stack), "raw")
     again = mrml.stack_of(node)
-    identities = lambda st: [(s.sop_instance_uid, s.frame) for s in st.slices]  # noqa: E731
-    assert identities(again) == identities(stack)
+    assert _identities(again) == _identities(stack)
+    assert (again.id, again.role, again.reasons) == (stack.id, stack.role, stack.reasons)
     assert again.geometry.positions_mm == stack.geometry.positions_mm
+    assert node.GetAttribute(mrml.INSTANCE_UIDS_ATTRIBUTE).split() == [uid for uid, _ in _identities(stack)]
+    assert "files" in json.loads(node.GetAttribute(mrml.STACK_ATTRIBUTE))  # where each instance was, as a fallback
+
+
+def test_saved_scene_reopens_with_files_moved_where_the_database_says(scene, write_phantom, tmp_path):
+    """The record survives a real save and reopen of the scene; the files then live elsewhere
+    (as when the DICOM database moves them) and ``locate`` says where: the stack comes back."""
+    folder = write_phantom("missing_slices")
+    stack = _volume_stack(folder)
+    node = mrml.add_stack_volume(scene, stack, mrml.stack_pixels(stack), "raw")
+    scene_file = tmp_path / "saved.mrml"
+    scene.SetURL(str(scene_file))
+    assert scene.Commit()
+    moved = folder.rename(tmp_path / "moved")
+    where = {pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID: str(p) for p in moved.iterdir()}
+
+    reopened = slicer.vtkMRMLScene()
+    reopened.SetURL(str(scene_file))
+    assert reopened.Connect()
+    (restored,) = [n for n in _nodes(reopened, "vtkMRMLScalarVolumeNode") if n.GetName() == node.GetName()]
+    with pytest.raises(ValueError, match="no longer found"):
+        mrml.stack_of(restored)  # the stored paths alone no longer lead to the files
+    again = mrml.stack_of(restored, locate=where.get)
+    assert _identities(again) == _identities(stack)
+    assert all(s.path.startswith(str(moved)) for s in again.slices)
+    assert again.geometry.positions_mm == stack.geometry.positions_mm
+
+
+def test_stack_of_names_the_first_missing_instance(scene, write_phantom):
+    stack = _volume_stack(write_phantom("variable_spacing"))
+    node = mrml.add_stack_volume(scene, stack, mrml.stack_pixels(stack), "raw")
+    gone = stack.slices[3]
+    Path(gone.path).unlink()
+    with pytest.raises(ValueError, match=f"1 of its {stack.slice_count} images.*instance {gone.sop_instance_uid}"):
+        mrml.stack_of(node)
+
+
+def test_stack_cache_reads_once_and_forgets_when_the_scene_closes(scene, write_phantom):
+    stack = _volume_stack(write_phantom("gantry_tilt"))
+    reads = []
+
+    def read(files):
+        reads.append(len(files))
+        return mrml.read_files(files)
+
+    cache = mrml.StackCache(scene, read=read)
+    node = mrml.add_stack_volume(scene, stack, mrml.stack_pixels(stack), "raw")
+    record = node.GetAttribute(mrml.STACK_ATTRIBUTE)
+    assert cache.stack(node) is cache.stack(node) and len(reads) == 1
+    scene.Clear(0)
+    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode")
+    node.SetAttribute(mrml.STACK_ATTRIBUTE, record)
+    cache.stack(node)
+    assert len(reads) == 2  # read again after the close
+    cache.close()
+    scene.Clear(0)
+    assert cache.stack(node) is not None and len(reads) == 3  # closed: not observing any more
+
+
+def test_load_series_starts_no_worker_processes(scene, demo, monkeypatch):
+    import concurrent.futures
+
+    from irregular_series import headers
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a process pool was started")
+
+    monkeypatch.setattr(headers, "PARALLEL_THRESHOLD", 1)
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", refuse)
+    (node,) = mrml.load_series(scene, [demo], spacing=0.6)
+    assert node.GetSpacing() == (0.1, 0.1, 0.6)
+
+
+def _database_strings(path: str):
+    """``get(tag)`` answering as Slicer's DICOM database's ``fileValue`` does: the data set's
+    value as text, several values joined with backslashes, "" when absent; the file meta group
+    is not part of the data set CTK parses, so its transfer syntax is never there."""
+    dataset = pydicom.dcmread(path, stop_before_pixels=True)
+
+    def get(tag: str) -> str:
+        element = dataset.get(int(tag.replace(",", ""), 16))
+        if element is None or element.tag.group == 0x0002:
+            return ""
+        value = element.value
+        return "\\".join(str(v) for v in value) if isinstance(value, MultiValue) else str(value)
+
+    return get
+
+
+def test_headers_from_the_database_take_the_direct_pixel_reader(scene, write_phantom, monkeypatch):
+    folder = write_phantom("missing_slices")
+    headers = [slice_from_tag_values(str(p), _database_strings(str(p))) for p in sorted(folder.iterdir())]
+    assert all(h.transfer_syntax_uid == "" for h in headers)
+    stack = next(s for s in analyze_slices(headers).series[0].stacks if s.role == "volume")
+    expected = load_pixels(_volume_stack(folder).slices)
+
+    def no_pydicom(*args, **kwargs):
+        raise AssertionError("pixels read through pydicom")
+
+    monkeypatch.setattr(pydicom, "dcmread", no_pydicom)
+    np.testing.assert_array_equal(mrml.stack_pixels(stack), expected)
+    assert {s.transfer_syntax_uid for s in with_transfer_syntax(stack.slices)} == {"1.2.840.10008.1.2.1"}
 
 
 def test_vtkitk_reader_gives_the_same_pixels(write_phantom):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -31,15 +31,17 @@ from vtkmodules.vtkCommonDataModel import vtkImageData
 from vtkmodules.vtkCommonMath import vtkMatrix4x4
 
 from ..analysis import analyze
-from ..geometry import slice_corners_lps
+from ..geometry import analyze_geometry, slice_corners_lps
 from ..grid import LPS_TO_RAS
-from ..model import SliceHeader, Stack
+from ..headers import scan
+from ..model import Excluded, SliceHeader, Stack
 from ..options import ConvertOptions
 from ..pixels import PixelDecodeError, load_pixels
 from ..planning import plan_stack
 from ..policies import GapPolicy, Interpolation, SectionPolicy, Spacing, TiltPolicy
-from ..tolerances import DEFAULT
+from ..tolerances import DEFAULT, Tolerances
 from ..volume import VerificationError, build_volume
+from .database import with_transfer_syntax
 from .examine import LoadableSpec, examine_series, slicer_series_name
 
 CORNER_TOLERANCE_MM = 1e-3
@@ -47,8 +49,19 @@ CORNER_TOLERANCE_MM = 1e-3
 acquisition transform; the transform must bring every corner within it. Slicer's own threshold."""
 
 STACK_ATTRIBUTE = "IrregularSeries.stack"
-"""Volume node attribute: JSON with the stack's files and slice identities (SOP instance UID and
-frame, in slice order), from which ``stack_of`` re-reads the stack."""
+"""Volume node attribute: JSON with the stack's id, role and reasons, its images (SOP instance UID
+and frame, in slice order) and the file each instance was in when loaded; ``stack_of`` rebuilds
+the stack from exactly those instances."""
+
+INSTANCE_UIDS_ATTRIBUTE = "DICOM.instanceUIDs"
+"""Slicer's volume node attribute for the SOP instance UIDs of its files, space-separated, one per
+file in slice order (as Slicer's scalar-volume plugin sets it)."""
+
+Locate = Callable[[str], str]
+"""``locate(sop_instance_uid)``: the file holding that instance now, "" when unknown."""
+
+ReadHeaders = Callable[[list[str]], tuple[list[SliceHeader], list[Excluded]]]
+"""``read(files)``: the images of those files and the files left out."""
 
 ACQUISITION_TRANSFORM_ATTRIBUTE = "IrregularSeries.acquisitionTransform"
 """Set ("1") on grid transform nodes made by ``create_acquisition_transform``."""
@@ -118,17 +131,19 @@ def add_volume(scene, array_kji: np.ndarray, index_to_lps: np.ndarray, name: str
 
 
 def add_stack_volume(scene, stack: Stack, pixels: np.ndarray, name: str):
-    """The stack's raw volume (see the module docstring), remembering which stack it shows."""
+    """The stack's raw volume (see the module docstring), remembering the instances it shows."""
     node = add_volume(scene, pixels, raw_index_to_lps(stack), name)
     node.SetAttribute(STACK_ATTRIBUTE, json.dumps(_stack_record(stack)))
+    node.SetAttribute(INSTANCE_UIDS_ATTRIBUTE, " ".join(dict.fromkeys(s.sop_instance_uid for s in stack.slices)))
     return node
 
 
 def stack_pixels(stack: Stack) -> np.ndarray:
-    """The stack's rescaled pixels (N, rows, columns): pydicom, or Slicer's vtkITK reader (GDCM,
-    then DCMTK) for single-frame files pydicom cannot decode here."""
+    """The stack's rescaled pixels (N, rows, columns): this package's reader (uncompressed files
+    directly, the rest through pydicom), or Slicer's vtkITK reader (GDCM, then DCMTK) for
+    single-frame files pydicom cannot decode here."""
     try:
-        return load_pixels(stack.slices)
+        return load_pixels(with_transfer_syntax(stack.slices))
     except PixelDecodeError:
         if any(s.number_of_frames > 1 for s in stack.slices):
             raise
@@ -157,18 +172,62 @@ def read_pixels_vtkitk(stack: Stack) -> np.ndarray:
     raise PixelDecodeError(f"neither pydicom nor Slicer's DICOM reader can read the pixels of {files[0]}")
 
 
-def stack_of(volume_node) -> Stack:
-    """The stack a volume was loaded from, read again from its files (``STACK_ATTRIBUTE``)."""
+def read_files(files: list[str]) -> tuple[list[SliceHeader], list[Excluded]]:
+    """The images of ``files``, read in this process (Slicer's embedded Python cannot start
+    worker processes: they would start the application again)."""
+    result = scan(files, workers=1)
+    return result.slices, result.excluded
+
+
+def stack_of(
+    volume_node, locate: Locate | None = None, read: ReadHeaders = read_files, tolerances: Tolerances = DEFAULT
+) -> Stack:
+    """The stack a volume was loaded from (``STACK_ATTRIBUTE``), rebuilt from exactly the
+    instances it remembers, without grouping anything again: each instance is found with
+    ``locate`` (in Slicer, the DICOM database, which follows files moved within it), else at the
+    path it had when loaded; the headers are read with ``read`` and the geometry analysed again.
+    ``ValueError`` names the first instance that cannot be found."""
     text = volume_node.GetAttribute(STACK_ATTRIBUTE)
     if not text:
         raise ValueError(f"{volume_node.GetName()} was not loaded by IrregularSeries (no {STACK_ATTRIBUTE})")
     record = json.loads(text)
-    wanted = [tuple(item) for item in record["slices"]]
-    for series in analyze(record["files"]).series:
-        for stack in series.stacks:
-            if [(s.sop_instance_uid, s.frame) for s in stack.slices] == wanted:
-                return stack
-    raise ValueError(f"the files of {volume_node.GetName()} no longer hold the stack it was loaded from")
+    wanted = [(uid, frame) for uid, frame in record["slices"]]
+    files = {uid: (locate(uid) if locate is not None else "") or path for uid, path in record["files"].items()}
+    found, _ = read(list(dict.fromkeys(files.values())))
+    by_key = {(s.sop_instance_uid, s.frame): s for s in found}
+    missing = [key for key in wanted if key not in by_key]
+    if missing:
+        uid = missing[0][0]
+        raise ValueError(
+            f"{volume_node.GetName()}: {len(missing)} of its {len(wanted)} images are no longer found, "
+            f"the first of instance {uid} (looked for in {files[uid]})"
+        )
+    stack = Stack(record["id"], record["role"], record["reasons"], [by_key[key] for key in wanted])
+    stack.geometry = analyze_geometry(stack.slices, tolerances)
+    return stack
+
+
+class StackCache:
+    """The stacks of a scene's volumes, each rebuilt once (``stack_of``) and all forgotten when
+    the scene closes: a scene opened next may hold other volumes under the same records."""
+
+    def __init__(self, scene, locate: Locate | None = None, read: ReadHeaders = read_files) -> None:
+        self._stacks: dict[str, Stack] = {}
+        self._locate = locate
+        self._read = read
+        self._scene = scene
+        self._observer = scene.AddObserver(scene.EndCloseEvent, lambda caller, event: self._stacks.clear())
+
+    def stack(self, volume_node) -> Stack:
+        key = volume_node.GetAttribute(STACK_ATTRIBUTE) or ""
+        if key not in self._stacks:
+            self._stacks[key] = stack_of(volume_node, self._locate, self._read)
+        return self._stacks[key]
+
+    def close(self) -> None:
+        """Stop observing the scene and forget every stack."""
+        self._scene.RemoveObserver(self._observer)
+        self._stacks.clear()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -412,7 +471,7 @@ def load_series(
     """
     mode = "transform" if spacing is None else "harden"
     nodes = []
-    for series in analyze(paths).series:
+    for series in analyze(paths, workers=1).series:  # no worker processes inside Slicer (see read_files)
         stacks = {stack.id: stack for stack in series.stacks}
         for spec in examine_series(series, slicer_series_name(series), load_mode=mode,
                                    spacing="auto" if spacing is None else spacing):
@@ -472,8 +531,11 @@ def _slice_key(s: SliceHeader) -> tuple[str, str, int]:
 
 def _stack_record(stack: Stack) -> dict:
     return {
-        "files": list(dict.fromkeys(s.path for s in stack.slices)),
+        "id": stack.id,
+        "role": str(stack.role),
+        "reasons": [str(reason) for reason in stack.reasons],
         "slices": [[s.sop_instance_uid, s.frame] for s in stack.slices],
+        "files": {s.sop_instance_uid: s.path for s in stack.slices},
     }
 
 
