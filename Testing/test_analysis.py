@@ -19,6 +19,7 @@ from irregular_series.conversion import convert
 from irregular_series.geometry import analyze_geometry, slice_corners_lps
 from irregular_series.grouping import REPEATED_FRACTION
 from irregular_series.headers import scan
+from irregular_series.irregularities import NominalMismatch, Overlap
 from irregular_series.model import SeriesAnalysis, Stack
 from irregular_series.orientation import plane_name
 from irregular_series.testing.synthetic import SyntheticSlice, write_series
@@ -85,7 +86,7 @@ def test_case_matches_its_truth(write_phantom, case):
     assert truth.irregularities <= reported
     if truth.missing_instance_numbers:
         holes = [n for i in first.geometry.irregularities if i.kind == "missing_slices"
-                 for n in i.details["instance_numbers"]]
+                 for n in i.details.instance_numbers]
         assert sorted(holes) == list(truth.missing_instance_numbers)
     if truth.sections is not None:
         assert (len(first.geometry.sections) or 1) == truth.sections
@@ -222,8 +223,8 @@ def test_untagged_time_series_with_a_missing_slice_is_still_split_by_instance_or
         assert any(i.kind == "missing_slices" for i in by_first_instance[2].geometry.irregularities)
         result = convert([tmp_path], tmp_path / "out", progress=False)
         assert result.failures == [] and len(result.outputs) == 5
-        gap = next(o for o in result.outputs if len(o["source_files"]) == 7)
-        assert gap["interpolated"] and any("missing slices: interpolated" in d for d in gap["decisions"])
+        gap = next(o for o in result.outputs if len(o.source_files) == 7)
+        assert gap.interpolated and any(d.kind == "gaps_interpolated" for d in gap.decisions)
 
 
 def test_untagged_repeats_numbered_position_after_position(tmp_path):
@@ -324,8 +325,8 @@ def test_regular_stack(write_phantom):
 def test_missing_slices_count_and_instance_holes(write_phantom):
     (stack,) = _analyse(write_phantom("missing_slices")).stacks
     first, second = [i for i in stack.geometry.irregularities if i.kind == "missing_slices"]
-    assert (first.after_index, first.details["missing_count"], first.details["instance_numbers"]) == (7, 1, [9])
-    assert (second.after_index, second.details["missing_count"], second.details["instance_numbers"]) == (13, 2, [16, 17])
+    assert (first.after_index, first.details.missing_count, first.details.instance_numbers) == (7, 1, (9,))
+    assert (second.after_index, second.details.missing_count, second.details.instance_numbers) == (13, 2, (16, 17))
     assert second.message == "2 slice(s) missing after slice 13 (instance numbers 16, 17): gap 6.00 mm where the step is 2.00 mm"
     assert "variable_spacing" not in _kinds(stack)
 
@@ -336,14 +337,14 @@ def test_missing_slice_estimated_without_instance_holes(tmp_path):
     write_series(phantoms._series("gap", slices), tmp_path, names="shuffled")
     (stack,) = _analyse(tmp_path).stacks
     missing = _irregularity(stack, "missing_slices")
-    assert missing.details["missing_count"] == 1 and missing.details["instance_numbers"] == []
+    assert missing.details.missing_count == 1 and missing.details.instance_numbers == ()
     assert "(no instance number missing between 9 and 10)" in missing.message
 
 
 def test_variable_spacing_runs(write_phantom):
     (stack,) = _analyse(write_phantom("variable_spacing")).stacks
     irregularity = _irregularity(stack, "variable_spacing")
-    assert [(r["count"], r["step_mm"]) for r in irregularity.details["runs"]] == [(13, 4.0), (14, 7.0)]
+    assert [(r.count, r.step_mm) for r in irregularity.details.runs] == [(13, 4.0), (14, 7.0)]
     assert irregularity.after_index == 13
     assert irregularity.message == "variable spacing: 13 step(s) of 4.00 mm, 14 step(s) of 7.00 mm"
     assert stack.geometry.spacing.nominal is None  # 4 mm and 7 mm slices: no single nominal spacing
@@ -361,7 +362,7 @@ def test_tilt_comes_from_geometry_and_the_tag_only_for_comparison(tmp_path):
     # Positions are along the normal: the table step times cos(tilt).
     assert g.spacing.median == pytest.approx(2.5 * math.cos(math.radians(18.5)), abs=1e-4)
     mismatch = _irregularity(stack, "nominal_mismatch")
-    assert mismatch.details["along_table"] is True
+    assert mismatch.details.along_table is True
 
 
 def test_nominal_spacing_that_disagrees_with_the_positions(tmp_path):
@@ -369,7 +370,7 @@ def test_nominal_spacing_that_disagrees_with_the_positions(tmp_path):
     write_series(phantoms._series("nominal", slices), tmp_path)
     (stack,) = _analyse(tmp_path).stacks
     mismatch = _irregularity(stack, "nominal_mismatch")
-    assert mismatch.details == {"nominal_mm": 3.0, "dominant_step_mm": 2.5, "along_table": False}
+    assert mismatch.details == NominalMismatch(nominal_mm=3.0, dominant_step_mm=2.5, along_table=False)
     assert stack.geometry.candidate_spacings_mm == pytest.approx({"nominal": 3.0, "median": 2.5, "min": 2.5})
     assert stack.geometry.regular
 
@@ -377,7 +378,7 @@ def test_nominal_spacing_that_disagrees_with_the_positions(tmp_path):
 def test_duplicates(write_phantom):
     (stack,) = _analyse(write_phantom("duplicate_positions")).stacks
     duplicate = _irregularity(stack, "duplicate_positions")
-    assert duplicate.after_index == 7 and duplicate.details["positions_mm"] == [-7.5]
+    assert duplicate.after_index == 7 and duplicate.details.positions_mm == (-7.5,)
     assert not stack.geometry.regular and stack.slice_count == 21
 
 
@@ -387,7 +388,7 @@ def test_stitched_sections_ranges_and_overlaps(write_phantom):
     assert [(s.start_mm, s.end_mm, len(s.slice_indices), s.step_mm) for s in sections] == [
         (0.0, 11.0, 12, 1.0), (8.5, 19.5, 12, 1.0), (17.0, 28.0, 12, 1.0)]
     stitched = _irregularity(stack, "stitched_sections")
-    assert stitched.details["overlaps"] == [{"length_mm": 2.5, "at_mm": 8.5}, {"length_mm": 2.5, "at_mm": 17.0}]
+    assert stitched.details.overlaps == (Overlap(length_mm=2.5, at_mm=8.5), Overlap(length_mm=2.5, at_mm=17.0))
     assert stitched.message.startswith("3 sections stitched, overlapping 2.5 mm at 8.5 mm and 2.5 mm at 17.0 mm")
     assert stitched.message.endswith("told apart by instance numbers")
     # Interleaved steps of 0.5 mm in the overlaps are not variable spacing or missing slices.
@@ -435,7 +436,7 @@ def test_non_parallel_slices(tmp_path):
     write_series(phantoms._series("wobble", slices), tmp_path)
     (stack,) = _analyse(tmp_path).stacks
     assert stack.slice_count == 10
-    assert _irregularity(stack, "non_parallel").details["max_angle_deg"] == pytest.approx(0.27, abs=0.01)
+    assert _irregularity(stack, "non_parallel").details.max_angle_deg == pytest.approx(0.27, abs=0.01)
     assert not stack.geometry.regular
 
 

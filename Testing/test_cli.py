@@ -106,10 +106,28 @@ def test_positions_override_and_blank_mask_are_printed(tmp_path, capsys):
     code = main(["convert", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--positions", "nominal"])
     out = capsys.readouterr().out
     assert code == 0 and "(against the overridden positions; 6.0000 mm from the DICOM positions)" in out
-    assert "    - POSITIONS OVERRIDDEN (--positions nominal)" in out
+    (overridden,) = [line for line in out.splitlines() if line.startswith("    - POSITIONS OVERRIDDEN: ")]
+    assert overridden.endswith(" from their DICOM positions (--positions nominal)")
     code = main(["convert", str(tmp_path / "in"), "-o", str(tmp_path / "blank"), "--gaps", "blank"])
     out = capsys.readouterr().out
     assert code == 0 and f"  mask {tmp_path / 'blank' / '1_missing_slices_stack1_mask.nrrd'}" in out
+    # The command line names its flags; report.json keeps the library's neutral words and the fields.
+    assert "    - 3 plane(s) inside missing-slice gaps left blank, mask 0 there (--gaps blank)" in out
+    report = json.loads((tmp_path / "blank" / "report.json").read_text())
+    (blank,) = [d for d in report["outputs"][0]["decisions"] if d["kind"] == "gaps_blank"]
+    assert blank == {"kind": "gaps_blank", "message": "3 plane(s) inside missing-slice gaps left blank, mask 0 there",
+                     "option": "gaps", "choice": "blank", "values": {"planes": 3}}
+
+
+def test_failure_lines_name_the_flag_that_helps(tmp_path, capsys):
+    encoded("regular").write(tmp_path / "in")
+    assert main(["convert", str(tmp_path / "in"), "-o", str(tmp_path / "out")]) == 0
+    (tmp_path / "out" / "report.json").unlink()
+    assert main(["convert", str(tmp_path / "in"), "-o", str(tmp_path / "out")]) == 1
+    (failure,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("FAILED")]
+    assert failure.endswith("already exists; not overwriting it (use --force)")
+    assert main(["convert", str(tmp_path / "in"), "-o", str(tmp_path / "out")]) == 1
+    assert capsys.readouterr().err.strip().endswith("or replace it (use --force)")
 
 
 @pytest.mark.parametrize(("fmt", "suffix"), [("nii", ".nii"), ("nii.gz", ".nii.gz")])

@@ -24,7 +24,7 @@ import pytest
 from phantoms import CASES, Phantom, regular
 from irregular_series import volume as volume_module
 from irregular_series.analysis import analyze
-from irregular_series.conversion import ConvertOptions, convert
+from irregular_series.conversion import ConvertOptions, OutputVolume, convert
 from irregular_series.planning import plan_stack
 from irregular_series.volume import build_volume
 from irregular_series.pixels import PixelDecodeError
@@ -127,8 +127,13 @@ def run(tmp_path: Path, case: Phantom | str, *, out: str = "out", **options):
     return result, report
 
 
+def said(output: OutputVolume) -> list[str]:
+    """The output's decisions in the library's own (neutral) words."""
+    return [d.message for d in output.decisions]
+
+
 def volumes(result) -> list[NrrdFile]:
-    return [read_nrrd(o["path"]) for o in result.outputs]
+    return [read_nrrd(o.path) for o in result.outputs]
 
 
 def slice_positions(path: str, normal) -> float:
@@ -175,22 +180,23 @@ def test_every_case_reproduces_coordinates(tmp_path, case, spacing):
     assert result.failures == [] and len(result.outputs) == VOLUME_COUNTS[case]
     assert report["failures"] == [] and len(report["outputs"]) == VOLUME_COUNTS[case]
     for output, volume in zip(result.outputs, volumes(result)):
-        assert output["max_position_error_mm"] <= 0.01 and output["mean_position_error_mm"] <= 0.01
-        budget = COPY_ROUNDING if not output["interpolated"] else ROUNDING
-        assert encoding_error(volume) <= budget + 1e-9, output["path"]
-        np.testing.assert_array_equal(volume.index_to_lps, output["index_to_lps"])
+        assert output.max_position_error_mm <= 0.01 and output.mean_position_error_mm <= 0.01
+        budget = COPY_ROUNDING if not output.interpolated else ROUNDING
+        assert encoding_error(volume) <= budget + 1e-9, output.path
+        np.testing.assert_array_equal(volume.index_to_lps, output.index_to_lps)
         plane_distance = volume.index_to_lps[:3, 2] @ np.cross(*volume.index_to_lps[:3, :2].T)
         plane_distance /= np.linalg.norm(np.cross(*volume.index_to_lps[:3, :2].T))
-        assert math.isclose(plane_distance, output["slice_spacing_mm"], rel_tol=1e-12)
+        assert math.isclose(plane_distance, output.slice_spacing_mm, rel_tol=1e-12)
         if spacing != "auto":
-            assert output["slice_spacing_mm"] == spacing
+            assert output.slice_spacing_mm == spacing
 
 
 def test_regular_stack_is_copied_bit_for_bit(tmp_path):
     result, report = run(tmp_path, "regular")
     (output,) = report["outputs"]
     assert output["interpolated"] is False
-    assert "no interpolation: every voxel is a copy of an input pixel" in output["decisions"]
+    assert {"kind": "no_interpolation", "message": "no interpolation: every voxel is a copy of an input pixel",
+            "option": None, "choice": None, "values": {}} in output["decisions"]
     volume = read_nrrd(output["path"])
     datasets = [pydicom.dcmread(f) for f in output["source_files"]]
     expected = np.stack([ds.pixel_array * int(ds.RescaleSlope) + int(ds.RescaleIntercept) for ds in datasets])
@@ -204,32 +210,32 @@ def test_regular_stack_is_copied_bit_for_bit(tmp_path):
 @pytest.mark.parametrize("spacing", [0.6, 0.7, 1.3])
 def test_requested_spacing_is_exact_in_the_file(tmp_path, spacing):
     result, _ = run(tmp_path, "stitched_sections", spacing=spacing)
-    volume = read_nrrd(result.outputs[0]["path"])
+    volume = read_nrrd(result.outputs[0].path)
     assert volume.header["space directions"].split()[2] == f"(0.0,0.0,{spacing!r})"
-    assert result.outputs[0]["slice_spacing_mm"] == spacing
+    assert result.outputs[0].slice_spacing_mm == spacing
     assert encoding_error(volume) <= ROUNDING
 
 
 def test_tilted_stack_at_a_requested_spacing(tmp_path):
     result, _ = run(tmp_path, "gantry_tilt", spacing=0.6)
     (output,) = result.outputs
-    volume = read_nrrd(output["path"])
+    volume = read_nrrd(output.path)
     steps = volume.index_to_lps[:3, :3]
     assert math.isclose(np.linalg.norm(steps[:, 2]), 0.6, rel_tol=1e-15)
     assert abs(steps[:, 2] @ steps[:, 1]) < 1e-12 and abs(steps[:, 2] @ steps[:, 0]) < 1e-12  # deskewed
     assert encoding_error(volume) <= ROUNDING
-    assert any("gantry tilt 18.50° removed (deskew)" in d for d in output["decisions"])
+    assert "gantry tilt 18.50° removed: grid along the slice normal" in said(output)
 
 
 def test_tilt_keep_writes_a_sheared_grid_of_unchanged_pixels(tmp_path):
     result, _ = run(tmp_path, "gantry_tilt", tilt="keep")
     (output,) = result.outputs
-    volume = read_nrrd(output["path"])
-    assert output["interpolated"] is False and encoding_error(volume) <= COPY_ROUNDING
+    volume = read_nrrd(output.path)
+    assert output.interpolated is False and encoding_error(volume) <= COPY_ROUNDING
     steps = volume.index_to_lps[:3, :3]
     angle = math.degrees(math.acos(steps[:, 2] @ np.cross(steps[:, 0], steps[:, 1]) / np.linalg.norm(steps[:, 2])))
     assert math.isclose(angle, 18.5, abs_tol=1e-3)
-    assert any("kept (--tilt keep)" in d for d in output["decisions"])
+    assert "gantry tilt 18.50° kept: sheared grid along the stacking direction" in said(output)
 
 
 def test_tilt_keep_with_a_non_linear_drift_is_still_exact(tmp_path):
@@ -240,8 +246,8 @@ def test_tilt_keep_with_a_non_linear_drift_is_still_exact(tmp_path):
     phantom = dataclasses.replace(base, name="wobbly_tilt", series=dataclasses.replace(base.series, slices=slices))
     result, _ = run(tmp_path, phantom, tilt="keep")
     (output,) = result.outputs
-    assert output["interpolated"] is True and output["max_position_error_mm"] <= 0.01
-    assert encoding_error(read_nrrd(output["path"])) <= ROUNDING
+    assert output.interpolated is True and output.max_position_error_mm <= 0.01
+    assert encoding_error(read_nrrd(output.path)) <= ROUNDING
 
 
 # --- spacing rules ---------------------------------------------------------------------------
@@ -265,15 +271,15 @@ def test_tilt_keep_with_a_non_linear_drift_is_still_exact(tmp_path):
 def test_spacing_rules(tmp_path, case, rule, spacing, why):
     result, _ = run(tmp_path, case, spacing=rule)
     (output,) = result.outputs
-    assert math.isclose(output["slice_spacing_mm"], spacing, abs_tol=1e-4)
-    assert any(d.startswith("slice spacing: ") and why in d for d in output["decisions"]), output["decisions"]
-    assert encoding_error(read_nrrd(output["path"])) <= ROUNDING
+    assert math.isclose(output.slice_spacing_mm, spacing, abs_tol=1e-4)
+    assert any(d.startswith("slice spacing: ") and why in d for d in said(output)), said(output)
+    assert encoding_error(read_nrrd(output.path)) <= ROUNDING
 
 
 def test_nominal_spacing_missing_is_a_failure(tmp_path):
     result, _ = run(tmp_path, "variable_spacing", spacing="nominal")
     assert result.outputs == []
-    (failure,) = result.failures
+    (failure,) = [str(f) for f in result.failures]
     assert "has no nominal spacing" in failure and "\n" not in failure
 
 
@@ -282,14 +288,14 @@ def test_nominal_spacing_missing_is_a_failure(tmp_path):
 
 def test_localizers_are_left_out_unless_included(tmp_path):
     result, _ = run(tmp_path, "localizer_inside_siemens")
-    assert [o["role"] for o in result.outputs] == ["volume"] and result.outputs[0]["shape"] == [32, 32, 20]
+    assert [o.role for o in result.outputs] == ["volume"] and result.outputs[0].shape == (32, 32, 20)
     result, _ = run(tmp_path, "localizer_inside_siemens", out="with", include_localizers=True)
     assert result.failures == []
-    roles = {o["role"]: o for o in result.outputs}
+    roles = {o.role: o for o in result.outputs}
     assert set(roles) == {"volume", "localizer"}
     localizer = roles["localizer"]
-    assert localizer["shape"] == [24, 24, 1] and localizer["slice_spacing_mm"] == 500.0  # its SliceThickness
-    volume = read_nrrd(localizer["path"])
+    assert localizer.shape == (24, 24, 1) and localizer.slice_spacing_mm == 500.0  # its SliceThickness
+    volume = read_nrrd(localizer.path)
     assert encoding_error(volume) <= COPY_ROUNDING
     assert np.allclose(volume.index_to_lps[:3, 2] / 500.0, [0.0, 1.0, 0.0])  # coronal: normal along +y (P)
 
@@ -301,12 +307,12 @@ def test_stitched_sections_merge_cuts_each_overlap_at_its_middle(tmp_path):
     result, _ = run(tmp_path, "stitched_sections")
     (output,) = result.outputs
     # Sections 0–11, 8.5–19.5 and 17–28 mm (z): overlaps cut at 9.75 and 18.25 mm.
-    used = {round(slice_positions(f, (0, 0, 1)), 3) for f in output["source_files"]}
+    used = {round(slice_positions(f, (0, 0, 1)), 3) for f in output.source_files}
     first = {float(k) for k in range(12)}
     second = {8.5 + k for k in range(12)}
     third = {17.0 + k for k in range(12)}
     assert used == {z for z in first if z < 9.75} | {z for z in second if 9.75 <= z < 18.25} | {z for z in third if z >= 18.25}
-    assert output["decisions"][:3] == [
+    assert said(output)[:3] == [
         "section 1 (0.00–11.00 mm) used up to 9.75 mm: 10 slice(s), 2 left out in overlaps "
         "(each overlap is cut at its middle: every section keeps the half nearer its own interior)",
         "section 2 (8.50–19.50 mm) used from 9.75 mm up to 18.25 mm: 8 slice(s), 4 left out in overlaps "
@@ -314,16 +320,16 @@ def test_stitched_sections_merge_cuts_each_overlap_at_its_middle(tmp_path):
         "section 3 (17.00–28.00 mm) used from 18.25 mm: 10 slice(s), 2 left out in overlaps "
         "(each overlap is cut at its middle: every section keeps the half nearer its own interior)",
     ]
-    assert encoding_error(read_nrrd(output["path"])) <= ROUNDING
+    assert encoding_error(read_nrrd(output.path)) <= ROUNDING
 
 
 def test_stitched_sections_split_gives_one_copied_volume_per_section(tmp_path):
     result, _ = run(tmp_path, "stitched_sections", sections="split")
-    assert [Path(o["path"]).name for o in result.outputs] == [
+    assert [Path(o.path).name for o in result.outputs] == [
         f"1_stitched_sections_stack1_section{k}.nrrd" for k in (1, 2, 3)]
     for output, start in zip(result.outputs, (0.0, 8.5, 17.0)):
-        assert output["shape"] == [32, 32, 12] and output["interpolated"] is False
-        volume = read_nrrd(output["path"])
+        assert output.shape == (32, 32, 12) and output.interpolated is False
+        volume = read_nrrd(output.path)
         assert volume.index_to_lps[2, 3] == start and encoding_error(volume) <= COPY_ROUNDING
 
 
@@ -336,8 +342,9 @@ def test_sections_that_do_not_follow_each_other_are_not_merged(tmp_path):
     first, second, third = stack.geometry.sections
     stack.geometry.sections = [first, dataclasses.replace(second, start_mm=2.0, end_mm=9.0), third]
     with pytest.raises(ValueError, match=r"sections 1 \(0.00–11.00 mm\) and 2 \(2.00–9.00 mm\) do not follow "
-                                         r"each other .* use --sections split"):
+                                         r"each other .* no place to cut between them$") as raised:
         plan_stack(stack, ConvertOptions())
+    assert raised.value.remedy == ("sections", "split")
     assert len(plan_stack(stack, ConvertOptions(sections="split"))) == 3
 
 
@@ -350,52 +357,52 @@ GAP_PLANES = (8, 15, 16)
 def test_gaps_interpolate_fills_the_gap_from_real_positions(tmp_path):
     result, _ = run(tmp_path, "missing_slices")
     (output,) = result.outputs
-    assert output["shape"] == [32, 32, 24] and output["interpolated"] is True and output["mask_path"] is None
-    assert "missing slices: interpolated across the gaps (--gaps interpolate)" in output["decisions"]
-    assert encoding_error(read_nrrd(output["path"])) <= ROUNDING
+    assert output.shape == (32, 32, 24) and output.interpolated is True and output.mask_path is None
+    assert "missing slices: interpolated across the gaps" in said(output)
+    assert encoding_error(read_nrrd(output.path)) <= ROUNDING
 
 
 def test_gaps_blank_writes_a_mask_that_is_zero_exactly_in_the_gaps(tmp_path):
     result, _ = run(tmp_path, "missing_slices", gaps="blank")
     (output,) = result.outputs
-    assert Path(output["mask_path"]).parent == Path(output["path"]).parent
-    assert Path(output["mask_path"]).name == "1_missing_slices_stack1_mask.nrrd"
-    volume, mask = read_nrrd(output["path"]), read_nrrd(output["mask_path"])
+    assert Path(output.mask_path).parent == Path(output.path).parent
+    assert Path(output.mask_path).name == "1_missing_slices_stack1_mask.nrrd"
+    volume, mask = read_nrrd(output.path), read_nrrd(output.mask_path)
     np.testing.assert_array_equal(mask.index_to_lps, volume.index_to_lps)
     assert mask.array.dtype == np.uint8 and mask.array.shape == volume.array.shape == (24, 32, 32)
     expected = np.ones(24, np.uint8)
     expected[list(GAP_PLANES)] = 0
     np.testing.assert_array_equal(mask.array, np.broadcast_to(expected[:, None, None], mask.array.shape))
     assert (volume.array[list(GAP_PLANES)] == np.iinfo(np.int16).min).all()
-    assert output["interpolated"] is False and encoding_error(volume) <= COPY_ROUNDING
-    assert "3 plane(s) inside missing-slice gaps left blank (mask 0, --gaps blank)" in output["decisions"]
+    assert output.interpolated is False and encoding_error(volume) <= COPY_ROUNDING
+    assert "3 plane(s) inside missing-slice gaps left blank, mask 0 there" in said(output)
 
 
 def test_gaps_blank_on_a_tilted_stack_blanks_only_the_gap(tmp_path):
     result, _ = run(tmp_path, "tilt_with_missing", gaps="blank")
     (output,) = result.outputs
-    mask = read_nrrd(output["mask_path"]).array
+    mask = read_nrrd(output.mask_path).array
     empty = [k for k in range(mask.shape[0]) if not mask[k].any()]
     assert len(empty) == 1  # one missing slice, spacing = the step along the normal
-    assert encoding_error(read_nrrd(output["path"])) <= ROUNDING
+    assert encoding_error(read_nrrd(output.path)) <= ROUNDING
 
 
 def test_gaps_split_gives_one_copied_volume_per_run(tmp_path):
     result, _ = run(tmp_path, "missing_slices", gaps="split")
-    assert [o["shape"][2] for o in result.outputs] == [8, 6, 7]
-    assert [Path(o["path"]).stem for o in result.outputs] == [
+    assert [o.shape[2] for o in result.outputs] == [8, 6, 7]
+    assert [Path(o.path).stem for o in result.outputs] == [
         f"1_missing_slices_stack1_run{k}" for k in (1, 2, 3)]
     for output in result.outputs:
-        assert output["interpolated"] is False
-        assert encoding_error(read_nrrd(output["path"])) <= COPY_ROUNDING
+        assert output.interpolated is False
+        assert encoding_error(read_nrrd(output.path)) <= COPY_ROUNDING
 
 
 def test_gaps_blank_and_variable_spacing_without_gaps_blank_nothing(tmp_path):
     """Longer steps that are not missing slices (4 mm then 7 mm) are no gaps."""
     result, _ = run(tmp_path, "variable_spacing", gaps="blank", spacing=1.0)
     (output,) = result.outputs
-    assert output["mask_path"] is None
-    assert data_voxels(read_nrrd(output["path"]).array).all()
+    assert output.mask_path is None
+    assert data_voxels(read_nrrd(output.path).array).all()
 
 
 def test_gaps_blank_tells_a_missing_slice_from_a_longer_ordinary_step(tmp_path):
@@ -411,10 +418,10 @@ def test_gaps_blank_tells_a_missing_slice_from_a_longer_ordinary_step(tmp_path):
                                series=dataclasses.replace(phantom.series, slices=four + ten))
     result, _ = run(tmp_path, case, gaps="blank", spacing=1.0)
     (output,) = result.outputs
-    mask = read_nrrd(output["mask_path"]).array
+    mask = read_nrrd(output.mask_path).array
     empty = [k for k in range(mask.shape[0]) if not mask[k].any()]
     assert empty == list(range(13, 20))  # the 1 mm planes strictly inside the gap from 12 to 20 mm
-    assert encoding_error(read_nrrd(output["path"])) <= ROUNDING
+    assert encoding_error(read_nrrd(output.path)) <= ROUNDING
 
 
 # --- repeated positions, orientations, duplicates ----------------------------------------------
@@ -426,22 +433,22 @@ def test_repeated_positions_give_one_volume_per_time_point(tmp_path):
     assert len(arrays) == 5 and all(a.shape == (8, 16, 16) for a in arrays)
     for a in arrays[1:]:
         np.testing.assert_array_equal(a, arrays[0])  # the phantom encodes position, not time
-    assert len({o["path"] for o in result.outputs}) == 5
-    assert sorted(len(o["source_files"]) for o in result.outputs) == [8] * 5
-    assert len({f for o in result.outputs for f in o["source_files"]}) == 40
+    assert len({o.path for o in result.outputs}) == 5
+    assert sorted(len(o.source_files) for o in result.outputs) == [8] * 5
+    assert len({f for o in result.outputs for f in o.source_files}) == 40
 
 
 def test_two_orientations_give_two_volumes(tmp_path):
     result, _ = run(tmp_path, "two_orientations")
-    normals = sorted(tuple(np.round(o["directions_lps"][2], 6)) for o in result.outputs)
+    normals = sorted(tuple(np.round(o.directions_lps[2], 6)) for o in result.outputs)
     assert normals == [(-1.0, 0.0, 0.0), (0.0, 0.0, 1.0)]
 
 
 def test_duplicate_positions_keep_one_slice_and_say_so(tmp_path):
     result, _ = run(tmp_path, "duplicate_positions")
     (output,) = result.outputs
-    assert output["shape"] == [32, 32, 20] and output["interpolated"] is False
-    (note,) = [d for d in output["decisions"] if d.startswith("duplicate position")]
+    assert output.shape == (32, 32, 20) and output.interpolated is False
+    (note,) = [d for d in said(output) if d.startswith("duplicate position")]
     assert "kept" in note and "dropped" in note
 
 
@@ -453,24 +460,24 @@ def test_positions_nominal_overrides_loudly(tmp_path):
     (output,) = result.outputs
     # 21 slices re-spaced at the nominal 2 mm (not at the 0.6 mm output spacing): the last
     # 5 slices move 6 mm, past the three missing ones.
-    assert output["max_position_error_mm"] <= 0.01
-    assert math.isclose(output["max_error_vs_dicom_mm"], 6.0, abs_tol=1e-6)
-    assert output["slice_spacing_mm"] == 0.6 and output["shape"][2] == math.floor(40 / 0.6 + 1e-6) + 1
-    (note,) = [d for d in output["decisions"] if "POSITIONS OVERRIDDEN" in d]
+    assert output.max_position_error_mm <= 0.01
+    assert math.isclose(output.max_error_vs_dicom_mm, 6.0, abs_tol=1e-6)
+    assert output.slice_spacing_mm == 0.6 and output.shape[2] == math.floor(40 / 0.6 + 1e-6) + 1
+    (note,) = [d for d in said(output) if "POSITIONS OVERRIDDEN" in d]
     assert "2 mm along the normal" in note and "moved by up to 6.000 mm" in note
 
 
 def test_positions_nominal_on_a_tilted_stack_uses_the_table_step(tmp_path):
     result, _ = run(tmp_path, "gantry_tilt", positions="nominal")
     (output,) = result.outputs
-    assert output["max_position_error_mm"] <= 0.01 and output["max_error_vs_dicom_mm"] <= 1e-4
-    assert any("2.5 mm along the tilted table" in d for d in output["decisions"])
+    assert output.max_position_error_mm <= 0.01 and output.max_error_vs_dicom_mm <= 1e-4
+    assert any("2.5 mm along the tilted table" in d for d in said(output))
 
 
 def test_positions_nominal_needs_a_nominal_spacing(tmp_path):
     result, _ = run(tmp_path, "variable_spacing", positions="nominal", spacing=1.0)
-    (failure,) = result.failures
-    assert "--positions nominal needs SpacingBetweenSlices or SliceThickness" in failure
+    (failure,) = [str(f) for f in result.failures]
+    assert "positions from the nominal spacing need SpacingBetweenSlices or SliceThickness" in failure
 
 
 # --- interpolation kernels -------------------------------------------------------------------
@@ -480,31 +487,31 @@ def test_cubic_reproduces_linear_data_on_irregular_stacks(tmp_path):
     for case in ("variable_spacing", "gantry_tilt", "stitched_sections"):
         result, _ = run(tmp_path, case, out=case, interpolation="cubic", spacing=0.7)
         (output,) = result.outputs
-        assert output["interpolated"] is True
-        assert encoding_error(read_nrrd(output["path"])) <= ROUNDING
+        assert output.interpolated is True
+        assert encoding_error(read_nrrd(output.path)) <= ROUNDING
 
 
 def test_nearest_copies_the_closest_slice(tmp_path):
     result, _ = run(tmp_path, "variable_spacing", interpolation="nearest", spacing=1.0)
     (output,) = result.outputs
-    assert output["interpolated"] is False
-    volume = read_nrrd(output["path"])
-    slices = {round(slice_positions(f, (0, 0, 1)), 3): pydicom.dcmread(f).pixel_array for f in output["source_files"]}
+    assert output.interpolated is False
+    volume = read_nrrd(output.path)
+    slices = {round(slice_positions(f, (0, 0, 1)), 3): pydicom.dcmread(f).pixel_array for f in output.source_files}
     z = sorted(slices)
     for k, plane in enumerate(volume.array):
         plane_z = volume.index_to_lps[2, 3] + k * 1.0
         closest = min(z, key=lambda t: (abs(t - plane_z), t))
         np.testing.assert_array_equal(plane, slices[closest])
-    assert "nearest neighbour: planes copy the closest slice, up to 3.000 mm away along the normal" in output["decisions"]
+    assert "nearest neighbour: planes copy the closest slice, up to 3.000 mm away along the normal" in said(output)
 
 
 def test_nearest_on_a_deskewed_tilt_is_refused_with_the_way_out(tmp_path):
     result, _ = run(tmp_path, "gantry_tilt", interpolation="nearest")
     assert result.outputs == [] and not list((tmp_path / "out").glob("*.nrrd"))
-    (failure,) = result.failures
-    assert "verification failed" in failure and "--tilt keep" in failure and "nothing written" in failure
+    (failure,) = [str(f) for f in result.failures]
+    assert "verification failed" in failure and "keeping the tilt" in failure and "nothing written" in failure
     result, _ = run(tmp_path, "gantry_tilt", out="keep", interpolation="nearest", tilt="keep")
-    assert result.failures == [] and encoding_error(read_nrrd(result.outputs[0]["path"])) <= COPY_ROUNDING
+    assert result.failures == [] and encoding_error(read_nrrd(result.outputs[0].path)) <= COPY_ROUNDING
 
 
 # --- NIfTI -----------------------------------------------------------------------------------
@@ -516,13 +523,13 @@ def test_nifti_has_the_ras_affine_and_the_same_voxels(tmp_path, fmt):
     nrrd, _ = run(tmp_path, "gantry_tilt", spacing=0.6)
     nifti, _ = run(tmp_path, "gantry_tilt", out="nifti", spacing=0.6, format=fmt)
     (output,) = nifti.outputs
-    assert output["path"].endswith("." + fmt)
-    image = nibabel.load(output["path"])
-    np.testing.assert_allclose(image.affine, LPS_TO_RAS @ np.array(output["index_to_lps"]), atol=1e-4)
+    assert str(output.path).endswith("." + fmt)
+    image = nibabel.load(output.path)
+    np.testing.assert_allclose(image.affine, LPS_TO_RAS @ np.array(output.index_to_lps), atol=1e-4)
     np.testing.assert_allclose(image.get_sform(), image.affine)
     assert image.get_qform(coded=True)[1] == 1  # the deskewed grid is orthogonal: qform valid too
     voxels = np.asarray(image.dataobj).transpose(2, 1, 0)  # [i, j, k] -> [k, j, i]
-    np.testing.assert_array_equal(voxels, read_nrrd(nrrd.outputs[0]["path"]).array)
+    np.testing.assert_array_equal(voxels, read_nrrd(nrrd.outputs[0].path).array)
 
 
 # --- verification: a wrong volume is never written ---------------------------------------------
@@ -544,7 +551,7 @@ def _turned(axis: str, degrees: float) -> Phantom:
 def test_slices_off_the_grid_fail_verification_and_nothing_is_written(tmp_path, axis):
     result, report = run(tmp_path, _turned(axis, 0.3))
     assert result.outputs == [] and report["outputs"] == []
-    (failure,) = result.failures
+    (failure,) = [str(f) for f in result.failures]
     assert failure.startswith("#1 CT regular stack 1: verification failed: ")
     assert "mm from its DICOM position (tolerance 0.01 mm" in failure and failure.endswith("nothing written")
     assert report["failures"] == [failure]
@@ -563,7 +570,7 @@ def test_a_resampler_that_misplaces_slices_is_caught(tmp_path, monkeypatch):
 
     monkeypatch.setattr(volume_module, "resample_stack", off_by_a_third)
     result, _ = run(tmp_path, "variable_spacing", spacing=1.0)
-    (failure,) = result.failures
+    (failure,) = [str(f) for f in result.failures]
     assert "would be 0.3000 mm from its DICOM position" in failure
     assert not list((tmp_path / "out").glob("*.nrrd"))
 
@@ -589,17 +596,19 @@ def test_report_has_the_inspect_report_outputs_and_failures(tmp_path):
 
 def test_nothing_is_overwritten_without_force(tmp_path):
     result, _ = run(tmp_path, "regular")
-    path = Path(result.outputs[0]["path"])
+    path = Path(result.outputs[0].path)
     before = path.read_bytes()
-    with pytest.raises(FileExistsError, match="report.json already exists.*--force"):
+    with pytest.raises(FileExistsError, match="report.json already exists") as raised:
         run(tmp_path, "regular")
+    assert "--" not in str(raised.value)  # the library names no command-line flag
     (tmp_path / "out" / "report.json").unlink()
     result, _ = run(tmp_path, "regular")  # the volume is still there: refused, reported
     (failure,) = result.failures
-    assert "already exists; not overwriting it (use --force to replace it)" in failure
+    assert failure.message.endswith("already exists; not overwriting it") and failure.remedy == ("force", None)
+    assert failure.in_words(lambda option, choice: f"set {option}") == f"{failure.subject}: {failure.message} (set force)"
     assert path.read_bytes() == before
     result, _ = run(tmp_path, "regular", force=True)
-    assert result.failures == [] and result.outputs[0]["path"] == str(path)
+    assert result.failures == [] and result.outputs[0].path == path
 
 
 @pytest.mark.parametrize("description", ["../../x", "/etc/passwd", "..", "a/../../../b", "CON"])
@@ -613,7 +622,7 @@ def test_hostile_series_descriptions_never_write_outside_the_output_folder(tmp_p
     out = (tmp_path / "work" / "out").resolve()
     assert created and all(p.resolve().parent == out or p.resolve() == out for p in created)
     (output,) = result.outputs
-    assert Path(output["path"]).parent == out and Path(output["path"]).name.startswith("1_")
+    assert Path(output.path).parent == out and Path(output.path).name.startswith("1_")
 
 
 def test_series_sharing_number_and_description_get_distinct_files(tmp_path):
@@ -623,7 +632,7 @@ def test_series_sharing_number_and_description_get_distinct_files(tmp_path):
     second.write(tmp_path / "in" / "b")
     result = convert([tmp_path / "in"], tmp_path / "out", ConvertOptions(force=True), progress=False)
     assert result.failures == [] and len(result.outputs) == 2
-    names = [Path(o["path"]).name for o in result.outputs]
+    names = [Path(o.path).name for o in result.outputs]
     assert len(set(names)) == 2 and "1_regular_stack1.nrrd" in names
 
 
@@ -664,8 +673,8 @@ def test_a_series_without_decoder_fails_alone(tmp_path):
     for path in bad.write(tmp_path / "in" / "bad"):
         _recompress_as_mpeg2(path)
     result = convert([tmp_path / "in"], tmp_path / "out", progress=False)
-    assert [Path(o["path"]).name for o in result.outputs] == ["1_regular_stack1.nrrd"]
-    (failure,) = result.failures
+    assert [Path(o.path).name for o in result.outputs] == ["1_regular_stack1.nrrd"]
+    (failure,) = [str(f) for f in result.failures]
     assert failure.startswith("#2 CT missing slices stack 1: ") and "\n" not in failure
     assert "MPEG2" in failure and "cannot decode" in failure and str(tmp_path / "in" / "bad") in failure
     assert not result.ok
@@ -676,7 +685,7 @@ def test_unreadable_files_are_left_out_and_the_rest_converts(tmp_path):
     (tmp_path / "in" / "truncated.dcm").write_bytes(files[0].read_bytes()[:300])
     (tmp_path / "in" / "notes.txt").write_text("not DICOM")
     result = convert([tmp_path / "in"], tmp_path / "out", progress=False)
-    assert result.ok and len(result.outputs) == 1 and result.outputs[0]["shape"] == [32, 32, 20]
+    assert result.ok and len(result.outputs) == 1 and result.outputs[0].shape == (32, 32, 20)
     report = json.loads(result.report_path.read_text())
     left_out = {Path(e["file"]).name for e in report["excluded"]} | {
         Path(e["file"]).name for s in report["series"] for e in s["excluded"]}
@@ -692,8 +701,8 @@ def test_a_file_cut_short_is_left_out_and_its_series_still_converts(tmp_path):
     result = convert([tmp_path / "in"], tmp_path / "out", progress=False)
     assert result.ok
     (output,) = result.outputs
-    assert len(output["source_files"]) == 27 and str(broken) not in output["source_files"]
-    assert encoding_error(read_nrrd(output["path"])) <= ROUNDING
+    assert len(output.source_files) == 27 and str(broken) not in output.source_files
+    assert encoding_error(read_nrrd(output.path)) <= ROUNDING
     report = json.loads(result.report_path.read_text())
     (excluded,) = report["series"][0]["excluded"]
     assert excluded["file"] == str(broken) and "truncated" in excluded["reason"]
@@ -718,7 +727,7 @@ def test_multiframe_gives_the_same_volumes_as_single_frame_files(tmp_path, case)
         assert result.failures == []
         # Stack numbering may differ between the two; the volumes, as a set, may not.
         results[multiframe] = sorted(
-            (read_nrrd(o["path"]) for o in result.outputs), key=lambda v: tuple(v.index_to_lps.ravel()))
+            (read_nrrd(o.path) for o in result.outputs), key=lambda v: tuple(v.index_to_lps.ravel()))
     assert len(results[True]) == len(results[False]) > 0
     for a, b in zip(results[True], results[False]):
         np.testing.assert_array_equal(a.index_to_lps, b.index_to_lps)
@@ -735,7 +744,7 @@ def test_every_uncompressed_transfer_syntax_gives_the_same_volume(tmp_path, synt
         result = convert([tmp_path / name], tmp_path / f"out_{name}", progress=False)
         assert result.failures == []
         (output,) = result.outputs
-        volumes[name] = read_nrrd(output["path"])
+        volumes[name] = read_nrrd(output.path)
     np.testing.assert_array_equal(volumes[syntax].array, volumes["explicit_le"].array)
     np.testing.assert_array_equal(volumes[syntax].index_to_lps, volumes["explicit_le"].index_to_lps)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pydicom
 import pytest
 
+import phantoms
 from irregular_series import analyze
 from irregular_series.spacing import choose_spacing
 from irregular_series.slicer.examine import (
@@ -24,6 +25,7 @@ from irregular_series.slicer.examine import (
     spacing_presets,
 )
 from irregular_series.model import SeriesAnalysis
+from irregular_series.testing.synthetic import write_series
 
 SCALAR_VOLUME_PLUGIN_CONFIDENCE = 0.5
 
@@ -83,7 +85,8 @@ def test_irregular_stack_is_hardened_at_the_chosen_spacing(write_phantom, case, 
     series, specs = _examine(write_phantom(case))
     (spec,) = specs
     stack = next(s for s in series.stacks if s.id == spec.stack_id)
-    spacing_mm, reason = choose_spacing(stack, "auto")
+    chosen = choose_spacing(stack, "auto")
+    spacing_mm, reason = chosen.value_mm, chosen.reason
     assert spec.confidence == CONFIDENCE_CORRECTS and _ours_win(specs)
     assert spec.selected and spec.action == "harden" and spec.spacing_mm == spacing_mm
     assert spec.name == f"1: {case.replace('_', ' ')} — {found}, harden at {spacing_mm:.4g} mm"
@@ -240,3 +243,14 @@ def test_spacing_presets_show_their_values(tmp_path):
     text = spacing_presets(volume)
     assert text.startswith("auto = nominal 0.6 mm")
     assert "nominal 0.6 mm" in text and "median 0.6 mm" in text and "smallest 0.3 mm" in text
+
+
+def test_spacing_presets_of_one_slice_without_a_nominal_spacing(tmp_path):
+    """The auto value's source comes from the spacing record, not from parsing its sentence (which
+    showed "auto = 1 1 mm" here)."""
+    slices = phantoms._stack(1, 2.0, slice_thickness_mm=None, spacing_between_slices_mm=None)
+    write_series(phantoms._series("one slice", slices), tmp_path)
+    (stack,) = _series(tmp_path).stacks
+    assert stack.slice_count == 1 and spacing_presets(stack) == "auto = 1 mm"
+    chosen = choose_spacing(stack, "auto")
+    assert (chosen.value_mm, chosen.rule, chosen.source) == (1.0, "auto", "single_slice_default")

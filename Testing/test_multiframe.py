@@ -81,8 +81,8 @@ def test_magnitude_and_phase_of_one_object(write_phantom):
 def test_irregular_spacing_and_per_frame_rescale(write_phantom):
     phantom = phantoms.mf_irregular()
     (stack,) = _analyse(write_phantom(phantom)).stacks
-    runs = [i for i in stack.geometry.irregularities if i.kind == "variable_spacing"][0].details["runs"]
-    assert [(r["count"], r["step_mm"]) for r in runs] == [(7, 4.0), (8, 7.0)]
+    runs = [i for i in stack.geometry.irregularities if i.kind == "variable_spacing"][0].details.runs
+    assert [(r.count, r.step_mm) for r in runs] == [(7, 4.0), (8, 7.0)]
     by_frame = {s.frame: s for s in stack.slices}
     assert [(by_frame[k].rescale_slope, by_frame[k].rescale_intercept) for k in range(16)] == [
         (s.rescale_slope, s.rescale_intercept) for s in phantom.series.slices]

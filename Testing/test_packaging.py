@@ -187,7 +187,7 @@ def test_gui_spacing_choices_are_spacing_policies(write_phantom):
     choices = _choices(_parameter_fields()["spacing"])
     assert "custom" in choices  # the GUI's own: a number of mm from customSpacing
     for choice in set(choices) - {"custom"}:
-        assert choose_spacing(stack, choice)[0] == 2.5
+        assert choose_spacing(stack, choice).value_mm == 2.5
 
 
 # --- icons ----------------------------------------------------------------------------------

@@ -40,10 +40,10 @@ def test_ge_tilted_head_ct_deskewed_at_the_requested_spacing(realdata, tmp_path,
     assert tree_digest(folder) == before
     assert result.ok
     (output,) = result.outputs
-    assert len(output["source_files"]) == 28 and output["max_position_error_mm"] <= 0.01
-    assert output["slice_spacing_mm"] == spacing
-    assert any("gantry tilt 18.50° removed (deskew)" in d for d in output["decisions"])
-    volume = read_nrrd(output["path"])
+    assert len(output.source_files) == 28 and output.max_position_error_mm <= 0.01
+    assert output.slice_spacing_mm == spacing
+    assert any(d.message == "gantry tilt 18.50° removed: grid along the slice normal" for d in output.decisions)
+    volume = read_nrrd(output.path)
     steps = volume.index_to_lps[:3, :3]
     assert math.isclose(np.linalg.norm(steps[:, 2]), spacing, rel_tol=1e-15)
     assert abs(steps[:, 0] @ steps[:, 2]) < 1e-12 and abs(steps[:, 1] @ steps[:, 2]) < 1e-12  # orthogonal
@@ -53,7 +53,7 @@ def test_ge_tilted_head_ct_deskewed_at_the_requested_spacing(realdata, tmp_path,
     # Every original slice, from its own header, lies in the file's grid: on one plane (all four
     # corners at the same k), with rows and columns along the grid's j and i.
     to_index = np.linalg.inv(volume.index_to_lps)
-    datasets = sorted((pydicom.dcmread(f) for f in output["source_files"]),
+    datasets = sorted((pydicom.dcmread(f) for f in output.source_files),
                       key=lambda ds: float(np.dot(ds.ImagePositionPatient, steps[:, 2])))
     for ds in datasets:
         row, col = np.array(ds.ImageOrientationPatient[:3], float), np.array(ds.ImageOrientationPatient[3:], float)
@@ -78,7 +78,7 @@ def rle_volume(realdata, tmp_path_factory):
     result = convert([folder], tmp_path_factory.mktemp("rle"), progress=False)
     assert result.ok
     (output,) = result.outputs
-    return output, read_nrrd(output["path"])
+    return output, read_nrrd(output.path)
 
 
 @pytest.mark.parametrize("codec", COMPRESSED)
@@ -91,11 +91,11 @@ def test_compressed_copies_convert_to_identical_volumes(realdata, tmp_path, rle_
     result = convert([folder], tmp_path, progress=False)
     assert result.ok, result.failures
     (output,) = result.outputs
-    volume = read_nrrd(output["path"])
+    volume = read_nrrd(output.path)
     reference_output, reference = rle_volume
     np.testing.assert_array_equal(volume.index_to_lps, reference.index_to_lps)
     np.testing.assert_array_equal(volume.array, reference.array)
-    assert output["interpolated"] is False and output["max_position_error_mm"] <= 0.01
+    assert output.interpolated is False and output.max_position_error_mm <= 0.01
     # Not interpolated: the volume is the decoded slices, in spatial order.
-    decoded = np.stack([_rescaled(pydicom.dcmread(f)) for f in output["source_files"]])
+    decoded = np.stack([_rescaled(pydicom.dcmread(f)) for f in output.source_files])
     np.testing.assert_array_equal(volume.array, decoded)

@@ -53,9 +53,9 @@ def test_ge_tilted_ct_with_variable_spacing(inspect):
     assert g.tilt_deg == pytest.approx(18.50, abs=0.05)
     assert g.tilt_tag_deg == 18.5
     assert _irregularity(stack, "gantry_tilt").message == "gantry tilt 18.50° from geometry; tag says 18.5"
-    runs = _irregularity(stack, "variable_spacing").details["runs"]
-    assert [r["count"] for r in runs] == [13, 1, 13]
-    assert [r["step_mm"] for r in runs] == pytest.approx([4.0, 1.08, 7.0], abs=0.01)
+    runs = _irregularity(stack, "variable_spacing").details.runs
+    assert [r.count for r in runs] == [13, 1, 13]
+    assert [r.step_mm for r in runs] == pytest.approx([4.0, 1.08, 7.0], abs=0.01)
     assert "missing_slices" not in _kinds(stack) and not g.regular
     # Only the LICENSE and SOURCE texts are left out.
     assert sorted(Path(e.path).name for e in analysis.excluded) == ["LICENSE.dcm_qa_ct.txt", "SOURCE.txt"]
@@ -76,7 +76,7 @@ def test_philips_tilted_ct_its_localizer_and_survey(inspect):
     assert g.tilt_deg == pytest.approx(16.5, abs=0.05) and g.tilt_tag_deg == 16.5
     assert g.regular and g.spacing.median == pytest.approx(2.40, abs=0.01)
     # SliceThickness = SpacingBetweenSlices = 2.5 is the table step: 2.5 cos 16.5° along the normal.
-    assert _irregularity(volume, "nominal_mismatch").details["along_table"] is True
+    assert _irregularity(volume, "nominal_mismatch").details.along_table is True
 
     survey = by_number[401]
     (surview,) = survey.stacks
@@ -106,8 +106,8 @@ def test_fmri_is_five_volumes(inspect):
 def test_gap_between_acquisitions(inspect):
     (stack,) = _one_series(inspect("dicom2nifti_edgecases/failing/sliceincrement/001")).stacks
     missing = _irregularity(stack, "missing_slices")
-    assert missing.details["gap_mm"] == pytest.approx(10.0, abs=0.01)
-    assert missing.details["missing_count"] == 1 and missing.after_index == 2
+    assert missing.details.gap_mm == pytest.approx(10.0, abs=0.01)
+    assert missing.details.missing_count == 1 and missing.after_index == 2
 
 
 def test_tilted_ct_with_a_missing_instance(inspect):
@@ -115,7 +115,7 @@ def test_tilted_ct_with_a_missing_instance(inspect):
     assert stack.geometry.tilt_deg == pytest.approx(15.5, abs=0.05)
     assert stack.geometry.tilt_tag_deg is None
     missing = _irregularity(stack, "missing_slices")
-    assert missing.details["instance_numbers"] == [4] and missing.details["missing_count"] == 1
+    assert missing.details.instance_numbers == (4,) and missing.details.missing_count == 1
 
 
 def test_ct_tilt_without_a_tag(inspect):

@@ -20,6 +20,7 @@ from irregular_series import analyze
 from irregular_series.cli import main
 from irregular_series.geometry import analyze_geometry
 from irregular_series.headers import scan
+from irregular_series.irregularities import DETAILS_OF, IrregularityKind
 from irregular_series.model import Stack
 from irregular_series.report import analysis_to_dict, format_summary, stack_to_dict
 from irregular_series.testing.synthetic import write_demo, write_non_image_objects, write_series
@@ -154,11 +155,10 @@ def test_the_checker_rejects_what_the_schema_does_not_say(documents):
             Checker().object(broken, "stack", "stack")
 
 
-def test_every_kind_in_the_model_is_documented():
-    from irregular_series.model import Irregularity
-
-    listed = set(re.findall(r"``(\w+)``", Irregularity.__doc__.split("``after_index``")[0]))
-    assert listed - {"kind"} == set(KINDS)
+def test_every_kind_in_the_model_is_documented_with_its_details_fields():
+    assert {kind.value for kind in IrregularityKind} == set(KINDS)
+    for kind, record in DETAILS_OF.items():
+        assert [f.name for f in dataclasses.fields(record)] == list(SCHEMA[kind.value]), kind
 
 
 def test_documents_are_strict_json(documents):

@@ -178,7 +178,10 @@ def test_harden_gives_exactly_the_requested_spacing_at_the_dicom_geometry(scene,
     assert node.GetImageData().GetDimensions() == (64, 64, math.floor((last_z - ijk_to_lps[2, 3]) / 0.6 + 1e-6) + 1)
     assert float(node.GetAttribute(mrml.VERIFICATION_ATTRIBUTE)) <= DEFAULT.verify_mm
     assert node.GetAttribute(mrml.SPACING_ATTRIBUTE) == "0.6"
-    assert json.loads(node.GetAttribute(mrml.DECISIONS_ATTRIBUTE))
+    decisions = json.loads(node.GetAttribute(mrml.DECISIONS_ATTRIBUTE))
+    # In the panel's words: its controls, never command-line flags.
+    assert "slice spacing: 0.6 mm as requested (Slice spacing: 0.6)" in decisions
+    assert not any("--" in d for d in decisions), decisions
 
     # every voxel holds the value the phantom encodes at its position (rounding only: stored
     # values are integers, linear interpolation of position-linear values is exact)
@@ -439,7 +442,7 @@ def test_harden_gives_the_same_volume_as_convert(scene, demo, tmp_path):
     from irregular_series.conversion import ConvertOptions, convert
 
     (output,) = convert([demo], tmp_path / "out", ConvertOptions(spacing=0.6), progress=False).outputs
-    written = read_nrrd(output["path"])
+    written = read_nrrd(output.path)
 
     stack = _volume_stack(demo)
     pixels = mrml.stack_pixels(stack)

@@ -184,7 +184,7 @@ def test_output_path_through_symlinked_outdir(tmp_path):
 def test_atomic_write_refuses_overwrite_without_force(tmp_path):
     target = tmp_path / "vol.nrrd"
     atomic_write(target, lambda stream: stream.write(b"first"), force=False)
-    with pytest.raises(FileExistsError, match="--force") as error:
+    with pytest.raises(FileExistsError, match="already exists; not overwriting it$") as error:
         atomic_write(target, lambda stream: stream.write(b"second"), force=False)
     assert str(target) in str(error.value)
     assert target.read_bytes() == b"first"
@@ -462,7 +462,7 @@ def test_write_volume_refusals(tmp_path):
         write_volume(tmp_path / "vol.nii", array, OBLIQUE, compress=True)
     write_volume(tmp_path / "vol.nrrd", array, OBLIQUE, compress=True)
     assert _nrrd_header(tmp_path / "vol.nrrd")["encoding"] == "gzip"
-    with pytest.raises(FileExistsError, match="--force"):
+    with pytest.raises(FileExistsError, match="already exists; not overwriting it$"):
         write_volume(tmp_path / "vol.nrrd", array, OBLIQUE)
     write_volume(tmp_path / "vol.nrrd", array, OBLIQUE, force=True)
     assert _nrrd_header(tmp_path / "vol.nrrd")["encoding"] == "raw"

@@ -19,7 +19,12 @@ _EXPORTS = {
     "analyze_slices": "analysis",
     "Analysis": "model",
     "Excluded": "model",
-    "Irregularity": "model",
+    "Irregularity": "irregularities",
+    "IrregularityKind": "irregularities",
+    "Decision": "decisions",
+    "DecisionKind": "decisions",
+    "Failure": "decisions",
+    "OutputVolume": "conversion",
     "SeriesAnalysis": "model",
     "SliceHeader": "model",
     "Stack": "model",
@@ -55,8 +60,10 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from .analysis import analyze, analyze_slices
-    from .conversion import ConvertResult, convert
-    from .model import Analysis, Excluded, Irregularity, SeriesAnalysis, SliceHeader, Stack, StackGeometry
+    from .conversion import ConvertResult, OutputVolume, convert
+    from .decisions import Decision, DecisionKind, Failure
+    from .irregularities import Irregularity, IrregularityKind
+    from .model import Analysis, Excluded, SeriesAnalysis, SliceHeader, Stack, StackGeometry
     from .options import ConvertOptions
     from .policies import (
         GapPolicy,

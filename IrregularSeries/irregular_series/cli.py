@@ -11,6 +11,7 @@ from pathlib import Path
 from . import __version__
 from .analysis import analyze
 from .conversion import ConvertResult, convert
+from .decisions import OptionName
 from .options import ConvertOptions
 from .policies import (
     GapPolicy,
@@ -81,24 +82,32 @@ def _options(args: argparse.Namespace) -> ConvertOptions:
     )
 
 
+def flag(option: OptionName, choice: str | None) -> str:
+    """The command-line words for an option setting: ``--gaps split``, ``--force``."""
+    return f"--{option.replace('_', '-')}" + (f" {choice}" if choice is not None else "")
+
+
+def _use_flag(option: OptionName, choice: str | None) -> str:
+    return f"use {flag(option, choice)}"
+
+
 def print_outputs(result: ConvertResult) -> None:
     for output in result.outputs:
-        shape = "x".join(map(str, output["shape"]))
-        spacing = "x".join(f"{v:.4g}" for v in output["spacing"])
-        overridden = output["max_error_vs_dicom_mm"] != output["max_position_error_mm"]
+        shape = "x".join(map(str, output.shape))
+        spacing = "x".join(f"{v:.4g}" for v in output.spacing)
         print(
-            f"wrote {output['path']}  {shape} voxels of {spacing} mm, "
-            f"{'interpolated' if output['interpolated'] else 'copied bit for bit'}, "
-            f"max position error {output['max_position_error_mm']:.4f} mm"
-            + (f" (against the overridden positions; {output['max_error_vs_dicom_mm']:.4f} mm from the DICOM "
-               "positions)" if overridden else "")
+            f"wrote {output.path}  {shape} voxels of {spacing} mm, "
+            f"{'interpolated' if output.interpolated else 'copied bit for bit'}, "
+            f"max position error {output.max_position_error_mm:.4f} mm"
+            + (f" (against the overridden positions; {output.max_error_vs_dicom_mm:.4f} mm from the DICOM "
+               "positions)" if output.positions_overridden else "")
         )
-        if output["mask_path"]:
-            print(f"  mask {output['mask_path']}")
-        for decision in output["decisions"]:
-            print(f"    - {decision}")
+        if output.mask_path:
+            print(f"  mask {output.mask_path}")
+        for decision in output.decisions:
+            print(f"    - {decision.in_words(flag)}")
     for failure in result.failures:
-        print(f"FAILED {failure}", file=sys.stderr)
+        print(f"FAILED {failure.in_words(_use_flag)}", file=sys.stderr)
     print(f"report: {result.report_path}")
 
 
@@ -120,7 +129,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     try:
         result = convert(args.paths, args.output, _options(args))
     except FileExistsError as err:
-        print(f"irregular-series convert: {err}", file=sys.stderr)
+        print(f"irregular-series convert: {err} ({_use_flag('force', None)})", file=sys.stderr)
         return 1
     print_outputs(result)
     if not result.outputs and not result.failures:

@@ -3,6 +3,9 @@
 ``convert`` plans every wanted stack (``planning``), builds and verifies each part (``volume``),
 writes the files and the report. Nothing is written for a part whose verification fails, and
 nothing already in the output folder is replaced without ``force``.
+
+A stack or part that fails for a reason of its input (``STACK_ERRORS``) becomes a ``Failure`` and
+the others go on; any other exception is a bug and propagates.
 """
 
 from __future__ import annotations
@@ -16,25 +19,85 @@ from pathlib import Path
 from typing import Any
 
 from .analysis import analyze
-from .model import Analysis, SeriesAnalysis, Stack
+from .decisions import Decision, Failure, PolicyError
+from .model import Analysis, Role, SeriesAnalysis, Stack
 from .naming import output_stem
 from .options import ConvertOptions
 from .policies import OutputFormat
 from .outputs import atomic_write, output_path
+from .pixels import PixelDecodeError
 from .planning import plan_stack
 from .report import analysis_to_dict, series_title
 from .tolerances import Tolerances
-from .volume import Volume, build_volume
+from .volume import VerificationError, Volume, build_volume
 from .writers import write_volume
 
 REPORT_NAME = "report.json"
+
+STACK_ERRORS: tuple[type[Exception], ...] = (ValueError, VerificationError, PixelDecodeError, OSError)
+"""What a stack's own input can make planning, building or writing its volume raise: a policy
+that does not apply or a bad header value (``ValueError``), a volume that fails verification, pixel
+data that cannot be decoded, a file that cannot be read or written (``OSError``, which includes
+an output that already exists). These end that stack or part only; anything else propagates."""
+
+
+@dataclass(frozen=True)
+class OutputVolume:
+    """One volume written by ``convert``. ``shape`` and ``spacing`` are (i, j, k); ``directions_lps``
+    the unit i, j, k directions; ``max_error_vs_dicom_mm`` differs from ``max_position_error_mm``
+    only when the positions were overridden. ``to_dict()`` is its ``report.json`` entry."""
+
+    path: Path
+    mask_path: Path | None
+    series_instance_uid: str
+    stack: str
+    role: Role
+    source_files: tuple[str, ...]
+    shape: tuple[int, int, int]
+    dtype: str
+    spacing: tuple[float, float, float]
+    slice_spacing_mm: float
+    origin_lps: tuple[float, float, float]
+    directions_lps: tuple[tuple[float, float, float], ...]
+    index_to_lps: tuple[tuple[float, float, float, float], ...]
+    interpolated: bool
+    max_position_error_mm: float
+    mean_position_error_mm: float
+    max_error_vs_dicom_mm: float
+    decisions: tuple[Decision, ...]
+
+    @property
+    def positions_overridden(self) -> bool:
+        return self.max_error_vs_dicom_mm != self.max_position_error_mm
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "mask_path": str(self.mask_path) if self.mask_path else None,
+            "series_instance_uid": self.series_instance_uid,
+            "stack": self.stack,
+            "role": self.role,
+            "source_files": list(self.source_files),
+            "shape": list(self.shape),
+            "dtype": self.dtype,
+            "spacing": list(self.spacing),
+            "slice_spacing_mm": self.slice_spacing_mm,
+            "origin_lps": list(self.origin_lps),
+            "directions_lps": [list(d) for d in self.directions_lps],
+            "index_to_lps": [list(row) for row in self.index_to_lps],
+            "interpolated": self.interpolated,
+            "max_position_error_mm": self.max_position_error_mm,
+            "mean_position_error_mm": self.mean_position_error_mm,
+            "max_error_vs_dicom_mm": self.max_error_vs_dicom_mm,
+            "decisions": [d.to_dict() for d in self.decisions],
+        }
 
 
 @dataclass
 class ConvertResult:
     analysis: Analysis
-    outputs: list[dict[str, Any]]
-    failures: list[str]
+    outputs: list[OutputVolume]
+    failures: list[Failure]
     report_path: Path
 
     @property
@@ -46,36 +109,47 @@ def _wanted(stack: Stack, options: ConvertOptions) -> bool:
     return stack.role == "volume" or (options.include_localizers and stack.role == "localizer")
 
 
-def _rounded(values: Iterable[float], digits: int) -> list[float]:
-    return [round(float(v), digits) + 0.0 for v in values]  # + 0.0 turns -0.0 into 0.0
+def _rounded(values: Iterable[float], digits: int) -> tuple[float, ...]:
+    return tuple(round(float(v), digits) + 0.0 for v in values)  # + 0.0 turns -0.0 into 0.0
 
 
-def _record(series: SeriesAnalysis, volume: Volume, path: Path, mask_path: Path | None) -> dict[str, Any]:
+def _record(series: SeriesAnalysis, volume: Volume, path: Path, mask_path: Path | None) -> OutputVolume:
     grid = volume.grid
-    return {
-        "path": str(path),
-        "mask_path": str(mask_path) if mask_path else None,
-        "series_instance_uid": series.series_instance_uid,
-        "stack": volume.part.stack.id,
-        "role": volume.part.stack.role,
-        "source_files": [s.label for s in volume.part.slices],
-        "shape": list(volume.array.shape[::-1]),
-        "dtype": str(volume.array.dtype),
-        "spacing": _rounded(grid.spacing_mm, 6),
-        "slice_spacing_mm": volume.spacing_mm,
-        "origin_lps": _rounded(grid.origin_lps, 6),
-        "directions_lps": [_rounded(column, 8) for column in grid.directions.T],
-        "index_to_lps": [[float(v) for v in row] for row in grid.index_to_lps],
-        "interpolated": volume.interpolated,
-        "max_position_error_mm": round(volume.verification.max_mm, 6),
-        "mean_position_error_mm": round(volume.verification.mean_mm, 6),
-        "max_error_vs_dicom_mm": round(volume.dicom_error_mm, 6),
-        "decisions": volume.part.decisions,
-    }
+    k, j, i = volume.array.shape
+    si, sj, sk = _rounded(grid.spacing_mm, 6)
+    ox, oy, oz = _rounded(grid.origin_lps, 6)
+    return OutputVolume(
+        path=path,
+        mask_path=mask_path,
+        series_instance_uid=series.series_instance_uid,
+        stack=volume.part.stack.id,
+        role=volume.part.stack.role,
+        source_files=tuple(s.label for s in volume.part.slices),
+        shape=(i, j, k),
+        dtype=str(volume.array.dtype),
+        spacing=(si, sj, sk),
+        slice_spacing_mm=volume.spacing_mm,
+        origin_lps=(ox, oy, oz),
+        directions_lps=tuple(_vec3(_rounded(column, 8)) for column in grid.directions.T),
+        index_to_lps=tuple(_vec4(tuple(float(v) for v in row)) for row in grid.index_to_lps),
+        interpolated=volume.interpolated,
+        max_position_error_mm=round(volume.verification.max_mm, 6),
+        mean_position_error_mm=round(volume.verification.mean_mm, 6),
+        max_error_vs_dicom_mm=round(volume.dicom_error_mm, 6),
+        decisions=tuple(volume.part.decisions),
+    )
+
+
+def _vec3(v: tuple[float, ...]) -> tuple[float, float, float]:
+    return v[0], v[1], v[2]
+
+
+def _vec4(v: tuple[float, ...]) -> tuple[float, float, float, float]:
+    return v[0], v[1], v[2], v[3]
 
 
 def _write(volume: Volume, outdir: Path, stem: str, options: ConvertOptions) -> tuple[Path, Path | None]:
-    """Write the volume (and its mask under ``--gaps blank``); neither when either name is taken."""
+    """Write the volume (and its mask under the blank gap policy); neither when either name is taken."""
     suffix = OutputFormat(options.format).suffix
     path = output_path(outdir, stem, suffix)
     mask_path = None
@@ -84,7 +158,7 @@ def _write(volume: Volume, outdir: Path, stem: str, options: ConvertOptions) -> 
     if not options.force:
         for target in (path, mask_path):
             if target is not None and os.path.lexists(target):
-                raise FileExistsError(f"{target} already exists; not overwriting it (use --force to replace it)")
+                raise FileExistsError(f"{target} already exists; not overwriting it")
     write_volume(path, volume.array, volume.grid.index_to_lps, force=options.force)
     if mask_path is not None:
         write_volume(mask_path, volume.mask, volume.grid.index_to_lps, force=options.force)
@@ -106,6 +180,13 @@ def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
+def _failure(subject: str, error: Exception, tail: str = "") -> Failure:
+    remedy = error.remedy if isinstance(error, PolicyError) else None
+    if isinstance(error, FileExistsError):
+        remedy = ("force", None)
+    return Failure(subject, _one_line(error) + tail, remedy)
+
+
 def convert(
     paths: Iterable[str | os.PathLike],
     outdir: str | os.PathLike,
@@ -116,7 +197,7 @@ def convert(
     """Analyse ``paths``, write one verified volume per part of every wanted stack into ``outdir``,
     and ``outdir/report.json`` (the inspect report plus ``options``, ``outputs`` and ``failures``).
 
-    A stack or part that cannot be converted becomes a one-line entry in ``failures`` and the
+    A stack or part that cannot be converted (``STACK_ERRORS``) becomes a ``Failure`` and the
     others go on. Raises ``FileExistsError`` before doing anything when ``outdir`` already holds a
     report and ``options.force`` is not set. ``progress``: a status line on stderr (default: when
     stderr is a terminal).
@@ -125,13 +206,13 @@ def convert(
     report_path = outdir / REPORT_NAME
     if not options.force and os.path.lexists(report_path):
         raise FileExistsError(
-            f"{report_path} already exists: {outdir} holds an earlier conversion; use --force to replace it "
-            "or choose another output folder")
+            f"{report_path} already exists: {outdir} holds an earlier conversion; choose another output folder "
+            "or replace it")
     outdir.mkdir(parents=True, exist_ok=True)
     analysis = analyze(paths, tolerances=options.tolerances)
     show = _progress(sys.stderr.isatty() if progress is None else progress)
-    outputs: list[dict[str, Any]] = []
-    failures: list[str] = []
+    outputs: list[OutputVolume] = []
+    failures: list[Failure] = []
     used: set[str] = set()
     work = [(series, stack) for series in analysis.series for stack in series.stacks if _wanted(stack, options)]
     for n, (series, stack) in enumerate(work, start=1):
@@ -139,8 +220,8 @@ def convert(
         show(f"[{n}/{len(work)}] {title}")
         try:
             parts = plan_stack(stack, options)
-        except Exception as err:
-            failures.append(f"{title}: {_one_line(err)}; nothing written")
+        except STACK_ERRORS as err:
+            failures.append(_failure(title, err, "; nothing written"))
             continue
         for part in parts:
             name = f"{title}{' ' + part.label if part.label else ''}"
@@ -148,13 +229,13 @@ def convert(
                 volume = build_volume(part, options)
                 path, mask_path = _write(volume, outdir, output_stem(series, stack, part, used), options)
                 outputs.append(_record(series, volume, path, mask_path))
-            except Exception as err:  # one bad stack must not stop the others
-                failures.append(f"{name}: {_one_line(err)}")
+            except STACK_ERRORS as err:  # one bad stack must not stop the others
+                failures.append(_failure(name, err))
     show("")
     document = analysis_to_dict(analysis)
     document["options"] = options.to_dict()
-    document["outputs"] = outputs
-    document["failures"] = failures
+    document["outputs"] = [o.to_dict() for o in outputs]
+    document["failures"] = [str(f) for f in failures]
     text = (json.dumps(document, indent=2) + "\n").encode("utf-8")
     atomic_write(report_path, lambda f: f.write(text), force=True)
     return ConvertResult(analysis, outputs, failures, report_path)

@@ -13,16 +13,25 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from .grouping import count
-from .model import Irregularity, Section, SliceHeader, SpacingSummary, StackGeometry
+from .irregularities import (
+    DuplicatePositions,
+    GantryTilt,
+    InstanceOrder,
+    Irregularity,
+    IrregularityKind,
+    MissingSlices,
+    NominalMismatch,
+    NonCollinear,
+    NonParallel,
+    Overlap,
+    SectionSummary,
+    StepRun,
+    StitchedSections,
+    VariableSpacing,
+)
+from .model import Section, SliceHeader, SpacingSummary, StackGeometry
 from .orientation import angle_deg
 from .tolerances import DEFAULT, Tolerances
-
-BLOCKING_KINDS = frozenset(
-    {"non_parallel", "non_collinear", "duplicate_positions", "stitched_sections", "missing_slices", "variable_spacing"}
-)
-"""Irregularities that make a stack something other than one regular grid of its slices. Gantry
-tilt (a sheared but regular grid), a disagreeing nominal spacing and an instance order that does
-not follow the positions are reported but leave the stack regular."""
 
 STITCH_MAX_OVERLAP = 0.5
 """Consecutive acquisition runs are stitched sections only when they overlap by less than this
@@ -268,7 +277,7 @@ def analyze_geometry(slices: Sequence[SliceHeader], tol: Tolerances = DEFAULT) -
     if summary.median is not None:
         candidates["median"] = summary.median
         candidates["min"] = summary.min
-    regular = len(moving) > 0 and not any(i.kind in BLOCKING_KINDS for i in irregularities)
+    regular = len(moving) > 0 and not any(i.kind.blocks_regular for i in irregularities)
     return StackGeometry(
         orientation=tuple(slices[0].orientation),
         normal=tuple(float(v) for v in normal),
@@ -292,9 +301,9 @@ def _non_parallel(slices: Sequence[SliceHeader], normal: np.ndarray, tol: Tolera
         return []
     return [
         Irregularity(
-            "non_parallel",
+            IrregularityKind.NON_PARALLEL,
             f"slices are not parallel: normals differ by up to {spread:.2f}° from their mean",
-            details={"max_angle_deg": round(float(spread), 4)},
+            details=NonParallel(max_angle_deg=round(float(spread), 4)),
         )
     ]
 
@@ -307,9 +316,9 @@ def _gantry_tilt(tilt: float, tag: float | None, tol: Tolerances) -> list[Irregu
     tag_note = f"; tag says {tag:g}" if tag is not None else "; no GantryDetectorTilt tag"
     return [
         Irregularity(
-            "gantry_tilt",
+            IrregularityKind.GANTRY_TILT,
             f"gantry tilt {tilt:.2f}° from geometry{tag_note}",
-            details={"tilt_deg": round(float(tilt), 4), "tag_deg": tag},
+            details=GantryTilt(tilt_deg=round(float(tilt), 4), tag_deg=tag),
         )
     ]
 
@@ -324,10 +333,9 @@ def _non_collinear(ipp: np.ndarray, direction: np.ndarray, tol: Tolerances) -> l
     worst = int(np.argmax(off))
     return [
         Irregularity(
-            "non_collinear",
+            IrregularityKind.NON_COLLINEAR,
             f"slice positions are not on one line: slice {worst} lies {off[worst]:.2f} mm off the stack line",
-            after_index=None,
-            details={"max_offset_mm": round(float(off[worst]), 4), "slice_index": worst},
+            details=NonCollinear(max_offset_mm=round(float(off[worst]), 4), slice_index=worst),
         )
     ]
 
@@ -338,11 +346,12 @@ def _duplicates(positions: np.ndarray, steps: np.ndarray, tol: Tolerances) -> li
         return []
     return [
         Irregularity(
-            "duplicate_positions",
+            IrregularityKind.DUPLICATE_POSITIONS,
             f"{count(len(at), 'slice')} {'repeats' if len(at) == 1 else 'repeat'} the position of the slice "
             f"before (first at {positions[at[0]]:.2f} mm)",
             after_index=at[0],
-            details={"after_indices": at, "positions_mm": [round(float(positions[i]), 3) for i in at]},
+            details=DuplicatePositions(after_indices=tuple(at),
+                                       positions_mm=tuple(round(float(positions[i]), 3) for i in at)),
         )
     ]
 
@@ -361,27 +370,27 @@ def _stitched_sections(
         )
         return sections, [
             Irregularity(
-                "stitched_sections",
+                IrregularityKind.STITCHED_SECTIONS,
                 f"{len(sections)} sections stitched, overlapping {where}; sections {ranges}, "
                 f"told apart by {evidence}",
-                details={
-                    "sections": [
-                        {"index": s.index, "start_mm": round(s.start_mm, 3), "end_mm": round(s.end_mm, 3),
-                         "slices": len(s.slice_indices), "step_mm": s.step_mm}
+                details=StitchedSections(
+                    sections=tuple(
+                        SectionSummary(index=s.index, start_mm=round(s.start_mm, 3), end_mm=round(s.end_mm, 3),
+                                       slices=len(s.slice_indices), step_mm=s.step_mm)
                         for s in sections
-                    ],
-                    "overlaps": [{"length_mm": round(a, 3), "at_mm": round(b, 3)} for a, b in overlaps],
-                },
+                    ),
+                    overlaps=tuple(Overlap(length_mm=round(a, 3), at_mm=round(b, 3)) for a, b in overlaps),
+                ),
             )
         ]
     runs, evidence = acquisition_runs(slices, positions, tol)
     if len(runs) > 1 and min(len(r) for r in runs) < 2:
         return [], [
             Irregularity(
-                "instance_order",
+                IrregularityKind.INSTANCE_ORDER,
                 f"the {evidence} do not follow the positions: in that order the stack turns back "
                 f"{count(len(runs) - 1, 'time')}, too often to be stitched sections",
-                details={"evidence": evidence, "restarts": len(runs) - 1},
+                details=InstanceOrder(evidence=evidence, restarts=len(runs) - 1),
             )
         ]
     return [], []
@@ -411,13 +420,13 @@ def _missing_slices(
             evidence = ""
         found.append(
             Irregularity(
-                "missing_slices",
+                IrregularityKind.MISSING_SLICES,
                 f"{multiple - 1} slice(s) missing after slice {a}{evidence}: "
                 f"gap {gap:.2f} mm where the step is {local:.2f} mm",
                 after_index=int(a),
-                details={"gap_mm": round(float(gap), 4), "local_step_mm": round(float(local), 4),
-                         "missing_count": int(multiple - 1), "instance_numbers": holes,
-                         "at_mm": round(float(positions[a]), 3)},
+                details=MissingSlices(gap_mm=round(float(gap), 4), local_step_mm=round(float(local), 4),
+                                      missing_count=int(multiple - 1), instance_numbers=tuple(holes),
+                                      at_mm=round(float(positions[a]), 3)),
             )
         )
     return found
@@ -440,10 +449,10 @@ def _variable_spacing(steps: np.ndarray, missing_after: set[int | None], tol: To
         described += f" in {len(runs)} runs"
     return [
         Irregularity(
-            "variable_spacing",
+            IrregularityKind.VARIABLE_SPACING,
             f"variable spacing: {described}",
             after_index=runs[1][0],
-            details={"runs": [{"first_step": s, "count": n, "step_mm": round(v, 4)} for s, n, v in runs]},
+            details=VariableSpacing(runs=tuple(StepRun(first_step=s, count=n, step_mm=round(v, 4)) for s, n, v in runs)),
         )
     ]
 
@@ -489,13 +498,13 @@ def _nominal_mismatch(
     along_table = dominant / math.cos(math.radians(tilt_deg))
     if tilt_deg > tol.tilt_deg and abs(nominal - along_table) <= tol.nominal_mm:
         return Irregularity(
-            "nominal_mismatch",
+            IrregularityKind.NOMINAL_MISMATCH,
             f"nominal spacing {nominal:g} mm is measured along the tilted table: "
             f"{dominant:.2f} mm along the slice normal",
-            details={"nominal_mm": nominal, "dominant_step_mm": round(dominant, 4), "along_table": True},
+            details=NominalMismatch(nominal_mm=nominal, dominant_step_mm=round(dominant, 4), along_table=True),
         )
     return Irregularity(
-        "nominal_mismatch",
+        IrregularityKind.NOMINAL_MISMATCH,
         f"nominal spacing {nominal:g} mm disagrees with the positions (usual step {dominant:.2f} mm)",
-        details={"nominal_mm": nominal, "dominant_step_mm": round(dominant, 4), "along_table": False},
+        details=NominalMismatch(nominal_mm=nominal, dominant_step_mm=round(dominant, 4), along_table=False),
     )

@@ -7,8 +7,10 @@ numpy arrays from them in bulk.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
+
+from .irregularities import Irregularity
 
 Vec3 = tuple[float, float, float]
 
@@ -101,22 +103,6 @@ class Excluded:
     reason: str
     frame: int | None = None
     series_instance_uid: str = ""
-
-
-@dataclass(frozen=True)
-class Irregularity:
-    """Something about a stack that a regular-grid loader would get wrong.
-
-    ``kind`` is one of: ``missing_slices``, ``variable_spacing``, ``duplicate_positions``,
-    ``stitched_sections``, ``non_parallel``, ``gantry_tilt``, ``nominal_mismatch``,
-    ``non_collinear``, ``instance_order``. ``after_index`` is the spatial index of the slice the
-    irregularity follows (``None`` when it concerns the whole stack). ``details`` holds the numbers.
-    """
-
-    kind: str
-    message: str
-    after_index: int | None = None
-    details: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

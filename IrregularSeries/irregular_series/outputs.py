@@ -158,4 +158,4 @@ def _fsync_folder(folder: Path) -> None:
 
 
 def _exists_error(path: Path) -> FileExistsError:
-    return FileExistsError(f"{path} already exists; not overwriting it (use --force to replace it)")
+    return FileExistsError(f"{path} already exists; not overwriting it")

@@ -1,8 +1,8 @@
 """Which slices make which output volume: the gap, section and duplicate policies, and the
-``--positions nominal`` override.
+nominal-positions override.
 
 ``plan_stack`` turns one analysed stack into one or more *parts*, each with the slices it uses (in
-spatial order) and a sentence per decision.
+spatial order) and a record per decision.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from .decisions import Decision, DecisionKind, PolicyError
+from .irregularities import IrregularityKind
 from .model import SliceHeader, Stack
 from .options import ConvertOptions
 from .spacing import nominal_along_table
@@ -26,7 +28,7 @@ class Part:
     stack: Stack
     slices: list[SliceHeader]
     label: str
-    decisions: list[str] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)
 
 
 def positions_along(slices: Sequence[SliceHeader], normal: Sequence[float]) -> np.ndarray:
@@ -55,8 +57,11 @@ def _drop_duplicates(part: Part, normal: Sequence[float], tol: Tolerances) -> Pa
         kept.append(keep)
         for s in run:
             if s is not keep:
-                part.decisions.append(
-                    f"duplicate position {float(positions_along([s], normal)[0]):.2f} mm: kept {keep.label}, dropped {s.label}")
+                at_mm = float(positions_along([s], normal)[0])
+                part.decisions.append(Decision(
+                    DecisionKind.DUPLICATE_DROPPED,
+                    f"duplicate position {at_mm:.2f} mm: kept {keep.label}, dropped {s.label}",
+                    values={"position_mm": round(at_mm, 4), "kept": keep.label, "dropped": s.label}))
     part.slices = kept
     return part
 
@@ -74,10 +79,10 @@ def _merge_sections(stack: Stack) -> Part:
     sections = g.sections
     for k, (a, b) in enumerate(zip(sections, sections[1:]), start=1):
         if not (b.start_mm > a.start_mm and b.end_mm > a.end_mm):
-            raise ValueError(
+            raise PolicyError(
                 f"sections {k} ({a.start_mm:.2f}–{a.end_mm:.2f} mm) and {k + 1} ({b.start_mm:.2f}–{b.end_mm:.2f} mm) "
-                "do not follow each other along the stack, so there is no place to cut between them; "
-                "use --sections split")
+                "do not follow each other along the stack, so there is no place to cut between them",
+                remedy=("sections", "split"))
     cuts = [(a.end_mm + b.start_mm) / 2 for a, b in zip(sections, sections[1:])]
     bounds = [-math.inf] + cuts + [math.inf]
     keep: list[int] = []
@@ -87,11 +92,16 @@ def _merge_sections(stack: Stack) -> Part:
         owned = [i for i in section.slice_indices if lo <= positions[i] < hi]
         keep.extend(owned)
         where = ([f"from {lo:.2f} mm"] if k > 0 else []) + ([f"up to {hi:.2f} mm"] if k < len(sections) - 1 else [])
-        decisions.append(
+        decisions.append(Decision(
+            DecisionKind.SECTION_USED,
             f"section {k + 1} ({section.start_mm:.2f}–{section.end_mm:.2f} mm) used {' '.join(where) or 'whole'}: "
             f"{len(owned)} slice(s), {len(section.slice_indices) - len(owned)} left out in overlaps "
-            "(each overlap is cut at its middle: every section keeps the half nearer its own interior)"
-        )
+            "(each overlap is cut at its middle: every section keeps the half nearer its own interior)",
+            "sections", "merge",
+            {"section": k + 1, "from_mm": round(lo, 4) if k > 0 else None,
+             "up_to_mm": round(hi, 4) if k < len(sections) - 1 else None,
+             "slices": len(owned), "left_out": len(section.slice_indices) - len(owned)},
+        ))
     keep.sort(key=lambda i: positions[i])
     return Part(stack, [stack.slices[i] for i in keep], "", decisions)
 
@@ -101,7 +111,9 @@ def _split_sections(stack: Stack) -> list[Part]:
     count = len(stack.geometry.sections)
     return [
         Part(stack, [stack.slices[i] for i in sorted(s.slice_indices, key=lambda i: positions[i])],
-             f"section{s.index + 1}", [f"section {s.index + 1} of {count} on its own (--sections split)"])
+             f"section{s.index + 1}",
+             [Decision(DecisionKind.SECTION_ALONE, f"section {s.index + 1} of {count} on its own", "sections", "split",
+                       {"section": s.index + 1, "sections": count})])
         for s in stack.geometry.sections
     ]
 
@@ -111,7 +123,7 @@ def missing_after(stack: Stack) -> set[tuple[str, int]]:
     return {
         slice_id(stack.slices[i.after_index])
         for i in stack.geometry.irregularities
-        if i.kind == "missing_slices" and i.after_index is not None
+        if i.kind == IrregularityKind.MISSING_SLICES and i.after_index is not None
     }
 
 
@@ -128,7 +140,8 @@ def _split_gaps(part: Part, gap_after: set[tuple[str, int]]) -> list[Part]:
     label = f"{part.label}_" if part.label else ""
     return [
         Part(part.stack, run, f"{label}run{k + 1}",
-             part.decisions + [f"run {k + 1} of {len(runs)} between missing slices (--gaps split)"])
+             part.decisions + [Decision(DecisionKind.GAP_RUN, f"run {k + 1} of {len(runs)} between missing slices",
+                                        "gaps", "split", {"run": k + 1, "runs": len(runs)})])
         for k, run in enumerate(runs)
     ]
 
@@ -155,7 +168,7 @@ def plan_stack(stack: Stack, options: ConvertOptions) -> list[Part]:
 
 
 def override_positions(part: Part, tol: Tolerances = DEFAULT) -> tuple[list[SliceHeader], str]:
-    """``--positions nominal``: slice k placed k nominal steps from the first along the stacking
+    """Positions from the nominal spacing: slice k placed k nominal steps from the first along the stacking
     line (its tilt kept), replacing ImagePositionPatient. Returns the slices and what the step is.
 
     The nominal spacing is the stack's SpacingBetweenSlices (else SliceThickness), taken along the
@@ -165,7 +178,8 @@ def override_positions(part: Part, tol: Tolerances = DEFAULT) -> tuple[list[Slic
     g = stack.geometry
     nominal = g.candidate_spacings_mm.get("nominal")
     if nominal is None:
-        raise ValueError("--positions nominal needs SpacingBetweenSlices or SliceThickness, and this stack has neither")
+        raise PolicyError("positions from the nominal spacing need SpacingBetweenSlices or SliceThickness, "
+                          "and this stack has neither", remedy=("positions", "dicom"))
     normal = np.asarray(g.normal)
     direction = np.asarray(g.stacking_direction)
     if nominal_along_table(stack, nominal, tol):

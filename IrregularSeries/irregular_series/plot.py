@@ -10,8 +10,6 @@ from pathlib import Path
 from .model import Analysis, SeriesAnalysis, Stack
 from .outputs import atomic_write, output_path, safe_stem
 
-COLOURS = {"missing_slices": "tab:red", "duplicate_positions": "tab:purple", "variable_spacing": "tab:orange"}
-
 
 def plot_stack(series: SeriesAnalysis, stack: Stack, path: Path) -> Path:
     """One PNG: step (mm) after each slice against the slice's position (mm), with the nominal
@@ -31,13 +29,13 @@ def plot_stack(series: SeriesAnalysis, stack: Stack, path: Path) -> Path:
     if g.spacing.nominal is not None:
         ax.axhline(g.spacing.nominal, color="gray", ls="--", lw=1, label=f"nominal {g.spacing.nominal:g} mm")
     for irregularity in g.irregularities:
-        colour = COLOURS.get(irregularity.kind)
+        colour = irregularity.kind.plot_colour
         if colour is None or irregularity.after_index is None:
             continue
-        for index in irregularity.details.get("after_indices", [irregularity.after_index]):
+        for index in irregularity.after_indices:
             if index < len(g.steps_mm):
                 ax.plot(positions[index], g.steps_mm[index], "s", ms=8, mfc="none", mec=colour)
-        ax.plot([], [], "s", mfc="none", mec=colour, label=irregularity.kind.replace("_", " "))
+        ax.plot([], [], "s", mfc="none", mec=colour, label=irregularity.kind.value.replace("_", " "))
     ax.set_xlabel("slice position along the normal (mm)")
     ax.set_ylabel("step to next slice (mm)")
     title = f"{series.series_description or series.modality} — stack {stack.id} ({stack.role}, {stack.slice_count} slices)"

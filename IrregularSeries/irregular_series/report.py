@@ -58,10 +58,7 @@ def stack_to_dict(stack: Stack) -> dict[str, Any]:
         regular=g.regular,
         tilt_deg=_round(g.tilt_deg),
         tilt_tag_deg=g.tilt_tag_deg,
-        irregularities=[
-            {"kind": i.kind, "message": i.message, "after_index": i.after_index, **i.details}
-            for i in g.irregularities
-        ],
+        irregularities=[i.to_dict() for i in g.irregularities],
         sections=[
             {
                 "index": s.index,

@@ -4,6 +4,8 @@ positions support it, and the spacing presets a stack offers."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -17,8 +19,25 @@ SINGLE_SLICE_SPACING_MM = 1.0
 thickness: any value places its one plane correctly; 1 mm keeps viewers' defaults sensible."""
 
 
-def choose_spacing(stack: Stack, choice: Spacing | str, tol: Tolerances = DEFAULT) -> tuple[float, str]:
-    """Slice spacing (mm, along the normal) for ``choice`` and a sentence saying where it comes from.
+SpacingSource = Literal["nominal", "median", "min", "requested", "single_slice_default"]
+"""Where a slice spacing comes from: a candidate of the stack, the number the user gave, or
+``SINGLE_SLICE_SPACING_MM``."""
+
+
+@dataclass(frozen=True)
+class SliceSpacing:
+    """The spacing ``choose_spacing`` chose: ``value_mm`` along the normal, the ``rule`` it was
+    chosen by (``None`` for a number given by the user), the value's ``source`` and the ``reason``
+    in neutral words (e.g. "nominal spacing 0.6 mm (the positions agree with it)")."""
+
+    value_mm: float
+    rule: SpacingRule | None
+    source: SpacingSource
+    reason: str
+
+
+def choose_spacing(stack: Stack, choice: Spacing | str, tol: Tolerances = DEFAULT) -> SliceSpacing:
+    """The slice spacing (mm, along the normal) for ``choice``, and where it comes from.
 
     ``auto``: the nominal spacing (SpacingBetweenSlices, else SliceThickness) when the positions
     support it — the usual step, or every stitched section's step, agrees with it within
@@ -32,23 +51,29 @@ def choose_spacing(stack: Stack, choice: Spacing | str, tol: Tolerances = DEFAUL
         raise ValueError(f"stack {stack.id} has no geometry")
     choice = parse_spacing(choice)
     if not isinstance(choice, SpacingRule):
-        return choice, f"{choice:g} mm as requested"
+        return SliceSpacing(choice, None, "requested", f"{choice:g} mm as requested")
     candidates = g.candidate_spacings_mm
-    if choice == "auto":
+    auto = SpacingRule.AUTO
+    if choice == auto:
         nominal = candidates.get("nominal")
         if "median" not in candidates:  # one position: no step to measure
             if nominal is not None:
-                return nominal, f"nominal spacing {nominal:g} mm (one position: no step to measure)"
-            return SINGLE_SLICE_SPACING_MM, (f"{SINGLE_SLICE_SPACING_MM:g} mm (one position, and no "
-                                             "SpacingBetweenSlices or SliceThickness)")
+                return SliceSpacing(nominal, auto, "nominal",
+                                    f"nominal spacing {nominal:g} mm (one position: no step to measure)")
+            return SliceSpacing(SINGLE_SLICE_SPACING_MM, auto, "single_slice_default",
+                                f"{SINGLE_SLICE_SPACING_MM:g} mm (one position, and no SpacingBetweenSlices "
+                                "or SliceThickness)")
         why = "no nominal spacing in the headers" if nominal is None else _nominal_disagreement(stack, nominal, tol)
         if why is None:
-            return nominal, f"nominal spacing {nominal:g} mm (the positions agree with it)"
-        return candidates["median"], f"median step {candidates['median']:.4g} mm ({why})"
+            return SliceSpacing(nominal, auto, "nominal", f"nominal spacing {nominal:g} mm (the positions agree with it)")
+        median = candidates["median"]
+        return SliceSpacing(median, auto, "median", f"median step {median:.4g} mm ({why})")
     if choice.value not in candidates:
-        what = "no such value in its headers" if choice == "nominal" else "one position: no steps"
+        what = "no such value in its headers" if choice == SpacingRule.NOMINAL else "one position: no steps"
         raise ValueError(f"stack {stack.id} has no {choice} spacing ({what})")
-    return candidates[choice.value], f"{choice} spacing {candidates[choice.value]:.4g} mm"
+    value = candidates[choice.value]
+    source: SpacingSource = "nominal" if choice == SpacingRule.NOMINAL else "median" if choice == SpacingRule.MEDIAN else "min"
+    return SliceSpacing(value, choice, source, f"{choice} spacing {value:.4g} mm")
 
 
 def _nominal_disagreement(stack: Stack, nominal: float, tol: Tolerances) -> str | None:

@@ -15,7 +15,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
 
+from ..policies import Spacing, SpacingRule
 from ..spacing import choose_spacing
+from ..irregularities import IrregularityKind as Kind
 from ..model import Role, SeriesAnalysis, Stack
 from ..orientation import plane_name
 
@@ -35,30 +37,6 @@ acquisition (grid) transform that puts each at its DICOM position, or resample o
 Action = Literal["load", "transform", "harden"]
 """What loading one stack does: ``load`` as acquired (its geometry is already a regular grid), or
 the ``LoadMode`` chosen for irregular stacks."""
-
-GEOMETRY_KINDS = frozenset(
-    {
-        "missing_slices",
-        "variable_spacing",
-        "duplicate_positions",
-        "stitched_sections",
-        "non_parallel",
-        "gantry_tilt",
-        "non_collinear",
-    }
-)
-"""Irregularity kinds that a regular-grid volume misplaces. ``nominal_mismatch`` and
-``instance_order`` are left out: Slicer sorts by position and ignores the nominal spacing, so it
-loads those right."""
-
-UNTRANSFORMABLE_KINDS = frozenset({"duplicate_positions"})
-"""Irregularity kinds a grid transform cannot represent: two slices at one position fold the
-transform, so it has no inverse and the volume cannot be displayed. Such stacks are hardened even
-when the load mode is ``transform``."""
-
-APPROXIMATE_KINDS = frozenset({"missing_slices", "duplicate_positions", "non_parallel", "non_collinear"})
-"""Irregularity kinds whose volume holds filled-in or averaged data: they become loadable warnings."""
-
 
 @dataclass(frozen=True)
 class LoadableSpec:
@@ -88,13 +66,13 @@ def examine_series(
     series_label: str,
     *,
     load_mode: LoadMode = "harden",
-    spacing: str | float = "auto",
+    spacing: Spacing | str = SpacingRule.AUTO,
 ) -> list[LoadableSpec]:
     """The loadables for one series (as ``analyze`` makes it: every stack has its geometry): its
     volume stacks first, then its other stacks.
 
     ``series_label`` names the series in loadable names (Slicer uses "<number>: <description>").
-    ``spacing`` is the slice-spacing policy for hardening (see ``convert.choose_spacing``).
+    ``spacing`` is the slice-spacing policy for hardening (see ``spacing.choose_spacing``).
     """
     volumes = [s for s in analysis.stacks if s.role == "volume"]
     others = [s for s in analysis.stacks if s.role != "volume"]
@@ -106,7 +84,9 @@ def examine_series(
     for index, stack in enumerate(volumes, start=1):
         findings = _findings(stack)
         action = _action(stack, load_mode)
-        spacing_mm, spacing_reason = choose_spacing(stack, spacing) if action == "harden" else (None, "")
+        chosen = choose_spacing(stack, spacing) if action == "harden" else None
+        spacing_mm = chosen.value_mm if chosen else None
+        spacing_reason = chosen.reason if chosen else ""
         which = [] if len(volumes) == 1 else [f"volume {index} of {len(volumes)}"]
         details = [f"{which[0]} ({_slices_phrase(stack)})"] if which else []
         details += findings + ([_action_phrase(action, spacing_mm)] if action != "load" else [])
@@ -149,10 +129,10 @@ def spacing_presets(stack: Stack) -> str:
     """The spacing presets with their values, for the module panel:
     "auto = nominal 0.6 mm · nominal 0.6 mm · median 0.6 mm · smallest 0.3 mm"."""
     candidates = stack.geometry.candidate_spacings_mm
-    auto_mm, auto_reason = choose_spacing(stack, "auto")
-    auto_source = auto_reason.split(" ")[0]
+    auto = choose_spacing(stack, SpacingRule.AUTO)
     names = {"nominal": "nominal", "median": "median", "min": "smallest"}
-    parts = [f"auto = {auto_source} {auto_mm:.4g} mm"]
+    source = f"{names[auto.source]} " if auto.source in names else ""
+    parts = [f"auto = {source}{auto.value_mm:.4g} mm"]
     parts += [f"{names[key]} {candidates[key]:.4g} mm" for key in names if key in candidates]
     return " · ".join(parts)
 
@@ -165,9 +145,10 @@ def slicer_series_name(analysis: SeriesAnalysis) -> str:
 
 def _action(stack: Stack, load_mode: LoadMode) -> Action:
     kinds = {irr.kind for irr in stack.geometry.irregularities}
-    if not kinds & GEOMETRY_KINDS:
+    if not any(kind.misplaced_by_regular_grid for kind in kinds):
         return "load"
-    return "harden" if kinds & UNTRANSFORMABLE_KINDS else load_mode
+    # A kind a grid transform cannot represent is hardened even when the load mode is transform.
+    return "harden" if any(kind.untransformable for kind in kinds) else load_mode
 
 
 def _is_multiframe(stack: Stack) -> bool:
@@ -180,20 +161,20 @@ def _findings(stack: Stack) -> list[str]:
     geometry = stack.geometry
     kinds = Counter(irr.kind for irr in geometry.irregularities)
     sections = len(geometry.sections)
-    if kinds["stitched_sections"] or sections > 1:
+    if kinds[Kind.STITCHED_SECTIONS] or sections > 1:
         found.append(f"{sections} sections stitched" if sections > 1 else "stitched sections")
-    if kinds["missing_slices"]:
-        found.append(_count(kinds["missing_slices"], "gap", "gaps"))
-    if kinds["variable_spacing"]:
+    if kinds[Kind.MISSING_SLICES]:
+        found.append(_count(kinds[Kind.MISSING_SLICES], "gap", "gaps"))
+    if kinds[Kind.VARIABLE_SPACING]:
         low, high = geometry.spacing.min, geometry.spacing.max
         found.append("variable spacing" if low is None or high is None else f"spacing {low:.3g}–{high:.3g} mm")
-    if kinds["duplicate_positions"]:
+    if kinds[Kind.DUPLICATE_POSITIONS]:
         found.append("repeated positions")
-    if kinds["gantry_tilt"]:
+    if kinds[Kind.GANTRY_TILT]:
         found.append(f"tilt {geometry.tilt_deg:.1f}°")
-    if kinds["non_parallel"]:
+    if kinds[Kind.NON_PARALLEL]:
         found.append("non-parallel slices")
-    if kinds["non_collinear"]:
+    if kinds[Kind.NON_COLLINEAR]:
         found.append("slices off one line")
     if _is_multiframe(stack):
         # Slicer's scalar plugin reads one position per file, not the per-frame ones.
@@ -234,7 +215,7 @@ def _files(stack: Stack) -> tuple[str, ...]:
 
 
 def _warning(stack: Stack, excluded_note: str) -> str:
-    messages = [irr.message for irr in stack.geometry.irregularities if irr.kind in APPROXIMATE_KINDS]
+    messages = [irr.message for irr in stack.geometry.irregularities if irr.kind.approximate]
     return " ".join(messages + ([excluded_note] if excluded_note else []))
 
 
@@ -256,7 +237,7 @@ def _tooltip(stack: Stack, action: Action, spacing_mm: float | None, spacing_rea
     if action == "harden":
         lines.append(f"Loading resamples onto a regular {spacing_mm:.4g} mm grid and checks that every slice "
                      f"lands where its header says. Slice spacing: {spacing_reason}.")
-        if {irr.kind for irr in geometry.irregularities} & UNTRANSFORMABLE_KINDS:
+        if any(irr.kind.untransformable for irr in geometry.irregularities):
             lines.append("(Repeated positions cannot be kept under an acquisition transform.)")
     elif action == "transform":
         lines.append("Loading keeps the slices as acquired and adds an acquisition transform that puts "

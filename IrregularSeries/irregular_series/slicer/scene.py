@@ -31,6 +31,7 @@ from vtkmodules.vtkCommonDataModel import vtkImageData
 from vtkmodules.vtkCommonMath import vtkMatrix4x4
 
 from ..analysis import analyze
+from ..decisions import OptionName
 from ..geometry import analyze_geometry, slice_corners_lps
 from ..grid import LPS_TO_RAS
 from ..headers import scan
@@ -70,7 +71,19 @@ SPACING_ATTRIBUTE = "IrregularSeries.sliceSpacingMm"
 VERIFICATION_ATTRIBUTE = "IrregularSeries.verificationMaxMm"
 DECISIONS_ATTRIBUTE = "IrregularSeries.decisions"
 """Hardened volume node attributes: slice spacing (mm), worst verified slice residual (mm), and
-the decisions made (JSON list of sentences)."""
+the decisions made (JSON list of sentences in the module panel's words, see ``panel_setting``)."""
+
+PANEL_LABELS: dict[str, str] = {
+    "spacing": "Slice spacing", "gaps": "Gaps", "sections": "Sections", "tilt": "Gantry tilt",
+    "interpolation": "Interpolation",
+}
+"""The module panel's label of each conversion option it offers (``ConvertOptions`` field names)."""
+
+
+def panel_setting(option: OptionName, choice: str | None) -> str:
+    """An option setting in the module panel's words: "Gaps: split"."""
+    label = PANEL_LABELS.get(option, option)
+    return label if choice is None else f"{label}: {choice}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -309,7 +322,7 @@ def harden(
     """The stack resampled onto regular grids and verified, as ``irregular-series convert`` does:
     one volume node, or one per part under the ``split`` gap or section policies.
 
-    ``spacing`` is mm between slices along the normal, or a policy (see ``convert.choose_spacing``).
+    ``spacing`` is mm between slices along the normal, or a policy (see ``spacing.choose_spacing``).
     ``pixels`` are the stack's slices (N, rows, columns); ``None`` reads them from its files.
     Results go into new nodes next to ``volume_node`` (under its parent transform, less an
     acquisition transform); the first goes into ``into`` instead when given, or into
@@ -347,7 +360,7 @@ def harden(
         node.SetAttribute(STACK_ATTRIBUTE, volume_node.GetAttribute(STACK_ATTRIBUTE))
         node.SetAttribute(SPACING_ATTRIBUTE, f"{volume.spacing_mm:g}")
         node.SetAttribute(VERIFICATION_ATTRIBUTE, f"{volume.verification.max_mm:.6g}")
-        node.SetAttribute(DECISIONS_ATTRIBUTE, json.dumps(volume.part.decisions))
+        node.SetAttribute(DECISIONS_ATTRIBUTE, json.dumps([d.in_words(panel_setting) for d in volume.part.decisions]))
         nodes.append(node)
     if replace and acquisition is not None:
         scene.RemoveNode(acquisition)
@@ -543,8 +556,7 @@ def _slice_flags(stack: Stack) -> list[str]:
     """Per slice, the kinds of the irregularities between it and the previous slice."""
     flags: list[list[str]] = [[] for _ in stack.slices]
     for irregularity in stack.geometry.irregularities:
-        after = irregularity.details.get("after_indices", [irregularity.after_index])
-        for index in after:
-            if index is not None and index + 1 < len(flags):
-                flags[index + 1].append(irregularity.kind)
+        for index in irregularity.after_indices:
+            if index + 1 < len(flags):
+                flags[index + 1].append(irregularity.kind.value)
     return [", ".join(dict.fromkeys(f)) for f in flags]
