@@ -269,6 +269,20 @@ def _fileForInstance(sopInstanceUID):
 #
 
 
+def runSelfTest() -> int:
+    """Run IrregularSeriesTest; 0 when it passes, 1 (after printing why) when it fails. For a
+    one-step run from the command line (README): ``slicer.util.exit(IrregularSeries.runSelfTest())``."""
+    import traceback
+
+    try:
+        IrregularSeriesTest().runTest()
+    except Exception:
+        traceback.print_exc()
+        return 1
+    return 0
+
+
+
 class IrregularSeriesTest(ScriptedLoadableModuleTest):
     """Runs in Slicer only: the real DICOM database, plugin and GUI-less logic."""
 

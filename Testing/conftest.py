@@ -1,4 +1,5 @@
-"""Shared fixtures: the real-data folder (skipped visibly when absent) and phantom writing."""
+"""Shared fixtures: the real-data folder and Slicer's sources (each skipped visibly when absent),
+and phantom writing."""
 
 from __future__ import annotations
 
@@ -20,6 +21,21 @@ def realdata() -> Path:
     root = Path(os.environ.get(REALDATA_ENV) or REALDATA_DEFAULT)
     if not root.is_dir():
         pytest.skip(f"real data not found at {root} (set {REALDATA_ENV} to its folder)")
+    return root
+
+
+SLICER_API_ENV = "IRREGULAR_SERIES_SLICER_API"
+SLICER_API_DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "slicer-api"
+SLICER_RELEASES = ("v5.10.0", "v5.12.3")
+"""The Slicer releases the extension supports, as folders of ``slicer_api`` (see its README)."""
+
+
+@pytest.fixture(scope="session")
+def slicer_api() -> Path:
+    """Root of Slicer's Python sources per release (``<root>/<tag>/...``); tests skip when absent."""
+    root = Path(os.environ.get(SLICER_API_ENV) or SLICER_API_DEFAULT)
+    if not root.is_dir():
+        pytest.skip(f"Slicer's sources not found at {root} (set {SLICER_API_ENV} to their folder)")
     return root
 
 
