@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .analysis import analyze
 from .decisions import Decision, Failure, PolicyError
@@ -32,6 +32,9 @@ from .tolerances import Tolerances
 from .volume import VerificationError, Volume, build_volume
 from .writers import write_volume
 
+if TYPE_CHECKING:
+    from .dicom_writer import DicomSeries
+
 REPORT_NAME = "report.json"
 
 STACK_ERRORS: tuple[type[Exception], ...] = (ValueError, VerificationError, PixelDecodeError, OSError)
@@ -45,7 +48,8 @@ an output that already exists). These end that stack or part only; anything else
 class OutputVolume:
     """One volume written by ``convert``. ``shape`` and ``spacing`` are (i, j, k); ``directions_lps``
     the unit i, j, k directions; ``max_error_vs_dicom_mm`` differs from ``max_position_error_mm``
-    only when the positions were overridden. ``to_dict()`` is its ``report.json`` entry."""
+    only when the positions were overridden. ``dicom_series``: what was written for DICOM output
+    (``path`` is then its folder). ``to_dict()`` is its ``report.json`` entry."""
 
     path: Path
     mask_path: Path | None
@@ -65,6 +69,7 @@ class OutputVolume:
     mean_position_error_mm: float
     max_error_vs_dicom_mm: float
     decisions: tuple[Decision, ...]
+    dicom_series: DicomSeries | None = None
 
     @property
     def positions_overridden(self) -> bool:
@@ -90,6 +95,7 @@ class OutputVolume:
             "mean_position_error_mm": self.mean_position_error_mm,
             "max_error_vs_dicom_mm": self.max_error_vs_dicom_mm,
             "decisions": [d.to_dict() for d in self.decisions],
+            "dicom_series": self.dicom_series.to_dict() if self.dicom_series else None,
         }
 
 
@@ -113,7 +119,8 @@ def _rounded(values: Iterable[float], digits: int) -> tuple[float, ...]:
     return tuple(round(float(v), digits) + 0.0 for v in values)  # + 0.0 turns -0.0 into 0.0
 
 
-def _record(series: SeriesAnalysis, volume: Volume, path: Path, mask_path: Path | None) -> OutputVolume:
+def _record(series: SeriesAnalysis, volume: Volume, path: Path, mask_path: Path | None,
+            dicom_series: DicomSeries | None = None) -> OutputVolume:
     grid = volume.grid
     k, j, i = volume.array.shape
     si, sj, sk = _rounded(grid.spacing_mm, 6)
@@ -137,6 +144,7 @@ def _record(series: SeriesAnalysis, volume: Volume, path: Path, mask_path: Path 
         mean_position_error_mm=round(volume.verification.mean_mm, 6),
         max_error_vs_dicom_mm=round(volume.dicom_error_mm, 6),
         decisions=tuple(volume.part.decisions),
+        dicom_series=dicom_series,
     )
 
 
@@ -163,6 +171,22 @@ def _write(volume: Volume, outdir: Path, stem: str, options: ConvertOptions) -> 
     if mask_path is not None:
         write_volume(mask_path, volume.mask, volume.grid.index_to_lps, force=options.force)
     return path, mask_path
+
+
+def _write_dicom(volume: Volume, series: SeriesAnalysis, outdir: Path, stem: str, options: ConvertOptions,
+                 n: int) -> DicomSeries:
+    """The volume as the ``n``-th DICOM series derived from ``series`` in this run, in the folder
+    ``outdir/stem``; background voxels (the mask's zeros) are the series' PixelPaddingValue, so no
+    mask is written beside it."""
+    from .dicom_writer import derived_series_number, write_dicom_series  # pydicom's writer: DICOM output only
+
+    folder = output_path(outdir, stem, "")
+    if not options.force and os.path.lexists(folder):
+        raise FileExistsError(f"{folder} already exists; not overwriting it")
+    label = f" {volume.part.label}" if volume.part.label else ""
+    description = f"{series.series_description or series.modality} regular {volume.spacing_mm:g} mm{label}"
+    return write_dicom_series(volume, folder, options, series_number=derived_series_number(series.series_number, n),
+                              series_description=description)
 
 
 def _progress(enabled: bool) -> Callable[[str], None]:
@@ -214,6 +238,7 @@ def convert(
     outputs: list[OutputVolume] = []
     failures: list[Failure] = []
     used: set[str] = set()
+    derived: dict[str, int] = {}  # source series UID -> DICOM series derived from it so far
     work = [(series, stack) for series in analysis.series for stack in series.stacks if _wanted(stack, options)]
     for n, (series, stack) in enumerate(work, start=1):
         title = f"{series_title(series)} stack {stack.id}"
@@ -227,8 +252,14 @@ def convert(
             name = f"{title}{' ' + part.label if part.label else ''}"
             try:
                 volume = build_volume(part, options)
-                path, mask_path = _write(volume, outdir, output_stem(series, stack, part, used), options)
-                outputs.append(_record(series, volume, path, mask_path))
+                stem = output_stem(series, stack, part, used)
+                if options.format == OutputFormat.DICOM:
+                    derived[series.series_instance_uid] = derived.get(series.series_instance_uid, 0) + 1
+                    dicom = _write_dicom(volume, series, outdir, stem, options, derived[series.series_instance_uid])
+                    outputs.append(_record(series, volume, dicom.folder, None, dicom))
+                else:
+                    path, mask_path = _write(volume, outdir, stem, options)
+                    outputs.append(_record(series, volume, path, mask_path))
             except STACK_ERRORS as err:  # one bad stack must not stop the others
                 failures.append(_failure(name, err))
     show("")

@@ -12,6 +12,7 @@ import hashlib
 import os
 import re
 import secrets
+import shutil
 import unicodedata
 from pathlib import Path
 from typing import BinaryIO, Callable
@@ -61,7 +62,7 @@ def output_path(outdir: Path, stem: str, suffix: str) -> Path:
     """``outdir / (stem + suffix)``, refusing anything that would land outside ``outdir``.
 
     ``stem`` must be one plain path component (use :func:`safe_stem` for header text) and
-    ``suffix`` a dotted extension such as ``.nrrd`` or ``.nii.gz``. ``outdir`` is resolved, and a
+    ``suffix`` a dotted extension such as ``.nrrd`` or ``.nii.gz``, or ``""`` for a folder. ``outdir`` is resolved, and a
     symbolic link planted under the target name is refused. Raises
     ``ValueError`` for NUL bytes, separators, ``.``/``..``, absolute stems, bad suffixes, over-long
     names, or a result outside ``outdir``. Returns the path under the resolved ``outdir``.
@@ -72,7 +73,7 @@ def output_path(outdir: Path, stem: str, suffix: str) -> Path:
             raise ValueError(f"{label} contains a NUL byte: {value!r}")
     if not stem or stem in (".", "..") or any(sep in stem for sep in ("/", "\\", os.sep)):
         raise ValueError(f"file-name stem must be a single plain name, got {stem!r}")
-    if not _SUFFIX.fullmatch(suffix):
+    if suffix and not _SUFFIX.fullmatch(suffix):
         raise ValueError(f"suffix must look like '.nrrd' or '.nii.gz', got {suffix!r}")
     name = stem + suffix
     if len(name.encode("utf-8", "surrogateescape")) > _MAX_NAME_BYTES:
@@ -159,3 +160,60 @@ def _fsync_folder(folder: Path) -> None:
 
 def _exists_error(path: Path) -> FileExistsError:
     return FileExistsError(f"{path} already exists; not overwriting it")
+
+
+def atomic_folder(path: Path, fill: Callable[[Path], None], *, force: bool) -> None:
+    """Make the folder ``path`` through ``fill(folder)`` so that it appears complete or not at all.
+
+    ``fill`` writes into a hidden temporary folder beside ``path`` (same file system); its files are
+    fsynced and the folder is renamed to ``path``. Without ``force`` an existing ``path`` raises
+    ``FileExistsError`` (also when it appears meanwhile: renaming onto a non-empty folder fails).
+    With ``force`` an existing ``path`` is first renamed aside and removed after the new folder is
+    in place, so readers see the old or the new series, never a mix. The temporary folder is removed
+    on any error, including KeyboardInterrupt.
+    """
+    path = Path(path)
+    if not force and os.path.lexists(path):
+        raise _exists_error(path)
+    tmp = _temporary_folder(path)
+    old = None
+    try:
+        fill(tmp)
+        for entry in os.scandir(tmp):
+            fd = os.open(entry.path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _fsync_folder(tmp)
+        if force and os.path.lexists(path):
+            old = _temporary_folder(path, create=False)
+            os.rename(path, old)
+        try:
+            os.rename(tmp, path)
+        except OSError:
+            if os.path.lexists(path):
+                raise _exists_error(path) from None
+            raise
+        _fsync_folder(path.parent)
+    finally:
+        for leftover in (tmp, old):
+            if leftover is not None and os.path.lexists(leftover):
+                if os.path.isdir(leftover) and not os.path.islink(leftover):
+                    shutil.rmtree(leftover, ignore_errors=True)
+                else:
+                    os.unlink(leftover)
+
+
+def _temporary_folder(path: Path, *, create: bool = True) -> Path:
+    while True:
+        tmp = path.with_name(f".{secrets.token_hex(8)}.partial")
+        if not create:
+            if not os.path.lexists(tmp):
+                return tmp
+            continue
+        try:
+            os.mkdir(tmp)
+            return tmp
+        except FileExistsError:
+            continue

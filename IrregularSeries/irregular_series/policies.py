@@ -96,10 +96,12 @@ class OutputFormat(Policy):
     NRRD = "nrrd", "NRRD in LPS space (what Slicer reads natively)"
     NII = "nii", "NIfTI-1 with a RAS affine"
     NII_GZ = "nii.gz", "gzipped NIfTI-1 with a RAS affine"
+    DICOM = "dicom", "a new single-frame DICOM series per volume, one file per plane, in a folder"
 
     @property
     def suffix(self) -> str:
-        return "." + self.value
+        """The file-name suffix; "" for DICOM, which is a folder of files."""
+        return "" if self is OutputFormat.DICOM else "." + self.value
 
 
 class PositionSource(Policy):

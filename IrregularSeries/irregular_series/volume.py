@@ -18,7 +18,7 @@ from .options import ConvertOptions
 from .pixels import load_pixels
 from .policies import GapPolicy, Interpolation, PositionSource, TiltPolicy
 from .planning import Part, missing_after, override_positions, positions_along, slice_id
-from .resample import ResampleResult, resample_stack
+from .resample import PlaneSource, ResampleResult, resample_stack
 from .spacing import choose_spacing
 from .verify import VerificationResult, verify_placements
 
@@ -38,6 +38,8 @@ class Volume:
     dicom_error_mm: float
     """Residual against the headers' own positions; differs from ``verification.max_mm`` only when
     positions were overridden (``positions="nominal"``)."""
+    planes: list[PlaneSource]
+    """What each plane was made of: indices into ``part.slices`` and their weights."""
 
 
 class VerificationError(RuntimeError):
@@ -135,4 +137,4 @@ def build_volume(part: Part, options: ConvertOptions, pixels: np.ndarray | None 
         decisions.append(Decision(DecisionKind.NO_INTERPOLATION,
                                   "no interpolation: every voxel is a copy of an input pixel"))
     return Volume(replace(part, decisions=decisions), result.volume, result.mask, grid, spacing,
-                  result.interpolated, verification, dicom_error)
+                  result.interpolated, verification, dicom_error, result.planes)
