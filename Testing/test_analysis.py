@@ -17,12 +17,12 @@ import phantoms
 from irregular_series import analyze
 from irregular_series.conversion import convert
 from irregular_series.geometry import analyze_geometry, slice_corners_lps
-from irregular_series.grouping import REPEATED_FRACTION
 from irregular_series.headers import scan
 from irregular_series.irregularities import NominalMismatch, Overlap
 from irregular_series.model import SeriesAnalysis, Stack
 from irregular_series.orientation import plane_name
 from irregular_series.testing.synthetic import SyntheticSlice, write_series
+from irregular_series.tolerances import DEFAULT, Tolerances
 
 
 def _analyse(folder) -> SeriesAnalysis:
@@ -242,12 +242,12 @@ def test_untagged_repeats_numbered_position_after_position(tmp_path):
 
 def test_a_few_repeated_positions_are_duplicates_not_volumes(tmp_path):
     """Two acquisitions on the same grid overlapping by 3 positions: one stitched stack with
-    duplicates, not two volumes (under REPEATED_FRACTION of the positions repeat)."""
+    duplicates, not two volumes (under Tolerances.repeated_fraction of the positions repeat)."""
     first = phantoms._stack(12, 1.0, acquisition_number=1, content_time="100000")
     second = phantoms._stack(12, 1.0, start_mm=9.0, first_instance=13, acquisition_number=2, content_time="101000")
     write_series(phantoms._series("overlap", first + second), tmp_path, names="shuffled")
     (stack,) = _analyse(tmp_path).stacks
-    assert 3 / 21 < REPEATED_FRACTION
+    assert 3 / 21 < DEFAULT.repeated_fraction
     assert stack.slice_count == 24 and stack.role == "volume"
     assert {"stitched_sections", "duplicate_positions"} <= _kinds(stack)
     assert [len(s.slice_indices) for s in stack.geometry.sections] == [12, 12]

@@ -22,13 +22,16 @@ import pydicom
 import pytest
 
 from phantoms import CASES, Phantom, regular
+import phantoms
+from irregular_series import conversion as conversion_module
 from irregular_series import volume as volume_module
 from irregular_series.analysis import analyze
-from irregular_series.conversion import ConvertOptions, OutputVolume, convert
+from irregular_series.conversion import STACK_ERRORS, ConvertOptions, OutputVolume, convert
 from irregular_series.planning import plan_stack
-from irregular_series.volume import build_volume
+from irregular_series.tolerances import Tolerances
+from irregular_series.volume import VerificationError, build_volume
 from irregular_series.pixels import PixelDecodeError
-from irregular_series.testing.synthetic import Encoding, uid
+from irregular_series.testing.synthetic import Encoding, uid, write_series
 
 ENCODING = Encoding(axis=(0.2, -0.3, 1.0), scale=10.0)
 ROUNDING = 1.0  # input and output values are int16: 0.5 each
@@ -573,6 +576,61 @@ def test_a_resampler_that_misplaces_slices_is_caught(tmp_path, monkeypatch):
     (failure,) = [str(f) for f in result.failures]
     assert "would be 0.3000 mm from its DICOM position" in failure
     assert not list((tmp_path / "out").glob("*.nrrd"))
+
+
+# --- the user's tolerances are the ones applied ------------------------------------------------
+
+
+def test_verification_applies_the_users_angle_tolerance(tmp_path):
+    """Slices turned 0.3° within the stack: accepted under a 1 mm, 0.5° verification, refused when
+    the user allows only 0.2° (verification used to take the default angle whatever was asked)."""
+    _turned("z", 0.3).write(tmp_path / "in")
+    (series,) = analyze([tmp_path / "in"]).series
+    (part,) = plan_stack(series.stacks[0], ConvertOptions())
+    assert build_volume(part, ConvertOptions(tolerances=Tolerances(verify_mm=1.0))).verification.ok
+    with pytest.raises(VerificationError, match=r"directions off by up to 0\.300°"):
+        build_volume(part, ConvertOptions(tolerances=Tolerances(verify_mm=1.0, orientation_deg=0.2)))
+
+
+def test_grid_snaps_within_a_tenth_of_the_users_verification_tolerance(tmp_path):
+    """One slice 0.05 mm off the others' pixel lattice: the grid widens by a column to hold it at
+    the default tolerance, and snaps it onto the lattice (copying its pixels) when the user allows
+    1 mm (the snap distance used to come from the default tolerance whatever was asked)."""
+    slices = phantoms._stack(10, 2.0)
+    x, y, z = slices[5].position_lps_mm
+    slices[5] = dataclasses.replace(slices[5], position_lps_mm=(x + 0.05, y, z))
+    write_series(phantoms._series("drift", slices), tmp_path / "in")
+    (strict,) = convert([tmp_path / "in"], tmp_path / "strict", ConvertOptions(), progress=False).outputs
+    assert strict.shape == (33, 32, 10) and strict.interpolated
+    loose = ConvertOptions(tolerances=Tolerances(verify_mm=1.0))
+    (snapped,) = convert([tmp_path / "in"], tmp_path / "loose", loose, progress=False).outputs
+    assert snapped.shape == (32, 32, 10) and not snapped.interpolated
+    assert snapped.max_position_error_mm == pytest.approx(0.05, abs=1e-6)
+
+
+# --- failures of one stack, and bugs ------------------------------------------------------------
+
+
+def test_programming_errors_propagate_instead_of_becoming_failures(tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(conversion_module, "build_volume", broken)
+    with pytest.raises(KeyError, match="a bug"):
+        run(tmp_path, "regular")
+
+
+@pytest.mark.parametrize("error", [ValueError("bad value"), VerificationError("off"), PixelDecodeError("codec"),
+                                   OSError("disk full")])
+def test_input_errors_of_one_stack_become_failures(tmp_path, monkeypatch, error):
+    assert isinstance(error, STACK_ERRORS)
+
+    def failing(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(conversion_module, "build_volume", failing)
+    result, report = run(tmp_path, "regular")
+    assert [f.message for f in result.failures] == [str(error)] and report["failures"] == [str(result.failures[0])]
 
 
 # --- outputs: names, overwriting, what ends up where ---------------------------------------------

@@ -26,6 +26,7 @@ from irregular_series.slicer.examine import (
 )
 from irregular_series.model import SeriesAnalysis
 from irregular_series.testing.synthetic import write_series
+from irregular_series.tolerances import Tolerances
 
 SCALAR_VOLUME_PLUGIN_CONFIDENCE = 0.5
 
@@ -254,3 +255,17 @@ def test_spacing_presets_of_one_slice_without_a_nominal_spacing(tmp_path):
     assert stack.slice_count == 1 and spacing_presets(stack) == "auto = 1 mm"
     chosen = choose_spacing(stack, "auto")
     assert (chosen.value_mm, chosen.rule, chosen.source) == (1.0, "auto", "single_slice_default")
+
+
+def test_the_users_tolerances_choose_the_spacing(tmp_path):
+    """Steps of 2.53 mm under a nominal 2.5 mm: the nominal spacing within the default 0.05 mm, the
+    median step when the user allows only 0.01 mm (examine used to ignore the user's tolerances)."""
+    positions = [round(2.53 * k, 6) for k in range(12) if k != 6]  # one slice missing: hardened
+    slices = phantoms._slices_at(positions, slice_thickness_mm=2.5, spacing_between_slices_mm=2.5)
+    write_series(phantoms._series("tolerance", slices), tmp_path)
+    strict = Tolerances(nominal_mm=0.01)
+    (stack,) = analyze([tmp_path], tolerances=strict).series[0].stacks
+    assert spacing_presets(stack).startswith("auto = nominal 2.5 mm")
+    assert spacing_presets(stack, strict).startswith("auto = median 2.53 mm")
+    (spec,) = examine_series(analyze([tmp_path], tolerances=strict).series[0], "1: tolerance", tolerances=strict)
+    assert spec.action == "harden" and spec.spacing_mm == pytest.approx(2.53)

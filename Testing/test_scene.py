@@ -21,6 +21,7 @@ from vtkmodules.vtkCommonMath import vtkMatrix4x4  # noqa: E402
 
 from pydicom.multival import MultiValue  # noqa: E402
 
+import phantoms  # noqa: E402
 from irregular_series import analyze  # noqa: E402
 from irregular_series.analysis import analyze_slices  # noqa: E402
 from irregular_series.headers import slice_from_tag_values  # noqa: E402
@@ -36,7 +37,7 @@ from irregular_series.testing.synthetic import (  # noqa: E402
     write_demo,
     write_series,
 )
-from irregular_series.tolerances import DEFAULT  # noqa: E402
+from irregular_series.tolerances import DEFAULT, Tolerances  # noqa: E402
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
@@ -123,7 +124,7 @@ def test_acquisition_transform_puts_every_slice_corner_on_its_dicom_corner(scene
     transform = mrml.create_acquisition_transform(scene, node, stack)
     assert transform is not None and node.GetParentTransformNode() is transform
     assert transform.IsA("vtkMRMLGridTransformNode") and not transform.IsTransformToWorldLinear()
-    assert np.abs(_world_corners(node) - expected).max() <= mrml.CORNER_TOLERANCE_MM
+    assert np.abs(_world_corners(node) - expected).max() <= DEFAULT.corner_mm
     np.testing.assert_allclose(mrml.slice_corners_ras(stack), expected, atol=1e-9)
 
 
@@ -133,7 +134,7 @@ def test_uniformly_tilted_stack_needs_no_transform(scene, write_phantom):
     node = mrml.add_stack_volume(scene, stack, mrml.stack_pixels(stack), "raw")
     assert mrml.create_acquisition_transform(scene, node, stack) is None
     assert node.GetParentTransformNode() is None
-    assert np.abs(mrml.lattice_corners_ras(node) - _dicom_corners_ras(stack)).max() <= mrml.CORNER_TOLERANCE_MM
+    assert np.abs(mrml.lattice_corners_ras(node) - _dicom_corners_ras(stack)).max() <= DEFAULT.corner_mm
 
 
 def test_transform_sits_next_to_its_volume_in_the_subject_hierarchy(scene, write_phantom):
@@ -304,13 +305,24 @@ def test_load_series_transform_mode(scene, demo):
     assert transform.IsA("vtkMRMLGridTransformNode")
     assert transform.GetName() == f"{node.GetName()} acquisition transform"
     stack = mrml.stack_of(node)
-    assert np.abs(_world_corners(node) - _dicom_corners_ras(stack)).max() <= mrml.CORNER_TOLERANCE_MM
+    assert np.abs(_world_corners(node) - _dicom_corners_ras(stack)).max() <= DEFAULT.corner_mm
 
 
 def test_load_series_harden_mode(scene, demo):
     (node,) = mrml.load_series(scene, [demo], spacing="auto")
     assert node.GetSpacing() == (0.1, 0.1, 0.6) and node.GetParentTransformNode() is None
     assert scene.GetNodesByClass("vtkMRMLGridTransformNode").GetNumberOfItems() == 0
+
+
+def test_load_series_applies_the_users_tolerances(scene, tmp_path):
+    """Steps of 2.53 mm under a nominal 2.5 mm, one slice missing: hardened at the nominal spacing
+    within the default 0.05 mm, at the median step when the user allows only 0.01 mm."""
+    positions = [round(2.53 * k, 6) for k in range(12) if k != 6]
+    slices = phantoms._slices_at(positions, slice_thickness_mm=2.5, spacing_between_slices_mm=2.5)
+    write_series(phantoms._series("tolerance", slices), tmp_path)
+    (default,) = mrml.load_series(scene, [tmp_path], spacing="auto")
+    (strict,) = mrml.load_series(scene, [tmp_path], spacing="auto", tolerances=Tolerances(nominal_mm=0.01))
+    assert default.GetSpacing()[2] == pytest.approx(2.5) and strict.GetSpacing()[2] == pytest.approx(2.53)
 
 
 def _identities(stack: Stack) -> list[tuple[str, int]]:
@@ -460,7 +472,7 @@ def test_real_tilted_ct_in_the_scene(scene, realdata):
     raw = mrml.add_stack_volume(scene, stack, pixels, "raw")
     transform = mrml.create_acquisition_transform(scene, raw, stack)
     assert transform is not None  # the 4 mm / 7 mm steps need one, the tilt alone would not
-    assert np.abs(_world_corners(raw) - _dicom_corners_ras(stack)).max() <= mrml.CORNER_TOLERANCE_MM
+    assert np.abs(_world_corners(raw) - _dicom_corners_ras(stack)).max() <= DEFAULT.corner_mm
     (node,) = mrml.harden(scene, raw, stack, pixels, 4.0)
     ijk_to_ras = _ijk_to_ras(node)
     normal = np.cross(ijk_to_ras[:3, 0], ijk_to_ras[:3, 1])

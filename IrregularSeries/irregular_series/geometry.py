@@ -33,10 +33,6 @@ from .model import Section, SliceHeader, SpacingSummary, StackGeometry
 from .orientation import angle_deg
 from .tolerances import DEFAULT, Tolerances
 
-STITCH_MAX_OVERLAP = 0.5
-"""Consecutive acquisition runs are stitched sections only when they overlap by less than this
-fraction of the shorter run's extent; beyond it they are interleaved slices of one acquisition."""
-
 MAX_RUNS_LISTED = 6
 """Variable spacing with more runs than this is summarised per step size instead of run by run."""
 
@@ -193,17 +189,17 @@ def find_sections(
     """
     runs, evidence = acquisition_runs(slices, positions, tol)
     runs.sort(key=lambda r: positions[r].min())
-    if len(runs) > 1 and (min(len(r) for r in runs) < 2 or _interleaved(runs, positions)):
+    if len(runs) > 1 and (min(len(r) for r in runs) < 2 or _interleaved(runs, positions, tol)):
         runs = [list(range(len(slices)))]
     return [_section(k, run, positions, evidence, tol) for k, run in enumerate(runs)], evidence
 
 
-def _interleaved(runs: list[list[int]], positions: np.ndarray) -> bool:
+def _interleaved(runs: list[list[int]], positions: np.ndarray, tol: Tolerances) -> bool:
     """Whether runs (sorted by start) overlap across most of their extent."""
     for a, b in zip(runs, runs[1:]):
         pa, pb = positions[a], positions[b]
         overlap = min(pa.max(), pb.max()) - pb.min()
-        if overlap > STITCH_MAX_OVERLAP * min(np.ptp(pa), np.ptp(pb)):
+        if overlap > tol.stitch_max_overlap * min(np.ptp(pa), np.ptp(pb)):
             return True
     return False
 
@@ -261,7 +257,7 @@ def analyze_geometry(slices: Sequence[SliceHeader], tol: Tolerances = DEFAULT) -
         irregularities += _variable_spacing(steps, {i.after_index for i in missing}, tol)
 
     moving = steps[steps > tol.position_mm]
-    nominal = _nominal(slices)
+    nominal = _nominal(slices, tol)
     summary = SpacingSummary(
         nominal=nominal,
         median=float(np.median(moving)) if len(moving) else None,
@@ -475,7 +471,7 @@ def _section_step(sections: list[Section], index: int) -> float | None:
     return None
 
 
-def _nominal(slices: Sequence[SliceHeader]) -> float | None:
+def _nominal(slices: Sequence[SliceHeader], tol: Tolerances) -> float | None:
     """SpacingBetweenSlices (its magnitude: some scanners write it negative), else SliceThickness.
 
     Only a value the whole stack agrees on is nominal; where it varies (4 mm then 7 mm slices) there
@@ -486,7 +482,7 @@ def _nominal(slices: Sequence[SliceHeader]) -> float | None:
         [s.slice_thickness_mm for s in slices if s.slice_thickness_mm],
     ):
         if values:
-            return float(values[0]) if max(values) - min(values) <= 1e-3 else None
+            return float(values[0]) if max(values) - min(values) <= tol.nominal_agreement_mm else None
     return None
 
 

@@ -28,19 +28,10 @@ import numpy as np
 from .model import SliceHeader
 from .orientation import normal_of
 from .policies import TiltPolicy
-from .tolerances import DEFAULT
+from .tolerances import DEFAULT, Tolerances
 
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
-
-LATTICE_SNAP_MM = DEFAULT.verify_mm / 10
-"""An offset (mm) smaller than this from a lattice point counts as on it: grids align to the first
-slice's pixel lattice across it, and the resampler copies pixels instead of interpolating. A tenth
-of the verification tolerance, so that snapping alone can never fail verification."""
-
-PLANE_COUNT_SLACK = 1e-6
-"""Relative slack when counting how many planes fit between the first and last slice, so that a
-span of n steps at a spacing equal to the step within this relative error gives n + 1 planes."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -107,7 +98,9 @@ class StackFrame:
     positions_mm: np.ndarray
 
     @classmethod
-    def from_slices(cls, slices: Sequence[SliceHeader]) -> StackFrame:
+    def from_slices(cls, slices: Sequence[SliceHeader], tol: Tolerances = DEFAULT) -> StackFrame:
+        """The frame of ``slices``; ``ValueError`` unless they share size and PixelSpacing (within
+        ``tol.pixel_spacing_relative``) and are sorted along the normal."""
         if not slices:
             raise ValueError("no slices")
         first = slices[0]
@@ -118,7 +111,7 @@ class StackFrame:
                 raise ValueError(f"{s.label}: {s.rows}x{s.columns} pixels, "
                                  f"first slice has {first.rows}x{first.columns}")
         spacings = np.array([s.pixel_spacing_mm for s in slices], dtype=float)
-        differs = np.abs(spacings - spacings[0]).max(axis=1) > 1e-6 * spacings[0].max()
+        differs = np.abs(spacings - spacings[0]).max(axis=1) > tol.pixel_spacing_relative * spacings[0].max()
         if differs.any():
             other = slices[int(np.argmax(differs))]
             raise ValueError(f"{other.label}: pixel spacing {other.pixel_spacing_mm} differs from "
@@ -139,13 +132,13 @@ def build_grid(
     slice_spacing_mm: float,
     tilt: TiltPolicy = TiltPolicy.DESKEW,
     *,
-    snap_mm: float = LATTICE_SNAP_MM,
+    tolerances: Tolerances = DEFAULT,
 ) -> OutputGrid:
     """The grid for ``slices`` (one orientation, sorted by position) with planes
     ``slice_spacing_mm`` apart along the normal.
 
     The first plane is at the first slice's position; planes follow every ``slice_spacing_mm``
-    while they stay within the last slice: ``K = floor(span / spacing x (1 + PLANE_COUNT_SLACK))
+    while they stay within the last slice: ``K = floor(span / spacing x (1 + tolerances.plane_count_slack))
     + 1``. The last plane may therefore fall short of the last slice by less than one spacing:
     the grid never reaches past the data, so no plane is extrapolated.
 
@@ -158,15 +151,15 @@ def build_grid(
     """
     if not slice_spacing_mm > 0 or not math.isfinite(slice_spacing_mm):
         raise ValueError(f"slice spacing must be a positive number of mm, got {slice_spacing_mm}")
-    frame = StackFrame.from_slices(slices)
+    frame = StackFrame.from_slices(slices, tolerances)
     span = frame.positions_mm[-1] - frame.positions_mm[0]
-    planes = math.floor(span / slice_spacing_mm * (1 + PLANE_COUNT_SLACK)) + 1
+    planes = math.floor(span / slice_spacing_mm * (1 + tolerances.plane_count_slack)) + 1
     matrix = np.eye(4)
     matrix[:3, 0] = frame.step_i_mm * frame.row
     matrix[:3, 1] = frame.step_j_mm * frame.col
     if tilt == "deskew":
         matrix[:3, 2] = slice_spacing_mm * frame.normal
-        (i_first, columns), (j_first, rows) = _footprint_cover(frame, snap_mm)
+        (i_first, columns), (j_first, rows) = _footprint_cover(frame, tolerances.lattice_snap_mm)
         matrix[:3, 3] = frame.ipp_lps[0] + i_first * matrix[:3, 0] + j_first * matrix[:3, 1]
     elif tilt == "keep":
         drift_per_mm, origin = _stack_line(frame)

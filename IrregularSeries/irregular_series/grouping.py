@@ -30,23 +30,6 @@ image, one position): a 3D volume may well be called "scout" (e.g. Siemens AutoA
 
 SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
 
-THREE_PLANE_MAX_SLICES = 16
-"""A series of 3 or more orientations, none with more than this many images and none dominant, is
-read as a multi-plane localizer (GE's 3-plane localizer has 7 images per plane)."""
-
-MINORITY_FRACTION = 0.1
-"""An orientation group with at most this fraction of the dominant group's images (or at most 2
-images) is a minority: a localizer candidate."""
-
-THICK_SLICE_FACTOR = 5.0
-"""Slice thickness above this multiple of the dominant stack's step is localizer evidence (CT
-scouts carry thicknesses of hundreds of mm)."""
-
-REPEATED_FRACTION = 0.5
-"""Repeated positions are read as several volumes (time points, echoes…) only when at least this
-fraction of the distinct positions occur more than once. Fewer repeats are duplicates within one
-volume, or the overlap of stitched sections, and are reported by the geometry analysis."""
-
 
 @dataclass
 class Group:
@@ -299,7 +282,7 @@ def split_repeated_positions(groups: list[Group], tol: Tolerances) -> list[Group
     out: list[Group] = []
     for g in groups:
         counts = _repeats(g.slices, tol)
-        if counts.max() <= 1 or np.mean(counts > 1) < REPEATED_FRACTION:
+        if counts.max() <= 1 or np.mean(counts > 1) < tol.repeated_fraction:
             out.append(g)
             continue
         volumes = _split_by_tags(g.slices, tol)
@@ -400,13 +383,13 @@ def _distinct_positions(g: Group, tol: Tolerances) -> int:
     return int(position_ids(g.positions(), tol.position_mm).max()) + 1
 
 
-def _localizer_evidence(g: Group, main: Group, main_step: float | None) -> list[str]:
+def _localizer_evidence(g: Group, main: Group, main_step: float | None, tol: Tolerances) -> list[str]:
     """Signs, other than ImageType, that a small group is a localizer."""
     evidence: list[str] = []
     if any(s.instance_number == 0 for s in g.slices):
         evidence.append("instance number 0")
     thickness = [s.slice_thickness_mm for s in g.slices if s.slice_thickness_mm]
-    if thickness and main_step and max(thickness) > THICK_SLICE_FACTOR * main_step:
+    if thickness and main_step and max(thickness) > tol.thick_slice_factor * main_step:
         evidence.append(f"slice thickness {max(thickness):g} mm against a {main_step:.3g} mm step")
     m0, s0 = main.slices[0], g.slices[0]
     if (s0.rows, s0.columns) != (m0.rows, m0.columns):
@@ -441,7 +424,7 @@ def assign_roles(
     main_step = float(np.median(main_steps)) if len(main_steps) else None
     orientations = cluster_orientations([g.slices[0] for g in candidates], tol.orientation_deg)
 
-    if _is_multi_plane_localizer(by_size, orientations):
+    if _is_multi_plane_localizer(by_size, orientations, tol):
         why = (f"localizer: a multi-plane localizer, {len(orientations)} orientations of at most "
                f"{count(len(main.slices), 'image')} each, none dominant")
         return result + [(g, "localizer", [why]) for g in candidates]
@@ -451,8 +434,8 @@ def assign_roles(
             result.append((g, *_volume_or_other(g, tol, series_description)))
             continue
         other_orientation = orientation_difference_deg(g.slices[0], main.slices[0]) > tol.orientation_deg
-        minority = len(g.slices) <= max(2, MINORITY_FRACTION * len(main.slices)) and len(main.slices) >= 5
-        evidence = _localizer_evidence(g, main, main_step)
+        minority = len(g.slices) <= max(2, tol.minority_fraction * len(main.slices)) and len(main.slices) >= 5
+        evidence = _localizer_evidence(g, main, main_step, tol)
         if minority and other_orientation:
             beside = (f"{count(len(g.slices), plane_name(g.normal) + ' image')} beside "
                       f"{count(len(main.slices), plane_name(main.normal) + ' image')}")
@@ -465,8 +448,8 @@ def assign_roles(
     return result
 
 
-def _is_multi_plane_localizer(by_size: list[Group], orientations: list[list[SliceHeader]]) -> bool:
-    if len(orientations) < 3 or len(by_size[0].slices) > THREE_PLANE_MAX_SLICES:
+def _is_multi_plane_localizer(by_size: list[Group], orientations: list[list[SliceHeader]], tol: Tolerances) -> bool:
+    if len(orientations) < 3 or len(by_size[0].slices) > tol.three_plane_max_slices:
         return False
     sizes = [len(g.slices) for g in by_size]
     return sizes[0] <= 2 * sizes[1]

@@ -10,7 +10,7 @@ along the normal, so gaps, variable steps and interleaved sections need no speci
 Work is plane by plane into one preallocated output array, in float32 for up to 16-bit input
 (float64 for wider types), keeping only the few shifted input slices the current plane needs:
 memory stays about input + output. A plane that lies on an input slice (within
-``LATTICE_SNAP_MM``) whose shift is a whole number of pixels is a copy of that slice's pixels,
+``Tolerances.lattice_snap_mm``) whose shift is a whole number of pixels is a copy of that slice's pixels,
 bit for bit, so a regular stack resampled at its own step comes back unchanged.
 
 Every voxel either comes from real slices or is ``background`` with ``mask`` 0: pixels shifted
@@ -28,9 +28,10 @@ from typing import Literal
 
 import numpy as np
 
-from .grid import LATTICE_SNAP_MM, OutputGrid, StackFrame
+from .grid import OutputGrid, StackFrame
 from .model import SliceHeader, Vec3
 from .policies import Interpolation
+from .tolerances import DEFAULT
 
 Gaps = Literal["interpolate", "blank"]
 
@@ -117,7 +118,7 @@ def resample_stack(
     blank_after: Sequence[int] | None = None,
     background: float | None = None,
     out_dtype: np.dtype | type | str | None = None,
-    snap_mm: float = LATTICE_SNAP_MM,
+    snap_mm: float = DEFAULT.lattice_snap_mm,
 ) -> ResampleResult:
     """Resample ``pixels`` (N, rows, columns), the slices of one stack in spatial order, onto
     ``grid`` (whose in-plane axes must be the slices' row/column steps, as ``build_grid`` makes).

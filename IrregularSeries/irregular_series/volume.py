@@ -91,12 +91,14 @@ def build_volume(part: Part, options: ConvertOptions, pixels: np.ndarray | None 
             "positions", "nominal", {"max_moved_mm": round(float(moved.max()), 6)}))
     if pixels is None:
         pixels = load_pixels(part.slices)
-    grid = build_grid(slices, spacing, options.tilt)
+    grid = build_grid(slices, spacing, options.tilt, tolerances=tol)
     gap_after = missing_after(stack)
     blank_after = [k for k, s in enumerate(slices[:-1]) if slice_id(s) in gap_after]
     result = resample_stack(pixels, slices, grid, interpolation=options.interpolation,
-                            gaps="blank" if options.gaps == "blank" else "interpolate", blank_after=blank_after)
-    verification = verify_placements(slices, result.placements, grid, tol.verify_mm)
+                            gaps="blank" if options.gaps == "blank" else "interpolate", blank_after=blank_after,
+                            snap_mm=tol.lattice_snap_mm)
+    verification = verify_placements(slices, result.placements, grid, tol.verify_mm,
+                                     direction_tolerance_deg=tol.orientation_deg)
     if not verification.ok:
         worst = slices[verification.worst_slice]
         hint = ""
@@ -111,7 +113,8 @@ def build_volume(part: Part, options: ConvertOptions, pixels: np.ndarray | None 
         )
     dicom_error = verification.max_mm
     if slices is not part.slices:
-        dicom_error = verify_placements(part.slices, result.placements, grid, tol.verify_mm).max_mm
+        dicom_error = verify_placements(part.slices, result.placements, grid, tol.verify_mm,
+                                        direction_tolerance_deg=tol.orientation_deg).max_mm
     if options.gaps == GapPolicy.INTERPOLATE and any(slice_id(s) in gap_after for s in slices[:-1]):
         decisions.append(Decision(DecisionKind.GAPS_INTERPOLATED, "missing slices: interpolated across the gaps",
                                   "gaps", "interpolate"))

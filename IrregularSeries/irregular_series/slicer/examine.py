@@ -17,6 +17,7 @@ from typing import Literal
 
 from ..policies import Spacing, SpacingRule
 from ..spacing import choose_spacing
+from ..tolerances import DEFAULT, Tolerances
 from ..irregularities import IrregularityKind as Kind
 from ..model import Role, SeriesAnalysis, Stack
 from ..orientation import plane_name
@@ -67,12 +68,14 @@ def examine_series(
     *,
     load_mode: LoadMode = "harden",
     spacing: Spacing | str = SpacingRule.AUTO,
+    tolerances: Tolerances = DEFAULT,
 ) -> list[LoadableSpec]:
     """The loadables for one series (as ``analyze`` makes it: every stack has its geometry): its
     volume stacks first, then its other stacks.
 
     ``series_label`` names the series in loadable names (Slicer uses "<number>: <description>").
-    ``spacing`` is the slice-spacing policy for hardening (see ``spacing.choose_spacing``).
+    ``spacing`` is the slice-spacing policy for hardening (see ``spacing.choose_spacing``), applied
+    with ``tolerances`` (those the analysis used).
     """
     volumes = [s for s in analysis.stacks if s.role == "volume"]
     others = [s for s in analysis.stacks if s.role != "volume"]
@@ -84,7 +87,7 @@ def examine_series(
     for index, stack in enumerate(volumes, start=1):
         findings = _findings(stack)
         action = _action(stack, load_mode)
-        chosen = choose_spacing(stack, spacing) if action == "harden" else None
+        chosen = choose_spacing(stack, spacing, tolerances) if action == "harden" else None
         spacing_mm = chosen.value_mm if chosen else None
         spacing_reason = chosen.reason if chosen else ""
         which = [] if len(volumes) == 1 else [f"volume {index} of {len(volumes)}"]
@@ -125,11 +128,11 @@ def examine_series(
     return specs
 
 
-def spacing_presets(stack: Stack) -> str:
+def spacing_presets(stack: Stack, tolerances: Tolerances = DEFAULT) -> str:
     """The spacing presets with their values, for the module panel:
     "auto = nominal 0.6 mm · nominal 0.6 mm · median 0.6 mm · smallest 0.3 mm"."""
     candidates = stack.geometry.candidate_spacings_mm
-    auto = choose_spacing(stack, SpacingRule.AUTO)
+    auto = choose_spacing(stack, SpacingRule.AUTO, tolerances)
     names = {"nominal": "nominal", "median": "median", "min": "smallest"}
     source = f"{names[auto.source]} " if auto.source in names else ""
     parts = [f"auto = {source}{auto.value_mm:.4g} mm"]

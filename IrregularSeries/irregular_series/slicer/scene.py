@@ -45,10 +45,6 @@ from ..volume import VerificationError, build_volume
 from .database import with_transfer_syntax
 from .examine import LoadableSpec, examine_series, slicer_series_name
 
-CORNER_TOLERANCE_MM = 1e-3
-"""A slice corner further than this (mm, per coordinate) from its DICOM position needs an
-acquisition transform; the transform must bring every corner within it. Slicer's own threshold."""
-
 STACK_ATTRIBUTE = "IrregularSeries.stack"
 """Volume node attribute: JSON with the stack's id, role and reasons, its images (SOP instance UID
 and frame, in slice order) and the file each instance was in when loaded; ``stack_of`` rebuilds
@@ -248,15 +244,15 @@ class StackCache:
 # ---------------------------------------------------------------------------------------------
 
 
-def create_acquisition_transform(scene, volume_node, stack: Stack):
+def create_acquisition_transform(scene, volume_node, stack: Stack, tolerances: Tolerances = DEFAULT):
     """A grid transform that moves every slice of the raw volume onto its DICOM position, or
-    ``None`` when every corner is already within ``CORNER_TOLERANCE_MM``. A volume already under
+    ``None`` when every corner is already within ``tolerances.corner_mm``. A volume already under
     its acquisition transform keeps it (it is returned).
 
     Like Slicer's acquisition transform: a 2 x 2 x N displacement grid on the volume's slice
     lattice corners (linear in between, so each slice moves as a plane), the volume placed under
     it, the node next to the volume in the subject hierarchy. Raises ``VerificationError`` when
-    a mapped corner misses its DICOM corner by more than ``CORNER_TOLERANCE_MM``.
+    a mapped corner misses its DICOM corner by more than ``tolerances.corner_mm``.
     """
     parent = volume_node.GetParentTransformNode()
     if parent is not None and parent.GetAttribute(ACQUISITION_TRANSFORM_ATTRIBUTE):
@@ -265,7 +261,7 @@ def create_acquisition_transform(scene, volume_node, stack: Stack):
     target = slice_corners_ras(stack)
     if source.shape != target.shape:
         raise ValueError(f"{volume_node.GetName()} has {len(source)} slices, the stack {len(target)}")
-    if np.abs(source - target).max() <= CORNER_TOLERANCE_MM:
+    if np.abs(source - target).max() <= tolerances.corner_mm:
         return None
 
     columns, rows, slices = volume_node.GetImageData().GetDimensions()
@@ -292,10 +288,10 @@ def create_acquisition_transform(scene, volume_node, stack: Stack):
     _place_next_to(scene, node, volume_node)
 
     worst = np.abs(_to_world(volume_node, source) - target).max()
-    if worst > CORNER_TOLERANCE_MM:
+    if worst > tolerances.corner_mm:
         raise VerificationError(
             f"acquisition transform of {volume_node.GetName()} leaves a slice corner {worst:.3g} mm "
-            f"from its DICOM position (tolerance {CORNER_TOLERANCE_MM} mm)"
+            f"from its DICOM position (tolerance {tolerances.corner_mm} mm)"
         )
     return node
 
@@ -318,6 +314,7 @@ def harden(
     tilt: TiltPolicy = TiltPolicy.DESKEW,
     replace: bool = False,
     into=None,
+    tolerances: Tolerances = DEFAULT,
 ) -> list:
     """The stack resampled onto regular grids and verified, as ``irregular-series convert`` does:
     one volume node, or one per part under the ``split`` gap or section policies.
@@ -328,13 +325,15 @@ def harden(
     acquisition transform); the first goes into ``into`` instead when given, or into
     ``volume_node`` itself with ``replace`` (or ``into=volume_node``), which also removes its
     acquisition transform. Raises ``VerificationError`` when a slice would land further than the
-    verification tolerance from where its header says (nothing is changed then).
+    verification tolerance (``tolerances.verify_mm``) from where its header says (nothing is
+    changed then).
     """
     if pixels is None:
         pixels = stack_pixels(stack)
     if len(pixels) != stack.slice_count:
         raise ValueError(f"{len(pixels)} pixel slices for a stack of {stack.slice_count}")
-    options = ConvertOptions(spacing=spacing, gaps=gaps, sections=sections, tilt=tilt, interpolation=interpolation)
+    options = ConvertOptions(spacing=spacing, gaps=gaps, sections=sections, tilt=tilt, interpolation=interpolation,
+                             tolerances=tolerances)
     row_of = {_slice_key(s): k for k, s in enumerate(stack.slices)}
     parts = plan_stack(stack, options)
     volumes = [build_volume(part, options, pixels[[row_of[_slice_key(s)] for s in part.slices]]) for part in parts]
@@ -454,15 +453,16 @@ def regularize(
     gaps: GapPolicy = "interpolate",
     sections: SectionPolicy = "merge",
     tilt: TiltPolicy = TiltPolicy.DESKEW,
+    tolerances: Tolerances = DEFAULT,
 ) -> list:
     """Do what ``spec.action`` says to the stack's raw volume: nothing (``load``), add an
     acquisition transform (``transform``), or harden in place at ``spec.spacing_mm``
     (``harden``). Returns the volume nodes: ``volume_node``, plus any further parts of a split."""
     if spec.action == "transform":
-        create_acquisition_transform(scene, volume_node, stack)
+        create_acquisition_transform(scene, volume_node, stack, tolerances)
     elif spec.action == "harden":
         return harden(scene, volume_node, stack, pixels, spec.spacing_mm, interpolation=interpolation,
-                      gaps=gaps, sections=sections, tilt=tilt, replace=True)
+                      gaps=gaps, sections=sections, tilt=tilt, replace=True, tolerances=tolerances)
     return [volume_node]
 
 
@@ -475,26 +475,28 @@ def load_series(
     gaps: GapPolicy = "interpolate",
     sections: SectionPolicy = "merge",
     tilt: TiltPolicy = TiltPolicy.DESKEW,
+    tolerances: Tolerances = DEFAULT,
 ) -> list:
     """Load every series found in ``paths`` (files or folders) into ``scene`` as the DICOM plugin
     does: the stacks it selects by default, each as a volume node. Returns the nodes in order.
 
     ``spacing=None`` keeps irregular stacks as acquired, under an acquisition transform; a policy
     (``"auto"``, ``"nominal"``, ``"median"``, ``"min"``) or a number of mm hardens them.
+    ``tolerances`` apply to the analysis, the spacing rule, hardening and the acquisition transform.
     """
     mode = "transform" if spacing is None else "harden"
     nodes = []
-    for series in analyze(paths, workers=1).series:  # no worker processes inside Slicer (see read_files)
+    for series in analyze(paths, tolerances=tolerances, workers=1).series:  # no worker processes inside Slicer (see read_files)
         stacks = {stack.id: stack for stack in series.stacks}
         for spec in examine_series(series, slicer_series_name(series), load_mode=mode,
-                                   spacing="auto" if spacing is None else spacing):
+                                   spacing="auto" if spacing is None else spacing, tolerances=tolerances):
             if not spec.selected:
                 continue
             stack = stacks[spec.stack_id]
             pixels = stack_pixels(stack)
             node = add_stack_volume(scene, stack, pixels, spec.node_name)
             nodes += regularize(scene, node, stack, spec, pixels, interpolation=interpolation, gaps=gaps,
-                                sections=sections, tilt=tilt)
+                                sections=sections, tilt=tilt, tolerances=tolerances)
     return nodes
 
 
