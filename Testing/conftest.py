@@ -9,7 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from irregular_series.headers import STRICT_ENV
 from phantoms import CASES, Phantom
+
+# A fault of the tool while reading one file is raised, not just reported, so that programming
+# errors fail the suite (subprocesses inherit it).
+os.environ[STRICT_ENV] = "1"
 
 REALDATA_ENV = "IRREGULAR_SERIES_REALDATA"
 REALDATA_DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "realdata"

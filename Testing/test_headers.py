@@ -181,7 +181,7 @@ def test_corrupt_and_truncated_files_never_stop_the_scan(tmp_path):
 
 def test_paths_that_do_not_exist_are_reported(tmp_path):
     result = scan([tmp_path / "nowhere.dcm"])
-    assert result.slices == [] and result.excluded == [Excluded(str(tmp_path / "nowhere.dcm"), "no such file")]
+    assert result.slices == [] and result.excluded == [Excluded(str(tmp_path / "nowhere.dcm"), "does not exist")]
 
 
 def test_files_named_directly_and_folders_give_the_same_slices(tmp_path):

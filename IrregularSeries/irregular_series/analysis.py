@@ -9,19 +9,26 @@ from collections.abc import Iterable, Sequence
 from .geometry import analyze_geometry
 from .grouping import group_series
 from .headers import scan
+from .limits import DEFAULT_LIMITS, Limits
 from .model import Analysis, Excluded, SeriesAnalysis, SliceHeader
 from .tolerances import DEFAULT, Tolerances
 
 
 def analyze(
-    paths: Iterable[str | os.PathLike], *, tolerances: Tolerances = DEFAULT, workers: int | None = None
+    paths: Iterable[str | os.PathLike],
+    *,
+    tolerances: Tolerances = DEFAULT,
+    workers: int | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+    skip: Iterable[str | os.PathLike] = (),
 ) -> Analysis:
-    """Scan files and folders and explain every series found in them.
+    """Scan files and folders and explain every series found in them. ``limits`` bound what the
+    scan accepts (``irregular_series.limits``); folders in ``skip`` are not entered.
 
     >>> analysis = analyze(["/data/skull_microct"])          # doctest: +SKIP
     >>> [(s.id, s.role, s.slice_count) for s in analysis.series[0].stacks]  # doctest: +SKIP
     """
-    result = scan(paths, workers=workers)
+    result = scan(paths, workers=workers, limits=limits, skip=skip)
     return analyze_slices(result.slices, result.excluded, tolerances)
 
 

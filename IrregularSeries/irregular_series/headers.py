@@ -19,13 +19,15 @@ import math
 import os
 import re
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .limits import DEFAULT_LIMITS, LimitExceeded, Limits
+from .messages import one_line, os_reason
 from .model import Excluded, SliceHeader, Vec3
-from .rawelements import RawElements, read_elements
+from .rawelements import DEFLATED, RawElements, inflated_size_exceeds, read_elements, read_meta
+from .walk import find_files
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -125,7 +127,15 @@ _CODECS = {
 }
 
 _MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
-_DEFLATED = "1.2.840.10008.1.2.1.99"
+
+_FLOAT32_MAX = 3.4028234663852886e38
+"""The largest finite float32: rescaled values beyond it cannot be held by a float volume."""
+
+_BITS_ALLOCATED = frozenset({1, 8, 16, 32, 64})
+
+STRICT_ENV = "IRREGULAR_SERIES_STRICT"
+"""When this environment variable is set (the test suite sets it), a fault of the tool while
+reading one file is raised instead of costing only that file, so that programming errors surface."""
 
 PARALLEL_THRESHOLD = 1000
 """Below this many files the scan runs in one process: starting workers costs more than it saves
@@ -142,24 +152,6 @@ class ScanResult:
 
 class HeaderError(ValueError):
     """A header value that makes a file or frame unusable; the message says which tag and why."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Finding files
-# ---------------------------------------------------------------------------------------------
-
-
-def iter_files(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:
-    """Files named directly, plus every file below named folders (recursively, sorted)."""
-    for p in paths:
-        path = Path(p)
-        if path.is_dir():
-            for root, dirs, files in os.walk(path):
-                dirs.sort()
-                for name in sorted(files):
-                    yield Path(root) / name
-        else:
-            yield path
 
 
 # ---------------------------------------------------------------------------------------------
@@ -222,6 +214,8 @@ def decode_text(value: bytes, specific_character_set: str) -> str:
     """
     terms = [t.strip() for t in specific_character_set.split("\\")]
     codec = _CODECS.get(terms[0]) if len(terms) == 1 else None
+    if codec is None and not all(t.isprintable() and t.isascii() for t in terms):
+        codec = "latin_1"  # a defined term is plain ASCII text: this one is damaged, so the default
     if codec is not None:
         text = value.decode(codec, errors="replace")
     else:
@@ -229,7 +223,10 @@ def decode_text(value: bytes, specific_character_set: str) -> str:
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # an unknown term falls back to the default, as said
-            text = decode_bytes(value, convert_encodings(terms), {0x5C})
+            try:
+                text = decode_bytes(value, convert_encodings(terms), {0x5C})
+            except (LookupError, ValueError, UnicodeError):
+                text = value.decode("latin_1")
     return text.rstrip("\x00 ").strip()
 
 
@@ -286,11 +283,19 @@ def _text(ds: Dataset, keyword: str) -> str:
         vr = elem.VR or dictionary_VR(tag)
         if vr in _TEXT_VRS:
             return value.decode("latin-1").rstrip("\x00 ").strip()
-        value = ds[tag].value
+        try:
+            value = ds[tag].value
+        except Exception as err:  # pydicom converts binary values; damaged ones raise many types
+            raise HeaderError(f"{keyword} has a value of VR {vr} that cannot be read as {dictionary_VR(tag)} "
+                              f"({len(value)} bytes)") from err
     if value is None:
         return ""
     if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        if any(not isinstance(v, (str, int, float)) for v in value):
+            raise HeaderError(f"{keyword} holds {type(value[0]).__name__} values, not text or numbers")
         return "\\".join(str(v) for v in value)
+    if not isinstance(value, (str, int, float)):
+        raise HeaderError(f"{keyword} holds a {type(value).__name__}, not text or a number")
     return str(value).strip()
 
 
@@ -339,7 +344,7 @@ def _get_from(datasets: Sequence[Dataset | None], keyword: str) -> str:
 
 
 def _geometry(
-    iop_text: str, ipp_text: str, spacing_text: str
+    iop_text: str, ipp_text: str, spacing_text: str, limits: Limits
 ) -> tuple[Vec3 | None, Vec3 | None, Vec3 | None, tuple[float, float] | None]:
     iop = parse_floats(iop_text, "ImageOrientationPatient", 6)
     ipp = parse_floats(ipp_text, "ImagePositionPatient", 3)
@@ -347,23 +352,65 @@ def _geometry(
     row = col = None
     if iop is not None:
         row, col = unit_cosines(iop)
-    if ps is not None and (ps[0] <= 0 or ps[1] <= 0):
-        raise HeaderError(f'PixelSpacing "{spacing_text}" is not positive')
+    if ps is not None:
+        if ps[0] <= 0 or ps[1] <= 0:
+            raise HeaderError(f'PixelSpacing "{spacing_text}" is not positive')
+        limits.check_pixel_spacing(ps, "PixelSpacing")
+    if ipp is not None:
+        limits.check_position(ipp, "ImagePositionPatient")
     position = (ipp[0], ipp[1], ipp[2]) if ipp is not None else None
     spacing = (ps[0], ps[1]) if ps is not None else None
     return row, col, position, spacing
 
 
 def _pixel_fields(ints: dict[str, int]) -> dict:
-    """Image size and pixel layout, the same for every frame; DICOM's defaults where absent."""
+    """Image size and pixel layout, the same for every frame; DICOM's defaults where absent.
+    Raises ``HeaderError`` for a layout no image has (BitsStored above BitsAllocated, say)."""
+    allocated = ints["BitsAllocated"] or 16
+    stored = ints["BitsStored"] or allocated
+    if allocated not in _BITS_ALLOCATED:
+        raise HeaderError(f"BitsAllocated {allocated} is not one of {', '.join(map(str, sorted(_BITS_ALLOCATED)))}")
+    if stored > allocated:
+        raise HeaderError(f"BitsStored {stored} is more than BitsAllocated {allocated}")
+    if ints["PixelRepresentation"] not in (0, 1):
+        raise HeaderError(f"PixelRepresentation {ints['PixelRepresentation']} is neither 0 (unsigned) nor 1 (signed)")
     return dict(
         rows=ints["Rows"],
         columns=ints["Columns"],
         samples_per_pixel=ints["SamplesPerPixel"] or 1,
-        bits_allocated=ints["BitsAllocated"] or 16,
-        bits_stored=ints["BitsStored"] or ints["BitsAllocated"] or 16,
+        bits_allocated=allocated,
+        bits_stored=stored,
         pixel_representation=ints["PixelRepresentation"],
     )
+
+
+def _rescale(slope_text: str, intercept_text: str, fields: dict) -> tuple[float, float]:
+    """RescaleSlope and RescaleIntercept (1 and 0 when absent); ``HeaderError`` when they take
+    the stored values beyond what a floating-point volume can hold."""
+    slope = parse_floats(slope_text, "RescaleSlope", 1)
+    intercept = parse_floats(intercept_text, "RescaleIntercept", 1)
+    m = slope[0] if slope else 1.0
+    b = intercept[0] if intercept else 0.0
+    largest_stored = float(2 ** fields["bits_stored"])
+    if abs(m) * largest_stored + abs(b) > _FLOAT32_MAX:
+        raise HeaderError(f"RescaleSlope {m:g} and RescaleIntercept {b:g} take {fields['bits_stored']}-bit stored "
+                          f"values beyond {_FLOAT32_MAX:.3g}, more than any image volume can hold")
+    return m, b
+
+
+def pixel_data_shortfall(fields: dict, frames: int, length: int | None) -> str | None:
+    """Why a native (uncompressed) Pixel Data value of ``length`` bytes cannot hold the image its
+    header describes; None when it can, or when the length is unknown (encapsulated data)."""
+    if length is None or length == 0xFFFFFFFF:
+        return None
+    bits = fields["rows"] * fields["columns"] * frames * fields["samples_per_pixel"] * fields["bits_allocated"]
+    needed = (bits + 7) // 8
+    if length >= needed:
+        return None
+    what = "empty" if length == 0 else f"{length} bytes long"
+    return (f"Pixel Data is {what}, but Rows x Columns x frames x samples x BitsAllocated "
+            f"({fields['rows']} x {fields['columns']} x {frames} x {fields['samples_per_pixel']} x "
+            f"{fields['bits_allocated']} bits) need {needed} bytes")
 
 
 def _common_fields(get: Callable[[str], str]) -> dict:
@@ -397,24 +444,28 @@ def slice_from_tag_values(path: str, get: Callable[[str], str]) -> SliceHeader |
     by_keyword = {k: get(t) for k, t in HEADER_TAGS.items()}
     ints = {k: parse_int(by_keyword[k]) or 0 for k in _UINT_DEFAULTS}
     try:
-        return _single_frame(path, by_keyword.__getitem__, ints, "")
-    except HeaderError as err:
-        return Excluded(path, str(err))
+        return _single_frame(path, by_keyword.__getitem__, ints, "", DEFAULT_LIMITS)
+    except _REFUSED as err:
+        return Excluded(path, str(err), error_type=type(err).__name__)
+
+
+_REFUSED = (HeaderError, LimitExceeded)
+"""What refusing a header value raises: the file (or frame) is left out with that message."""
 
 
 def _single_frame(
-    path: str, get: Callable[[str], str], ints: dict[str, int], transfer_syntax: str
+    path: str, get: Callable[[str], str], ints: dict[str, int], transfer_syntax: str, limits: Limits
 ) -> SliceHeader:
     row, col, position, spacing = _geometry(
-        get("ImageOrientationPatient"), get("ImagePositionPatient"), get("PixelSpacing")
+        get("ImageOrientationPatient"), get("ImagePositionPatient"), get("PixelSpacing"), limits
     )
-    slope = parse_floats(get("RescaleSlope"), "RescaleSlope", 1)
-    intercept = parse_floats(get("RescaleIntercept"), "RescaleIntercept", 1)
+    pixel_fields = _pixel_fields(ints)
+    slope, intercept = _rescale(get("RescaleSlope"), get("RescaleIntercept"), pixel_fields)
     return SliceHeader(
         path=path,
         frame=0,
         number_of_frames=1,
-        **_pixel_fields(ints),
+        **pixel_fields,
         row_cosines=row,
         col_cosines=col,
         position_lps_mm=position,
@@ -426,19 +477,20 @@ def _single_frame(
         echo_number=parse_int(get("EchoNumbers")),
         echo_time_ms=parse_hint(get("EchoTime")),
         trigger_time_ms=parse_hint(get("TriggerTime")),
-        rescale_slope=slope[0] if slope else 1.0,
-        rescale_intercept=intercept[0] if intercept else 0.0,
+        rescale_slope=slope,
+        rescale_intercept=intercept,
         transfer_syntax_uid=transfer_syntax,
         **_common_fields(get),
     )
 
 
 def _frames(
-    path: str, ds: Dataset, ints: dict[str, int], transfer_syntax: str, n_frames: int
+    path: str, ds: Dataset, ints: dict[str, int], transfer_syntax: str, n_frames: int, limits: Limits
 ) -> tuple[list[SliceHeader], list[Excluded]]:
     """One record per frame of an enhanced multi-frame object, from its functional groups."""
     shared = _item(ds, "SharedFunctionalGroupsSequence")
     per_frame = ds.get("PerFrameFunctionalGroupsSequence") if "PerFrameFunctionalGroupsSequence" in ds else None
+    pixel_fields = _pixel_fields(ints)
     if per_frame is None or len(per_frame) == 0:
         return [], [
             Excluded(
@@ -467,19 +519,15 @@ def _frames(
                 or _text(ds, "ImageOrientationPatient"),
                 _get_from(group("PlanePositionSequence"), "ImagePositionPatient"),
                 _get_from(group("PixelMeasuresSequence"), "PixelSpacing") or _text(ds, "PixelSpacing"),
+                limits,
             )
-            slope = parse_floats(
+            slope, intercept = _rescale(
                 _get_from(group("PixelValueTransformationSequence"), "RescaleSlope") or top_slope,
-                "RescaleSlope",
-                1,
-            )
-            intercept = parse_floats(
                 _get_from(group("PixelValueTransformationSequence"), "RescaleIntercept") or top_intercept,
-                "RescaleIntercept",
-                1,
+                pixel_fields,
             )
-        except HeaderError as err:
-            excluded.append(Excluded(path, str(err), frame=index))
+        except _REFUSED as err:
+            excluded.append(Excluded(path, str(err), frame=index, error_type=type(err).__name__))
             continue
         content = group("FrameContentSequence")
         frame_type_groups = group("MRImageFrameTypeSequence") + group("CTImageFrameTypeSequence")
@@ -489,7 +537,7 @@ def _frames(
                 path=path,
                 frame=index,
                 number_of_frames=n_frames,
-                **_pixel_fields(ints),
+                **pixel_fields,
                 row_cosines=row,
                 col_cosines=col,
                 position_lps_mm=position,
@@ -514,8 +562,8 @@ def _frames(
                 dimension_index=tuple(int(v) for v in parse_floats(dimension, "DimensionIndexValues") or ()),
                 complex_component=_get_from(frame_type_groups, "ComplexImageComponent").upper()
                 or _text(ds, "ComplexImageComponent").upper(),
-                rescale_slope=slope[0] if slope else 1.0,
-                rescale_intercept=intercept[0] if intercept else 0.0,
+                rescale_slope=slope,
+                rescale_intercept=intercept,
                 transfer_syntax_uid=transfer_syntax,
                 **{
                     **common,
@@ -530,24 +578,50 @@ def _frames(
     return slices, excluded
 
 
-def scan_file(path: str | os.PathLike) -> tuple[list[SliceHeader], list[Excluded]]:
+def scan_file(path: str | os.PathLike, *, limits: Limits = DEFAULT_LIMITS) -> tuple[list[SliceHeader], list[Excluded]]:
     """Headers of one file: its images (one per frame) or the reason it has none."""
-    found = _scan_file(str(path))
+    found = _guarded_scan(str(path), limits)
     return found.slices, found.excluded
 
 
-def _scan_file(path: str) -> ScanResult:
-    found = _scan_plain_image(path)
-    return found if found is not None else _scan_with_pydicom(path)
+def _guarded_scan(path: str, limits: Limits) -> ScanResult:
+    """``_scan_file``, with anything it did not foresee costing this file only.
+
+    Every problem of the input is turned into an exclusion with its reason where it is met; an
+    exception reaching this point is a fault of the tool, reported as one (and raised when
+    ``STRICT_ENV`` is set, as in the test suite)."""
+    try:
+        return _scan_file(path, limits)
+    except MemoryError:
+        return _excluded(path, "not enough memory to read its header", MemoryError())
+    except Exception as err:
+        if os.environ.get(STRICT_ENV):
+            raise
+        return _excluded(path, f"could not be read: an internal error of this tool ({type(err).__name__}: "
+                               f"{one_line(err)}); please report it", err)
 
 
-def _scan_plain_image(path: str) -> ScanResult | None:
+def _excluded(path: str, reason: str, err: BaseException | None = None) -> ScanResult:
+    return ScanResult([], [Excluded(path, reason, error_type=type(err).__name__ if err is not None else "")])
+
+
+def _scan_file(path: str, limits: Limits) -> ScanResult:
+    try:
+        found = _scan_plain_image(path, limits)
+        if found is None:
+            found = _scan_with_pydicom(path, limits)
+    except _REFUSED as err:
+        return _excluded(path, str(err), err)
+    return found
+
+
+def _scan_plain_image(path: str, limits: Limits = DEFAULT_LIMITS) -> ScanResult | None:
     """A plain single-frame image, read with ``rawelements``; None for every other file.
 
     The checks are those ``_scan_dataset`` makes; a file failing any of them is left to the
     pydicom path, which says why in its own words.
     """
-    raw = read_elements(path, _RAW_WANTED, reject=_RAW_REJECT, stop_at=_FIRST_PIXEL_TAG)
+    raw = read_elements(path, _RAW_WANTED, reject=_RAW_REJECT, stop_at=_FIRST_PIXEL_TAG, limits=limits)
     if raw is None or raw.stop_tag != _TAG_OF["PixelData"] or not raw.stop_value_complete:
         return None  # truncated (or not a plain image)
     get = functools.partial(_raw_text, raw)
@@ -562,8 +636,10 @@ def _scan_plain_image(path: str) -> ScanResult | None:
     ):
         return None
     try:
-        return ScanResult([_single_frame(path, get, ints, raw.transfer_syntax_uid)], [])
-    except HeaderError:
+        if pixel_data_shortfall(_pixel_fields(ints), 1, raw.stop_value_length):
+            return None
+        return ScanResult([_single_frame(path, get, ints, raw.transfer_syntax_uid, limits)], [])
+    except _REFUSED:
         return None
 
 
@@ -573,43 +649,79 @@ def _raw_text(raw: RawElements, keyword: str) -> str:
     return raw.text(_TAG_OF[keyword])
 
 
-def _not_dicom_at_a_glance(path: str) -> bool:
+def _not_dicom_at_a_glance(head: bytes) -> bool:
     """No DICM marker, and the file does not begin with a tag of the groups a data set without
-    preamble begins with (0000 to 0008, in either byte order): text, pictures, archives, JSON,
-    empty files."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(132)
-    except OSError:
-        return False  # pydicom's attempt will say why
+    preamble begins with (0000 to 0008, in either byte order), or begins with a zero tag (a file
+    of zeros, a disk image): text, pictures, archives, JSON, empty files."""
     if head[128:132] == b"DICM":
         return False
-    if len(head) < 8:  # shorter than one data element
+    if len(head) < 8 or head[:4] == bytes(4):  # shorter than one data element; tag (0000,0000)
         return True
     group = int.from_bytes(head[:2], "little")
     return group > 0x0008 and group not in (0x0200, 0x0400, 0x0800)
 
 
-def _scan_with_pydicom(path: str) -> ScanResult:
-    if _not_dicom_at_a_glance(path):  # a stray README needs no pydicom to be left out
-        return ScanResult([], [Excluded(path, "not a DICOM file (no DICM marker, and it does not begin like "
-                                              "a DICOM data set)")])
+def _scan_with_pydicom(path: str, limits: Limits = DEFAULT_LIMITS) -> ScanResult:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(132)
+    except OSError as err:
+        return _excluded(path, f"cannot be read: {os_reason(err)}", err)
+    if _not_dicom_at_a_glance(head):  # a stray README needs no pydicom to be left out
+        return _excluded(path, "not a DICOM file (no DICM marker, and it does not begin like a DICOM data set)")
+    meta = read_meta(path)
+    if meta is not None and meta[0] == DEFLATED and inflated_size_exceeds(path, meta[1], limits.header_bytes):
+        raise LimitExceeded(f"deflated data set inflates to more than {limits.header_bytes / 2**20:g} MB "
+                            "(limit header_bytes)", "header_bytes")
     import pydicom
 
-    try:
-        with warnings.catch_warnings():
-            # pydicom warns about recoverable oddities (VR mismatches, odd lengths); the scan
-            # reports what matters in its own words.
-            warnings.simplefilter("ignore")
+    with warnings.catch_warnings():
+        # pydicom warns about recoverable oddities (VR mismatches, odd lengths); the scan reports
+        # what matters in its own words.
+        warnings.simplefilter("ignore")
+        try:
             ds = pydicom.dcmread(path, defer_size=256, specific_tags=_READ_TAGS, force=True)
-            slices, excluded = _scan_dataset(path, ds)
-    except Exception as err:  # pydicom raises many types on corrupt input
-        return ScanResult([], [Excluded(path, f"not a readable DICOM file ({type(err).__name__}: {err})")])
-    series = _text(ds, "SeriesInstanceUID")
+        except OSError as err:
+            return _excluded(path, f"cannot be read: {os_reason(err)}", err)
+        except Exception as err:  # pydicom raises many types on corrupt input
+            return _excluded(path, _unreadable(head, err), err)
+        try:
+            slices, excluded = _scan_dataset(path, ds, head, limits)
+        except _REFUSED as err:
+            slices, excluded = [], [Excluded(path, str(err), error_type=type(err).__name__)]
+        except Exception as err:
+            if not _raised_in_pydicom(err):
+                raise  # a fault of this tool: _guarded_scan says so
+            return _excluded(path, _unreadable(head, err), err)
+        try:
+            series = _text(ds, "SeriesInstanceUID")
+        except _REFUSED:
+            series = ""  # the exclusions cannot name their series
     return ScanResult(slices, [replace(e, series_instance_uid=series) for e in excluded])
 
 
-def _scan_dataset(path: str, ds: Dataset) -> tuple[list[SliceHeader], list[Excluded]]:
+def _unreadable(head: bytes, err: Exception) -> str:
+    """Why pydicom could not read a file, in DICOM terms (its exception types say little)."""
+    marker = "has a DICM marker, but" if head[128:132] == b"DICM" else "has no DICM marker, and"
+    if isinstance(err, RecursionError):
+        return f"not a readable DICOM file: it {marker} its sequences are nested too deep to read"
+    return f"not a readable DICOM file: it {marker} its data elements cannot be parsed (corrupt or truncated header)"
+
+
+def _raised_in_pydicom(err: BaseException) -> bool:
+    """Whether ``err`` came from inside pydicom (reading a damaged value it had deferred)."""
+    import pydicom
+
+    root = os.path.dirname(pydicom.__file__)
+    tb = err.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.startswith(root):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def _scan_dataset(path: str, ds: Dataset, head: bytes, limits: Limits) -> tuple[list[SliceHeader], list[Excluded]]:
     meta = getattr(ds, "file_meta", None)
     media_class = str(getattr(meta, "MediaStorageSOPClassUID", "")) if meta is not None else ""
     transfer_syntax = str(getattr(meta, "TransferSyntaxUID", "")) if meta is not None else ""
@@ -617,6 +729,9 @@ def _scan_dataset(path: str, ds: Dataset) -> tuple[list[SliceHeader], list[Exclu
     if media_class == _MEDIA_STORAGE_DIRECTORY or sop_class == _MEDIA_STORAGE_DIRECTORY:
         return [], [Excluded(path, "DICOMDIR (a media index, not an image); the files it lists are scanned themselves")]
     if not sop_class and not any(k in ds for k in ("SeriesInstanceUID", "Rows")):
+        if head[128:132] == b"DICM":
+            return [], [Excluded(path, "a DICOM file without image attributes (no SOP Class UID, SeriesInstanceUID "
+                                       "or Rows)")]
         return [], [Excluded(path, "not a DICOM file (no DICM marker and no DICOM image attributes)")]
     pixel_keyword = next((k for k in _PIXEL_KEYWORDS if k in ds), None)
     if pixel_keyword is None:
@@ -625,21 +740,24 @@ def _scan_dataset(path: str, ds: Dataset) -> tuple[list[SliceHeader], list[Exclu
                                        f"the file is truncated or incomplete ({os.path.getsize(path)} bytes)")]
         return [], [Excluded(path, f"no pixel data: {_sop_class_name(sop_class)}, not an image")]
     # A deflated data set's offsets are in the inflated stream, not in the file.
-    cut = 0 if transfer_syntax == _DEFLATED else _bytes_cut_short(path, ds, pixel_keyword)
+    length, cut = _pixel_data_extent(path, ds, pixel_keyword, transfer_syntax == DEFLATED)
     if cut:
         return [], [Excluded(path, f"truncated: the pixel data ends {cut} bytes beyond the end of the file")]
     ints = {k: _uint(ds, k, default) for k, default in _UINT_DEFAULTS.items()}
     if ints["Rows"] <= 0 or ints["Columns"] <= 0:
         return [], [Excluded(path, "image has no Rows/Columns")]
     n_frames = parse_int(_text(ds, "NumberOfFrames")) or 1
-    try:
-        if n_frames > 1 or "PerFrameFunctionalGroupsSequence" in ds:
-            return _frames(path, ds, ints, transfer_syntax, n_frames)
-        return [_single_frame(path, lambda k: _text(ds, k), ints, transfer_syntax)], []
-    except HeaderError as err:
-        return [], [Excluded(path, str(err))]
-    except Exception as err:  # a corrupt sequence or binary value deep in the header
-        return [], [Excluded(path, f"unreadable header ({type(err).__name__}: {err})")]
+    if n_frames < 1:
+        return [], [Excluded(path, f"NumberOfFrames is {n_frames}")]
+    if n_frames > limits.sequence_items:
+        raise LimitExceeded(f"NumberOfFrames {n_frames} is more than {limits.sequence_items} (limit sequence_items)",
+                            "sequence_items")
+    shortfall = pixel_data_shortfall(_pixel_fields(ints), n_frames, length)
+    if shortfall:
+        return [], [Excluded(path, shortfall)]
+    if n_frames > 1 or "PerFrameFunctionalGroupsSequence" in ds:
+        return _frames(path, ds, ints, transfer_syntax, n_frames, limits)
+    return [_single_frame(path, lambda k: _text(ds, k), ints, transfer_syntax, limits)], []
 
 
 def _is_image_class(sop_class: str) -> bool:
@@ -648,8 +766,9 @@ def _is_image_class(sop_class: str) -> bool:
     return bool(sop_class) and UID(sop_class).name.endswith("Image Storage")
 
 
-def _bytes_cut_short(path: str, ds: Dataset, keyword: str) -> int:
-    """How many bytes of the (not yet read) pixel data lie beyond the end of the file; 0 if none.
+def _pixel_data_extent(path: str, ds: Dataset, keyword: str, deflated: bool) -> tuple[int | None, int]:
+    """(length of the pixel data value in bytes, None when unknown or encapsulated; how many of
+    its bytes lie beyond the end of the file, 0 if none).
 
     The scan never reads pixel values, but the element's offset and length are known, so a file
     cut short inside its pixel data is caught here rather than when a volume is built.
@@ -659,11 +778,18 @@ def _bytes_cut_short(path: str, ds: Dataset, keyword: str) -> int:
         elem = ds.get_item(tag, keep_deferred=True)
     except TypeError:  # pydicom 2 has no keep_deferred; its get_item would read the value
         elem = ds._dict.get(tag)
+    value = getattr(elem, "value", None)
     length = getattr(elem, "length", None)
     tell = getattr(elem, "value_tell", None)
-    if getattr(elem, "value", None) is not None or length is None or tell is None or length == 0xFFFFFFFF:
-        return 0
-    return max(0, tell + length - os.path.getsize(path))
+    if length == 0xFFFFFFFF or getattr(elem, "is_undefined_length", False):
+        return None, 0  # encapsulated: fragments, whose decoded size only a decoder knows
+    if value is not None:
+        return (len(value) if isinstance(value, bytes) else None), 0
+    if length is None:
+        return None, 0
+    if deflated or tell is None:
+        return length, 0
+    return length, max(0, tell + length - os.path.getsize(path))
 
 
 def _sop_class_name(uid: str) -> str:
@@ -675,37 +801,41 @@ def _sop_class_name(uid: str) -> str:
     return name if name != uid else f"SOP Class {uid}"
 
 
-def _scan_chunk(paths: list[str]) -> ScanResult:
+def _scan_chunk(paths: list[str], limits: Limits = DEFAULT_LIMITS) -> ScanResult:
     total = ScanResult([], [])
     for path in paths:
-        found = _scan_file(path)
+        found = _guarded_scan(path, limits)
         total.slices.extend(found.slices)
         total.excluded.extend(found.excluded)
     return total
 
 
-def scan(paths: Iterable[str | os.PathLike], *, workers: int | None = None) -> ScanResult:
-    """Scan files and folders (recursively) for images, header only.
+def scan(
+    paths: Iterable[str | os.PathLike],
+    *,
+    workers: int | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+    skip: Iterable[str | os.PathLike] = (),
+) -> ScanResult:
+    """Scan files and folders (below folders: every regular file, at any depth) for images,
+    header only. Folders in ``skip`` (e.g. the output folder of a conversion) are not entered.
 
     With many files the work is spread over processes (pydicom parsing holds the GIL); results keep
     the order in which files were found.
     """
-    files, excluded = [], []
-    for path in map(str, iter_files(paths)):
-        if os.path.isfile(path):
-            files.append(path)
-        else:
-            excluded.append(Excluded(path, "no such file"))
+    found = find_files(paths, limits=limits, skip=skip)
+    files = found.files
     workers = workers or os.cpu_count() or 1
     if workers <= 1 or len(files) < PARALLEL_THRESHOLD:
-        chunks = [_scan_chunk(files)]
+        chunks = [_scan_chunk(files, limits)]
     else:
         from concurrent.futures import ProcessPoolExecutor  # multiprocessing takes 25 ms to import
 
         size = max(32, math.ceil(len(files) / (workers * 8)))
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            chunks = list(pool.map(_scan_chunk, [files[i : i + size] for i in range(0, len(files), size)]))
-    result = ScanResult([], excluded)
+            chunks = list(pool.map(_scan_chunk, [files[i : i + size] for i in range(0, len(files), size)],
+                                   [limits] * len(range(0, len(files), size))))
+    result = ScanResult([], found.excluded)
     for chunk in chunks:
         result.slices.extend(chunk.slices)
         result.excluded.extend(chunk.excluded)

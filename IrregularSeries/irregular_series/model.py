@@ -97,12 +97,15 @@ class Excluded:
     """A file (or one frame of it) left out of every stack, with the reason in plain words.
 
     ``series_instance_uid`` is the series the header names ("" when unknown or unreadable), so
-    that e.g. a Raw Data object is reported with the series it was stored in."""
+    that e.g. a Raw Data object is reported with the series it was stored in. ``error_type`` names
+    the exception behind the reason when one was raised (``HeaderError``, ``LimitExceeded``,
+    ``PermissionError``...), "" when the file was simply recognised as unusable."""
 
     path: str
     reason: str
     frame: int | None = None
     series_instance_uid: str = ""
+    error_type: str = ""
 
 
 @dataclass(frozen=True)

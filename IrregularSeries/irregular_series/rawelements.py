@@ -10,21 +10,28 @@ explicit VR little endian.
 The reader never guesses. Anything it does not handle exactly (no preamble, big endian, deflated
 or unknown transfer syntaxes, a wanted element with an unexpected VR or an undefined length, a
 length running past the end of the file, a data set whose VR encoding contradicts its transfer
-syntax, ...) gives ``None``, and the caller reads the file with pydicom instead.
+syntax, ...) gives ``None``, and the caller reads the file with pydicom instead. What it will not
+do at all, whoever reads the file, raises ``LimitExceeded``: a header longer than the limit
+(``Limits.header_bytes``; the reader never holds more than that), sequences nested deeper or
+holding more items than the limits.
 """
 
 from __future__ import annotations
 
 import os
 import struct
+import zlib
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from typing import BinaryIO
 
-__all__ = ["RawElements", "read_elements"]
+from .limits import DEFAULT_LIMITS, LimitExceeded, Limits
+
+__all__ = ["DEFLATED", "RawElements", "inflated_size_exceeds", "read_elements", "read_meta"]
 
 _IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
 _EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
+DEFLATED = "1.2.840.10008.1.2.1.99"
 _ENCAPSULATED_PREFIXES = (
     "1.2.840.10008.1.2.4.",  # JPEG, JPEG-LS, JPEG 2000, HTJ2K, MPEG, HEVC...
     "1.2.840.10008.1.2.5",  # RLE Lossless
@@ -36,7 +43,6 @@ _ITEM = 0xFFFEE000
 _ITEM_END = 0xFFFEE00D
 _SEQUENCE_END = 0xFFFEE0DD
 _SEQUENCE_END_BYTES = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"  # the delimiter item, length 0
-_MAX_DEPTH = 16  # nested sequences deeper than this are not real headers
 _FIRST_READ = 64 * 1024  # holds nearly every header; longer ones are read in doubling steps
 
 # VRs whose explicit encoding has two reserved bytes and a 4-byte length (PS3.5 7.1.2).
@@ -86,13 +92,15 @@ def read_elements(
     *,
     reject: Collection[int] = (),
     stop_at: int,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> RawElements | None:
     """Read the ``wanted`` top-level elements of ``path``, stopping at the first tag ``>= stop_at``.
 
     ``wanted`` maps each tag to the explicit VRs accepted for it (e.g. ``{0x00280010: {b"US"}}``);
     in implicit VR files the VR is not stored and is not checked. The presence of any ``reject``
-    tag gives ``None``, as does every file this reader does not handle exactly (module docstring).
-    Only the header is read: the first 64 kB, doubled until the header fits.
+    tag gives ``None`` (after its items are counted against the limits), as does every file this
+    reader does not handle exactly (module docstring). Only the header is read: the first 64 kB,
+    doubled until the header fits; ``LimitExceeded`` beyond ``limits.header_bytes``.
     """
     try:
         with open(path, "rb") as f:
@@ -100,7 +108,7 @@ def read_elements(
             data = f.read(_FIRST_READ)
             while True:
                 try:
-                    found = _read(data, size, wanted, reject, stop_at)
+                    found = _read(data, size, wanted, reject, stop_at, limits)
                     if found is not None and found.stop_tag is not None:
                         return replace(found, stop_value_complete=_value_complete(f, found))
                     if found is None or len(data) >= size:
@@ -108,12 +116,58 @@ def read_elements(
                 except _OutOfData:
                     if len(data) >= size:
                         return None  # the file ends inside its header
-                more = f.read(len(data))  # a longer header: twice as much, and parse again
+                    if len(data) >= limits.header_bytes:
+                        raise LimitExceeded(
+                            f"header longer than {limits.header_bytes / 2**20:g} MB before the pixel data "
+                            "(limit header_bytes)", "header_bytes") from None
+                more = f.read(min(len(data), limits.header_bytes - len(data)))  # twice as much, and parse again
                 if not more:
                     return None
                 data += more
     except OSError:
         return None
+
+
+def read_meta(path: str) -> tuple[str, int] | None:
+    """(TransferSyntaxUID, offset of the data set) of a Part 10 file; None when it has no
+    preamble and DICM marker or its meta group cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            m = f.read(_FIRST_READ)
+    except OSError:
+        return None
+    if len(m) < 132 or m[128:132] != b"DICM":
+        return None
+    meta: dict[int, bytes] = {}
+    try:
+        pos = _elements(m, 132, True, {0x00020010: (b"UI",)}, meta, start_at=0x00020000, stop_at=0x00030000,
+                        limits=DEFAULT_LIMITS)
+    except _OutOfData:
+        return None
+    if pos is None:
+        return None
+    return RawElements("", "", meta, None, 0, 0, 0).text(0x00020010), pos
+
+
+def inflated_size_exceeds(path: str, offset: int, limit: int) -> bool:
+    """Whether the deflated data set starting at ``offset`` inflates to more than ``limit`` bytes.
+    Streamed: never more than one chunk is held, inflated or not."""
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    total = 0
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            while chunk := f.read(_FIRST_READ):
+                while chunk:
+                    total += len(inflater.decompress(chunk, _FIRST_READ))
+                    if total > limit:
+                        return True
+                    chunk = inflater.unconsumed_tail
+                if inflater.eof:
+                    break
+    except (OSError, zlib.error):
+        return False  # the reader that follows says why the file cannot be read
+    return False
 
 
 def _value_complete(f: BinaryIO, found: RawElements) -> bool:
@@ -130,7 +184,8 @@ class _OutOfData(Exception):
 
 
 def _read(
-    m: bytes, size: int, wanted: Mapping[int, Collection[bytes]], reject: Collection[int], stop_at: int
+    m: bytes, size: int, wanted: Mapping[int, Collection[bytes]], reject: Collection[int], stop_at: int,
+    limits: Limits,
 ) -> RawElements | None:
     """Parse the bytes ``m`` read from the start of a file of ``size`` bytes."""
     if len(m) < 132 or m[128:132] != b"DICM":
@@ -138,7 +193,7 @@ def _read(
     meta: dict[int, bytes] = {}
     # The meta group ends at the first tag outside group 0002, as pydicom reads it.
     pos = _elements(m, 132, True, {0x00020002: (b"UI",), 0x00020010: (b"UI",)}, meta,
-                    start_at=0x00020000, stop_at=0x00030000)
+                    start_at=0x00020000, stop_at=0x00030000, limits=limits)
     if pos is None:
         return None
     meta_elements = RawElements("", "", meta, None, 0, 0, size)
@@ -148,7 +203,7 @@ def _read(
         return None
     values: dict[int, bytes] = {}
     stop: list[int] = []
-    if _elements(m, pos, explicit, wanted, values, stop_at=stop_at, reject=reject, stop=stop) is None:
+    if _elements(m, pos, explicit, wanted, values, stop_at=stop_at, reject=reject, stop=stop, limits=limits) is None:
         return None
     stop_tag, offset, length = stop if stop else (None, 0, 0)
     return RawElements(syntax, meta_elements.text(0x00020002), values, stop_tag, offset, length, size)
@@ -199,6 +254,7 @@ def _elements(
     values: dict[int, bytes],
     *,
     stop_at: int,
+    limits: Limits,
     start_at: int = 0,
     reject: Collection[int] = (),
     stop: list[int] | None = None,
@@ -224,13 +280,17 @@ def _elements(
         if tag >= stop_at:
             stop.extend((tag, at, length))
             return pos
-        if tag in reject or (tag >> 16) == 0xFFFE:  # a stray item or delimiter at top level
+        if (tag >> 16) == 0xFFFE:  # a stray item or delimiter at top level
+            return None
+        if tag in reject:
+            if vr in (b"SQ", b""):  # count its items: whoever reads it next would hold them all
+                _skip_sequence(m, at, explicit, 1, limits, None if length == _UNDEFINED else at + length)
             return None
         accepted = wanted.get(tag)
         if length == _UNDEFINED:
             if accepted is not None or vr not in (b"SQ", b""):
                 return None
-            pos = _skip_sequence(m, at, explicit, 1)
+            pos = _skip_sequence(m, at, explicit, 1, limits)
             if pos is None:
                 return None
             continue
@@ -245,12 +305,18 @@ def _elements(
     return pos
 
 
-def _skip_sequence(m: bytes, pos: int, explicit: bool, depth: int) -> int | None:
-    """The position after the delimiter of the undefined-length sequence whose items start at
-    ``pos``; None when it is malformed or nested too deep."""
-    if depth > _MAX_DEPTH:
-        return None
+def _skip_sequence(m: bytes, pos: int, explicit: bool, depth: int, limits: Limits, end: int | None = None
+                   ) -> int | None:
+    """The position after the sequence whose items start at ``pos``: after its delimiter, or
+    ``end`` for a sequence of defined length; None when it is malformed. Raises
+    ``LimitExceeded`` for more items or deeper nesting than the limits."""
+    if depth > limits.sequence_depth:
+        raise LimitExceeded(f"sequences nested more than {limits.sequence_depth} deep (limit sequence_depth)",
+                            "sequence_depth")
+    items = 0
     while True:
+        if end is not None and pos >= end:
+            return pos
         if pos + 8 > len(m):
             raise _OutOfData
         group, element, length = _HEADER.unpack_from(m, pos)
@@ -260,6 +326,10 @@ def _skip_sequence(m: bytes, pos: int, explicit: bool, depth: int) -> int | None
             return pos
         if tag != _ITEM:
             return None
+        items += 1
+        if items > limits.sequence_items:
+            raise LimitExceeded(f"a sequence of more than {limits.sequence_items} items (limit sequence_items)",
+                                "sequence_items")
         if length != _UNDEFINED:
             pos += length
             continue
@@ -274,7 +344,7 @@ def _skip_sequence(m: bytes, pos: int, explicit: bool, depth: int) -> int | None
             if length == _UNDEFINED:
                 if vr not in (b"SQ", b""):
                     return None
-                pos = _skip_sequence(m, at, explicit, depth + 1)
+                pos = _skip_sequence(m, at, explicit, depth + 1, limits)
                 if pos is None:
                     return None
             else:
