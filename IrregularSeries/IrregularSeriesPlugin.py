@@ -2,7 +2,7 @@
 
 Examination reads the headers from Slicer's DICOM database (multi-frame objects from their files,
 for their functional groups), analyses them with irregular_series and offers one loadable per stack
-(see ``irregular_series.slicer.examine``). Loading makes the stack's raw volume, puts it in the subject
+(the stacks of one multi-frame object together; see ``irregular_series.slicer.examine``). Loading makes the stack's raw volume, puts it in the subject
 hierarchy, then adds an acquisition transform or hardens it, as the settings panel says.
 """
 
@@ -16,7 +16,7 @@ from irregular_series.analysis import analyze_slices
 from irregular_series.headers import HEADER_TAGS
 from irregular_series.slicer import scene as irregularScene
 from irregular_series.slicer.database import database_headers
-from irregular_series.slicer.examine import examine_series
+from irregular_series.slicer.examine import examine_series, offers
 
 LOAD_MODE_SETTING = "DICOM/IrregularSeries/LoadMode"
 """What loading does to irregular stacks: "transform" (acquisition transform) or "harden"."""
@@ -84,31 +84,35 @@ class IrregularSeriesPluginClass(DICOMPlugin):
         for series in analysis.series:
             stacks = {stack.id: stack for stack in series.stacks}
             label = self.defaultSeriesNodeName(series.series_instance_uid)
-            for spec in examine_series(series, label, load_mode=loadMode, spacing=spacing):
+            for offer in offers(examine_series(series, label, load_mode=loadMode, spacing=spacing), label):
                 loadable = DICOMLoadable()
-                loadable.files = list(spec.files)
-                loadable.name = spec.name
-                loadable.tooltip = spec.tooltip
-                loadable.warning = spec.warning
-                loadable.selected = spec.selected
-                loadable.confidence = spec.confidence
-                self._examined[loadable] = (spec, stacks[spec.stack_id])
+                loadable.files = list(offer.files)
+                loadable.name = offer.name
+                loadable.tooltip = offer.tooltip
+                loadable.warning = offer.warning
+                loadable.selected = offer.selected
+                loadable.confidence = offer.confidence
+                self._examined[loadable] = (offer, [stacks[spec.stack_id] for spec in offer.parts])
                 loadables.append(loadable)
         return loadables
 
     def load(self, loadable):
-        spec, stack = self._examined[loadable]
+        """One volume per stack of the loadable (usually one); returns the first."""
+        offer, stacks = self._examined[loadable]
         scene = slicer.mrmlScene
-        pixels = irregularScene.stack_pixels(stack)
-        # The browser's name says what was found; the node gets the short name unless renamed.
-        name = spec.node_name if loadable.name == spec.name else loadable.name
-        volumeNode = irregularScene.add_stack_volume(scene, stack, pixels, name)
-        self.addSeriesInSubjectHierarchy(loadable, volumeNode)
-        irregularScene.regularize(scene, volumeNode, stack, spec, pixels)
+        volumeNodes = []
+        for spec, stack in zip(offer.parts, stacks):
+            pixels = irregularScene.stack_pixels(stack)
+            # The browser's name says what was found; the node gets the short name unless renamed.
+            name = spec.node_name if loadable.name == offer.name else loadable.name
+            volumeNode = irregularScene.add_stack_volume(scene, stack, pixels, name)
+            self.addSeriesInSubjectHierarchy(loadable, volumeNode)
+            irregularScene.regularize(scene, volumeNode, stack, spec, pixels)
+            volumeNodes.append(volumeNode)
         selectionNode = slicer.app.applicationLogic().GetSelectionNode()
-        selectionNode.SetActiveVolumeID(volumeNode.GetID())
+        selectionNode.SetActiveVolumeID(volumeNodes[0].GetID())
         slicer.app.applicationLogic().PropagateVolumeSelection()
-        return volumeNode
+        return volumeNodes[0]
 
 
 class IrregularSeriesPlugin:

@@ -21,6 +21,7 @@ from irregular_series.slicer.examine import (
     CONFIDENCE_PLAIN,
     LoadableSpec,
     examine_series,
+    offers,
     slicer_series_name,
     spacing_presets,
 )
@@ -269,3 +270,24 @@ def test_the_users_tolerances_choose_the_spacing(tmp_path):
     assert spacing_presets(stack, strict).startswith("auto = median 2.53 mm")
     (spec,) = examine_series(analyze([tmp_path], tolerances=strict).series[0], "1: tolerance", tolerances=strict)
     assert spec.action == "harden" and spec.spacing_mm == pytest.approx(2.53)
+
+
+# --- what the browser is offered ---------------------------------------------------------------
+
+
+def test_stacks_of_one_file_are_offered_together(write_phantom):
+    """Slicer's browser keeps one selected loadable per plugin and set of files: the two stacks of
+    one multi-frame object must come as one loadable, or the second would never be loaded."""
+    series, specs = _examine(write_phantom("mf_two_stacks"))
+    assert len(specs) == 2 and specs[0].files == specs[1].files
+    (offer,) = offers(specs, slicer_series_name(series))
+    assert offer.parts == tuple(specs) and offer.selected and offer.confidence == CONFIDENCE_CORRECTS
+    assert offer.name.startswith(f"{slicer_series_name(series)} — 2 stacks of one file: volume 1 of 2")
+    assert "volume 2 of 2" in offer.name
+
+
+def test_other_stacks_keep_one_offer_each(write_phantom):
+    series, specs = _examine(write_phantom("localizer_inside_siemens"))
+    found = offers(specs, slicer_series_name(series))
+    assert [o.parts for o in found] == [(s,) for s in specs]
+    assert [(o.name, o.selected, o.confidence) for o in found] == [(s.name, s.selected, s.confidence) for s in specs]

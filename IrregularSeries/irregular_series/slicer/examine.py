@@ -6,7 +6,11 @@ holds something that plugin gets wrong or only warns about (a localizer mixed in
 gaps, variable spacing, tilt, stitched sections, repeated positions, multi-frame geometry), and less
 otherwise, so a plain series keeps loading the way it always has.
 
-Pure: no Slicer, no files. The plugin turns each ``LoadableSpec`` into a ``DICOMLoadable``.
+The browser also keeps, per plugin, only one selected loadable per set of files, so the stacks of
+one multi-frame object that would all be selected are offered together (``offers``): one loadable
+that loads each of them.
+
+Pure: no Slicer, no files. The plugin turns each ``Offer`` into a ``DICOMLoadable``.
 """
 
 from __future__ import annotations
@@ -44,13 +48,14 @@ class LoadableSpec:
     """One way to load part of a series, in the terms of Slicer's ``DICOMLoadable``.
 
     ``files`` are in slice order (a multi-frame file appears once). ``name`` is what the DICOM
-    browser lists (what was found, what loading does); ``node_name`` the shorter name of the
-    volume node loading makes. ``spacing_mm`` is the slice spacing loading resamples to when
-    ``action`` is ``harden``, else ``None``.
+    browser lists: the series label, then ``details`` (what was found, what loading does);
+    ``node_name`` the shorter name of the volume node loading makes. ``spacing_mm`` is the slice
+    spacing loading resamples to when ``action`` is ``harden``, else ``None``.
     """
 
     files: tuple[str, ...]
     name: str
+    details: tuple[str, ...]
     node_name: str
     tooltip: str
     warning: str
@@ -98,6 +103,7 @@ def examine_series(
             LoadableSpec(
                 files=_files(stack),
                 name=_join(series_label, details),
+                details=tuple(details),
                 node_name=_join(series_label, which),
                 tooltip=_tooltip(stack, action, spacing_mm, spacing_reason, excluded_note),
                 warning=_warning(stack, excluded_note),
@@ -111,10 +117,12 @@ def examine_series(
         )
     for index, stack in enumerate(others, start=1):
         what = _role_word(stack.role) if len(others) == 1 else f"{_role_word(stack.role)} {index} of {len(others)}"
+        details = [what + (" (excluded from volume)" if volumes else "")]
         specs.append(
             LoadableSpec(
                 files=_files(stack),
-                name=f"{series_label} — {what}" + (" (excluded from volume)" if volumes else ""),
+                name=_join(series_label, details),
+                details=tuple(details),
                 node_name=f"{series_label} — {what}",
                 tooltip=_tooltip(stack, "load", None, "", excluded_note),
                 warning="",
@@ -126,6 +134,47 @@ def examine_series(
             )
         )
     return specs
+
+
+@dataclass(frozen=True)
+class Offer:
+    """One loadable the plugin offers the browser: the stacks it loads (``parts``; more than one
+    only for stacks that share their files and would be selected together) and its fields."""
+
+    files: tuple[str, ...]
+    name: str
+    tooltip: str
+    warning: str
+    selected: bool
+    confidence: float
+    parts: tuple[LoadableSpec, ...]
+
+
+def offers(specs: list[LoadableSpec], series_label: str) -> list[Offer]:
+    """``specs`` as the browser can take them: Slicer's loadable table unselects a plugin's
+    selected loadable whose set of files another selected one already has, so it would never be
+    loaded. Specs with the same files and confidence (the stacks of one multi-frame object) become
+    one offer, named after each of them, in the order of ``specs``."""
+    groups: dict[tuple[frozenset[str], float], list[LoadableSpec]] = {}
+    for spec in specs:
+        groups.setdefault((frozenset(spec.files), spec.confidence), []).append(spec)
+    found = []
+    for parts in groups.values():
+        first = parts[0]
+        name = first.name if len(parts) == 1 else _join(
+            series_label, [f"{len(parts)} stacks of one file: " + "; ".join(", ".join(p.details) for p in parts)])
+        found.append(
+            Offer(
+                files=first.files,
+                name=name,
+                tooltip="\n\n".join(p.tooltip for p in parts),
+                warning=" ".join(p.warning for p in parts if p.warning),
+                selected=any(p.selected for p in parts),
+                confidence=first.confidence,
+                parts=tuple(parts),
+            )
+        )
+    return found
 
 
 def spacing_presets(stack: Stack, tolerances: Tolerances = DEFAULT) -> str:
