@@ -473,6 +473,79 @@ def all_one_position() -> Phantom:
     )
 
 
+def magnitude_phase_classic() -> Phantom:
+    r"""Philips-style classic dual echo: 10 positions x 2 echoes x magnitude and phase, 40 single-frame
+    images in one series; ImageType tells magnitude (``…\M_FFE\M\FFE``) from phase
+    (``…\PHASE MAP\P\FFE``), which also has another rescale."""
+    slices = []
+    kinds = ((("ORIGINAL", "PRIMARY", "M_FFE", "M", "FFE"), 1.0, 0.0),
+             (("ORIGINAL", "PRIMARY", "PHASE MAP", "P", "FFE"), 2.0, -100.0))
+    for kind, (image_type, slope, intercept) in enumerate(kinds):
+        for k, t in enumerate(_steps(10, 4.0, start_mm=-20.0)):
+            for echo in (1, 2):
+                slices += _slices_at([t], size=16, spacing_mm=3.0, first_instance=1 + 20 * kind + 2 * k + echo - 1,
+                                     echo_number=echo, image_type=image_type, rescale_slope=slope,
+                                     rescale_intercept=intercept, slice_thickness_mm=4.0)
+    return Phantom(
+        "magnitude_phase_classic",
+        _series("magnitude_phase_classic", slices, modality="MR"),
+        Truth(stacks=(10, 10, 10, 10), regular=True, positions_mm=_positions(slices)),
+    )
+
+
+def interrupted_time_series() -> Phantom:
+    """3 time points of 12 slices 3 mm apart; the last lost 4 interleaved slices (its gaps are
+    exactly two steps, so only the other time points tell they are missing slices)."""
+    slices = []
+    for t in range(3):
+        volume = _stack(12, 3.0, start_mm=-18.0, size=16, spacing_mm=4.0, first_instance=1 + 12 * t,
+                        temporal_position=t + 1)
+        if t == 2:
+            volume = [s for k, s in enumerate(volume) if k not in (3, 5, 7, 9)]
+        slices += volume
+    return Phantom(
+        "interrupted_time_series",
+        _series("interrupted_time_series", slices, modality="MR"),
+        Truth(stacks=(12, 12, 8), regular=True, positions_mm=_positions(slices)),
+    )
+
+
+def sparse_series() -> Phantom:
+    """10 CT slices kept from a 2.5 mm series of 120 (instance numbers 1–120, with holes), gaps from
+    7.5 to 110 mm; SliceThickness 2.5 mm and a wrong SpacingBetweenSlices 0.625 mm, as GE writes it."""
+    kept = (1, 4, 11, 18, 23, 67, 70, 84, 103, 120)
+    slices = [
+        dataclasses.replace(s, spacing_between_slices_mm=0.625)
+        for s in _stack(120, 2.5, start_mm=-150.0, size=16, spacing_mm=2.0, slice_thickness_mm=2.5)
+        if s.instance_number in kept
+    ]
+    return Phantom(
+        "sparse_series",
+        _series("sparse_series", slices),
+        Truth(stacks=(10,), regular=False, positions_mm=_positions(slices),
+              irregularities=frozenset({"missing_slices"}), missing_instance_numbers=tuple(
+                  n for n in range(1, 121) if n not in kept)),
+    )
+
+
+PEPOLAR_PRIVATE = ((0x00190010, "LO", "GEMS_ACQU_01"), (0x0019109C, "LO", "epi_pepolar"))
+
+
+def ge_pepolar() -> Phantom:
+    """GE epi_pepolar, two volumes of 8 slices: UserData12 2 (reversed then forward), so volume 1
+    (odd TemporalPositionIdentifier) is stored with its rows upside down, volume 2 as usual."""
+    slices = []
+    for t in (1, 2):
+        slices += _stack(8, 3.0, start_mm=-12.0, size=16, spacing_mm=4.0, first_instance=1 + 8 * (t - 1),
+                         temporal_position=t, manufacturer="GE MEDICAL SYSTEMS",
+                         private_elements=PEPOLAR_PRIVATE + ((0x001910B3, "DS", "2"),), rows_stored_flipped=t == 1)
+    return Phantom(
+        "ge_pepolar",
+        _series("ge_pepolar", slices, modality="MR"),
+        Truth(stacks=(8, 8), regular=True, positions_mm=_positions(slices)),
+    )
+
+
 # --- multi-frame cases (one Enhanced CT / MR object each) ------------------------------------
 
 
@@ -588,6 +661,10 @@ CASES: dict[str, Callable[[], Phantom]] = {
         duplicate_positions,
         parallel_offset_blocks,
         all_one_position,
+        magnitude_phase_classic,
+        interrupted_time_series,
+        sparse_series,
+        ge_pepolar,
         mf_regular,
         mf_irregular,
         mf_tilted,

@@ -172,8 +172,9 @@ def test_several_volumes_are_each_offered_and_selected(write_phantom, case, volu
     assert all(s.role == "volume" and s.selected and s.confidence == CONFIDENCE_CORRECTS for s in specs)
     assert len({s.name for s in specs}) == volumes
     assert all(f"volume {k} of {volumes}" in s.name for k, s in enumerate(specs, start=1))
-    assert [s.node_name for s in specs] == [f"{specs[0].node_name.split(' — ')[0]} — volume {k} of {volumes}"
-                                            for k in range(1, volumes + 1)]
+    # "<series> — volume k of n", then the stack's name where it has one ("echo number 2")
+    assert [s.node_name.split(", ")[0] for s in specs] == [
+        f"{specs[0].node_name.split(' — ')[0]} — volume {k} of {volumes}" for k in range(1, volumes + 1)]
     files = [f for s in specs for f in s.files]
     assert len(files) == len(set(files)) or case.startswith("mf_")  # one multi-frame file holds every stack
 

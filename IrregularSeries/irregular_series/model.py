@@ -26,6 +26,13 @@ class SliceHeader:
     ``pixel_spacing_mm`` is (spacing between rows, spacing between columns), as in the DICOM tag:
     the i (column) step is ``pixel_spacing_mm[1]``, the j (row) step ``pixel_spacing_mm[0]``.
     Geometry fields are ``None`` when the header lacks them.
+
+    ``complex_component`` is the image kind (MAGNITUDE, PHASE, REAL, IMAGINARY, MIXED; "" when
+    the header does not say), from ComplexImageComponent or, in classic images, ImageType or a
+    documented vendor tag. A tile of a Siemens MOSAIC image is one slice: ``frame`` is its tile
+    index, ``number_of_frames`` the number of tiles, ``rows``/``columns`` the tile's size and
+    ``mosaic_columns`` the number of tiles per row of the stored image (0 when not a mosaic).
+    ``flip_rows`` says the stored rows run backwards (a vendor quirk, see ``headers``).
     """
 
     path: str
@@ -69,6 +76,8 @@ class SliceHeader:
     bits_stored: int = 16
     pixel_representation: int = 0
     transfer_syntax_uid: str = ""
+    mosaic_columns: int = 0
+    flip_rows: bool = False
 
     @property
     def has_geometry(self) -> bool:
@@ -156,13 +165,20 @@ class StackGeometry:
 
 @dataclass
 class Stack:
-    """Slices that form one volume (or one localizer group), in spatial order."""
+    """Slices that form one volume (or one localizer group), in spatial order.
+
+    ``name`` says what the stack is when its series holds several volumes at the same positions
+    (e.g. "phase echo 2", "time point 21"); those volumes share one ``volume_set`` (the id of the
+    first of them), so that a slice missing from one of them is seen against the others.
+    """
 
     id: str
     role: Role
     reasons: list[str]
     slices: list[SliceHeader]
     geometry: StackGeometry | None = None
+    name: str = ""
+    volume_set: str = ""
 
     @property
     def slice_count(self) -> int:

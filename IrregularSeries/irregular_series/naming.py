@@ -14,7 +14,7 @@ def output_stem(series: SeriesAnalysis, stack: Stack, part: Part, used: set[str]
     that share number and description get a digest of their UID."""
     number = f"{series.series_number}_" if series.series_number is not None else ""
     base = f"{number}{series.series_description or series.modality or 'series'}"
-    tail = f"_stack{stack.id}" + (f"_{part.label}" if part.label else "")
+    tail = f"_stack{stack.id}" + (f"_{stack.name}" if stack.name else "") + (f"_{part.label}" if part.label else "")
     stem = safe_stem(base + tail)
     if stem in used:
         digest = hashlib.sha256(series.series_instance_uid.encode()).hexdigest()[:8]

@@ -7,8 +7,10 @@ that the whole array reads as MONOCHROME2: ``v' = (rescaled min + rescaled max) 
 max are the rescaled ends of the range the stored bits can hold.
 
 Uncompressed little-endian files are read straight from disk into the output (no pydicom
-decoding); every other transfer syntax goes through ``pydicom``'s ``pixel_array``. pydicom is
-imported only when it is needed.
+decoding); every other transfer syntax, and every Siemens MOSAIC image (whose slices are tiles of
+one stored image, see ``mosaic``), goes through ``pydicom``'s ``pixel_array``. pydicom is imported
+only when it is needed. Slices whose header says their rows are stored backwards (``flip_rows``,
+see ``quirks``) are flipped back.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .model import SliceHeader
+from .mosaic import tiles_of
 
 __all__ = [
     "PixelDecodeError",
@@ -208,7 +211,8 @@ def _stored_dtype(header: SliceHeader) -> np.dtype:
 
 def _readable_from_disk(header: SliceHeader) -> bool:
     return (
-        header.transfer_syntax_uid in (_EXPLICIT_LE, _IMPLICIT_LE)
+        not header.mosaic_columns
+        and header.transfer_syntax_uid in (_EXPLICIT_LE, _IMPLICIT_LE)
         and header.bits_allocated in (8, 16, 32)
         and np.little_endian  # the stored bytes are then the in-memory layout
     )
@@ -281,6 +285,7 @@ def _read_file(path: str, items: list[tuple[int, SliceHeader]], out: np.ndarray)
             if _read_exactly(f, values) != frame_bytes:
                 raise PixelDecodeError(f"{header.label}: file ends inside the pixel data")
             _store(values, target, header)
+            _unflip(target, header)
     return True
 
 
@@ -377,16 +382,20 @@ def _decode_file(path: str, items: list[tuple[int, SliceHeader]], out: np.ndarra
             f"{path}: decoding {_syntax_name(uid) or 'the pixel data'} failed: {exc}"
         ) from exc
     first = items[0][1]
+    stored = tiles_of(array, first) if first.mosaic_columns else array.reshape(-1, first.rows, first.columns)
     # Native byte order and writable, since the unused bits are cleared in place.
-    frames = np.require(
-        array.reshape(-1, first.rows, first.columns),
-        dtype=array.dtype.newbyteorder("="),
-        requirements="W",
-    )
+    frames = np.require(stored, dtype=array.dtype.newbyteorder("="), requirements="W")
     for k, header in items:
         if header.frame >= len(frames):
             raise PixelDecodeError(f"{header.label}: the file holds only {len(frames)} frame(s)")
         _store(frames[header.frame], out[k], header)
+        _unflip(out[k], header)
+
+
+def _unflip(target: np.ndarray, header: SliceHeader) -> None:
+    """Rows stored backwards (``SliceHeader.flip_rows``) put back in order, in place."""
+    if header.flip_rows:
+        target[...] = target[::-1].copy()
 
 
 # --- the entry point -------------------------------------------------------------------------

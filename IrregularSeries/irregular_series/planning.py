@@ -16,7 +16,10 @@ import numpy as np
 from .decisions import Decision, DecisionKind, PolicyError
 from .irregularities import IrregularityKind
 from .model import SliceHeader, Stack
+from .mosaic import unpack_summary
 from .options import ConvertOptions
+from .pixels import load_pixels
+from .quirks import flip_summary
 from .spacing import nominal_along_table
 from .tolerances import DEFAULT, Tolerances
 
@@ -40,8 +43,10 @@ def slice_id(s: SliceHeader) -> tuple[str, int]:
 
 
 def _drop_duplicates(part: Part, normal: Sequence[float], tol: Tolerances) -> Part:
-    """Keep one slice per position, the lowest instance number (then label); say which were
-    dropped."""
+    """Keep one slice per position, the lowest instance number (then label), and drop the others
+    only when they are true duplicates: the same pixel values (a copy under another SOP Instance
+    UID; copies under the same UID never get this far). Different images at one position are not
+    duplicates, and dropping one would lose it: ``ValueError``."""
     d = positions_along(part.slices, normal)
     runs: list[list[SliceHeader]] = []
     last = -math.inf
@@ -55,13 +60,21 @@ def _drop_duplicates(part: Part, normal: Sequence[float], tol: Tolerances) -> Pa
     for run in runs:
         keep = min(run, key=lambda s: (s.instance_number is None, s.instance_number or 0, s.label))
         kept.append(keep)
-        for s in run:
-            if s is not keep:
-                at_mm = float(positions_along([s], normal)[0])
-                part.decisions.append(Decision(
-                    DecisionKind.DUPLICATE_DROPPED,
-                    f"duplicate position {at_mm:.2f} mm: kept {keep.label}, dropped {s.label}",
-                    values={"position_mm": round(at_mm, 4), "kept": keep.label, "dropped": s.label}))
+        others = [s for s in run if s is not keep]
+        if not others:
+            continue
+        at_mm = float(positions_along([keep], normal)[0])
+        where = f"{at_mm:.2f}"
+        pixels = load_pixels([keep] + others, dtype=np.float64)
+        for s, values in zip(others, pixels[1:]):
+            if not np.array_equal(values, pixels[0]):
+                raise ValueError(
+                    f"{keep.label} and {s.label} are both at {where} mm but their pixels differ: they are different "
+                    "images, not duplicates, and no tag tells them apart as volumes; nothing is dropped")
+            part.decisions.append(Decision(
+                DecisionKind.DUPLICATE_DROPPED,
+                f"duplicate position {where} mm: kept {keep.label}, dropped {s.label} (the same pixel values: a copy)",
+                values={"position_mm": round(at_mm, 4), "kept": keep.label, "dropped": s.label}))
     part.slices = kept
     return part
 
@@ -161,6 +174,10 @@ def plan_stack(stack: Stack, options: ConvertOptions) -> list[Part]:
     else:
         parts = [Part(stack, list(stack.slices), "")]
     parts = [_drop_duplicates(p, g.normal, options.tolerances) for p in parts if p.slices]
+    corrections = [Decision(kind, text) for kind, text in ((DecisionKind.MOSAIC_UNPACKED, unpack_summary(stack.slices)),
+                                                            (DecisionKind.ROWS_FLIPPED, flip_summary(stack.slices))) if text]
+    for p in parts:
+        p.decisions[:0] = corrections
     gap_after = missing_after(stack)
     if options.gaps == "split" and gap_after:
         parts = [q for p in parts for q in _split_gaps(p, gap_after)]

@@ -23,6 +23,8 @@ def stack_to_dict(stack: Stack) -> dict[str, Any]:
     g = stack.geometry
     out: dict[str, Any] = {
         "id": stack.id,
+        "name": stack.name,
+        "volume_set": stack.volume_set,
         "role": stack.role,
         "reasons": list(stack.reasons),
         "slice_count": stack.slice_count,
@@ -110,7 +112,7 @@ def series_title(series: SeriesAnalysis) -> str:
 def stack_line(stack: Stack) -> str:
     """One line: what the stack is, its spacing and what is irregular about it."""
     g = stack.geometry
-    head = f"stack {stack.id}: {stack.role}, {stack.slice_count} slice(s)"
+    head = f"stack {stack.id}{' (' + stack.name + ')' if stack.name else ''}: {stack.role}, {stack.slice_count} slice(s)"
     if g is None or not g.positions_mm:
         return head
     head += f", {plane_name(g.normal)}"

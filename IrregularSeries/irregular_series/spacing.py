@@ -9,7 +9,7 @@ from typing import Literal
 
 import numpy as np
 
-from .geometry import dominant_step
+from .geometry import acquired_steps, dominant_step
 from .model import Stack
 from .policies import Spacing, SpacingRule, parse_spacing
 from .tolerances import DEFAULT, Tolerances
@@ -79,7 +79,7 @@ def choose_spacing(stack: Stack, choice: Spacing | str, tol: Tolerances = DEFAUL
 def _nominal_disagreement(stack: Stack, nominal: float, tol: Tolerances) -> str | None:
     """Why the positions do not support ``nominal`` as the slice spacing; None when they do."""
     g = stack.geometry
-    steps = [s.step_mm for s in g.sections if s.step_mm] or [dominant_step(np.asarray(g.steps_mm), tol)]
+    steps = [s.step_mm for s in g.sections if s.step_mm] or [dominant_step(acquired_steps(g), tol)]
     if any(step is None or abs(step - nominal) > tol.nominal_mm for step in steps):
         return f"nominal {nominal:g} mm disagrees with the positions"
     if nominal_along_table(stack, nominal, tol):

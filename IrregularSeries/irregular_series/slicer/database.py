@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 
-from ..headers import HEADER_TAGS, scan_file, slice_from_tag_values
+from ..headers import HEADER_TAGS, needs_file_scan, scan_file, slice_from_tag_values
 from ..model import Excluded, SliceHeader
 from ..rawelements import read_elements
 
@@ -21,14 +21,15 @@ _FIRST_DATA_SET_TAG = 0x00080000
 
 def database_headers(database, files: Iterable[str]) -> tuple[list[SliceHeader], list[Excluded]]:
     """The images of ``files``: single-frame ones from the database's cached tags (which the
-    plugin's ``tags`` make it pre-cache at import), multi-frame ones from the file (their
-    per-frame functional groups are sequences, which the database flattens)."""
+    plugin's ``tags`` make it pre-cache at import), multi-frame ones and Siemens MOSAIC images from
+    the file (per-frame functional groups are sequences, which the database flattens; a mosaic's
+    tiles come from its CSA header)."""
     slices: list[SliceHeader] = []
     excluded: list[Excluded] = []
     for path in files:
         if not database.fileValueExists(path, HEADER_TAGS["PixelData"]):
             excluded.append(Excluded(path, "no pixel data"))
-        elif database.fileValue(path, HEADER_TAGS["NumberOfFrames"]).strip() not in ("", "1"):
+        elif needs_file_scan(lambda tag, path=path: database.fileValue(path, tag)):
             found, left_out = scan_file(path)
             slices += found
             excluded += left_out

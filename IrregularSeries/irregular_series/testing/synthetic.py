@@ -14,6 +14,8 @@ one Enhanced CT or Enhanced MR object per series, with functional groups.
 from __future__ import annotations
 
 import dataclasses
+import math
+import struct
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,7 +141,10 @@ class SyntheticSlice:
     stack "1"; ``None`` means the rank of the frame's position among its stack's distinct
     positions along the normal). ``photometric`` sets the tag only: stored values are the same for
     MONOCHROME1. ``omit`` lists keywords to remove from the finished header, to make broken files
-    (in a multi-frame object, from that frame's functional groups).
+    (in a multi-frame object, from that frame's functional groups). ``manufacturer`` replaces the
+    synthetic Manufacturer; ``private_elements`` are (tag, VR, value) written as given (vendor
+    private tags with their creators); ``rows_stored_flipped`` stores the rows bottom to top, as
+    GE stores reversed phase-encoding EPI (single-frame only).
     """
 
     position_lps_mm: Vec3
@@ -166,6 +171,9 @@ class SyntheticSlice:
     stack_id: str = ""
     in_stack_position: int | None = None
     complex_component: str = ""
+    manufacturer: str = ""
+    private_elements: tuple[tuple[int, str, str], ...] = ()
+    rows_stored_flipped: bool = False
     omit: tuple[str, ...] = ()
 
     @property
@@ -346,7 +354,12 @@ def _single_frame_dataset(
     for keyword, value in {**optional, **_plane(s), **_pixel_measures(s), **_rescale(s)}.items():
         if value is not None:
             setattr(ds, keyword, value)
-    _pixel_module(ds, [_stored_frame(series, s)], s.photometric, little_endian)
+    if s.manufacturer:
+        ds.Manufacturer = s.manufacturer
+    for tag, vr, value in s.private_elements:
+        ds.add_new(Tag(tag), vr, value)
+    frame = _stored_frame(series, s)
+    _pixel_module(ds, [frame[::-1] if s.rows_stored_flipped else frame], s.photometric, little_endian)
     _drop(ds, s.omit)
     return ds
 
@@ -513,6 +526,70 @@ def _enhanced_dataset(series: SyntheticSeries, sop_instance_uid: str, little_end
     _pixel_module(ds, [_stored_frame(series, s) for s in slices], slices[0].photometric, little_endian)
     _drop(ds, tuple(set.intersection(*(set(s.omit) for s in slices))))
     return ds
+
+
+# --- Siemens MOSAIC ---------------------------------------------------------------------------
+
+
+def csa_header(tags: dict[str, tuple[str, list[str]]]) -> bytes:
+    """A Siemens CSA2 ("SV10") header holding ``tags``: name -> (VR, values as text)."""
+    out = b"SV10\x04\x03\x02\x01" + struct.pack("<2I", len(tags), 77)
+    for name, (vr, values) in tags.items():
+        out += struct.pack("<64si4s3i", name.encode(), len(values), vr.encode(), 0, len(values), 77)
+        for value in values:
+            data = value.encode() + b"\0"
+            out += struct.pack("<4i", len(data), len(data), 77, len(data)) + data + b"\0" * (-len(data) % 4)
+    return out
+
+
+def mosaic_dataset(
+    series: SyntheticSeries, tiles: list[SyntheticSlice], sop_instance_uid: str, instance_number: int,
+    little_endian: bool = True,
+) -> Dataset:
+    """One Siemens MOSAIC MR image holding ``tiles`` (slices of one volume in spatial order, equal
+    steps along their normal) as Siemens writes it: tiles row by row in a ceil(sqrt(n)) grid,
+    ImagePositionPatient that of the whole image centred on the first tile, the tile count and
+    slice normal in the CSA image header. Each tile stores the encoding of its own pixel centres."""
+    first = _written_geometry(tiles[0])
+    grid = math.ceil(math.sqrt(len(tiles)))
+    r, c = first.rows, first.columns
+    dj, di = first.pixel_spacing_mm
+    row, col = np.asarray(first.row_cosines), np.asarray(first.col_cosines)
+    corner = np.asarray(first.position_lps_mm) - (grid - 1) * c / 2 * di * row - (grid - 1) * r / 2 * dj * col
+    step = tiles[1].position_along_normal_mm - tiles[0].position_along_normal_mm if len(tiles) > 1 else 1.0
+    image = np.zeros((grid * r, grid * c), np.int16)
+    for k, tile in enumerate(tiles):
+        image[(k // grid) * r : (k // grid + 1) * r, (k % grid) * c : (k % grid + 1) * c] = _stored_frame(series, tile)
+    whole = dataclasses.replace(
+        tiles[0], position_lps_mm=tuple(float(v) for v in corner), rows=grid * r, columns=grid * c,
+        instance_number=instance_number, image_type=("ORIGINAL", "PRIMARY", "M", "ND", "MOSAIC"),
+        spacing_between_slices_mm=abs(step), manufacturer="SIEMENS",
+    )
+    ds = _single_frame_dataset(series, whole, sop_instance_uid, little_endian)
+    normal = tiles[0].normal * (1.0 if step >= 0 else -1.0)
+    csa = csa_header({
+        "NumberOfImagesInMosaic": ("US", [str(len(tiles))]),
+        "SliceNormalVector": ("FD", [repr(float(v)) for v in normal]),
+        "AcquisitionMatrixText": ("SH", [f"{c}p*{r}"]),
+    })
+    ds.add_new(Tag(0x00290010), "LO", "SIEMENS CSA HEADER")
+    ds.add_new(Tag(0x00291010), "OB", csa)
+    del ds.PixelData
+    _pixel_module(ds, [image], whole.photometric, little_endian)
+    return ds
+
+
+def write_mosaics(series: SyntheticSeries, volumes: list[list[SyntheticSlice]], outdir: str | Path) -> list[Path]:
+    """One MOSAIC file per volume (a time series of mosaics: InstanceNumber and AcquisitionNumber
+    count the volumes); paths in volume order."""
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for k, tiles in enumerate(volumes):
+        tiles = [dataclasses.replace(t, acquisition_number=k + 1) for t in tiles]
+        ds = mosaic_dataset(series, tiles, uid(series.series_instance_uid, "mosaic", k), k + 1)
+        paths.append(save_dataset(ds, out / f"MOSAIC{k + 1:04d}.dcm", ExplicitVRLittleEndian))
+    return paths
 
 
 # --- writing ---------------------------------------------------------------------------------
