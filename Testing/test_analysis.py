@@ -327,7 +327,8 @@ def test_missing_slices_count_and_instance_holes(write_phantom):
     first, second = [i for i in stack.geometry.irregularities if i.kind == "missing_slices"]
     assert (first.after_index, first.details.missing_count, first.details.instance_numbers) == (7, 1, (9,))
     assert (second.after_index, second.details.missing_count, second.details.instance_numbers) == (13, 2, (16, 17))
-    assert second.message == "2 slice(s) missing after slice 13 (instance numbers 16, 17): gap 6.00 mm where the step is 2.00 mm"
+    assert second.message == ("2 slice(s) missing after slice 13 (instance numbers 16, 17): gap 6.00 mm = 3 acquisition "
+                              "steps of 2.00 mm (the instance numbers and SpacingBetweenSlices 2 mm agree on it)")
     assert "variable_spacing" not in _kinds(stack)
 
 

@@ -30,6 +30,11 @@ from irregular_series.pixels import _INSTALL, decoder_available, load_pixels
 
 PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 
+def _outputs(result) -> list[dict]:
+    """The written volumes as their report.json entries, decisions as their messages."""
+    return [{**o.to_dict(), "decisions": [d.message for d in o.decisions]} for o in result.outputs]
+
+
 
 def _folder(realdata: Path, relative: str) -> Path:
     folder = realdata / relative
@@ -44,9 +49,9 @@ def test_magnitude_and_phase_echoes_are_four_volumes_holding_every_image(realdat
     assert result.ok
     names = sorted(s.name for s in result.analysis.series[0].stacks)
     assert names == ["magnitude echo number 1", "magnitude echo number 2", "phase echo number 1", "phase echo number 2"]
-    assert sorted(len(o["source_files"]) for o in result.outputs) == [30] * 4
+    assert sorted(len(o["source_files"]) for o in _outputs(result)) == [30] * 4
     found = 0
-    for output in result.outputs:
+    for output in _outputs(result):
         nrrd = read_nrrd(output["path"])
         centres = voxel_centres_lps(nrrd.array.shape, nrrd.index_to_lps)
         for path in output["source_files"]:
@@ -85,7 +90,7 @@ def test_each_mosaic_file_gives_the_volume_dcm2niix_places(realdata, tmp_path, d
 
     path = _folder(realdata, "ts_mosaic") / f"{number}.dcm"
     result = convert([path], tmp_path / "ours", ConvertOptions(format="nii"), progress=False)
-    (output,) = result.outputs
+    (output,) = _outputs(result)
     assert output["shape"] == [64, 64, 35] and not output["interpolated"]
     ours = nibabel.load(output["path"])
     theirs = _dcm2niix(dcm2niix_binary, path, tmp_path)
@@ -107,9 +112,9 @@ def test_the_interrupted_time_point_reports_missing_slices_and_blank_writes_its_
     assert stacks["time point 1"].geometry.regular
     interrupted = stacks["time point 21"].geometry
     missing = [i for i in interrupted.irregularities if i.kind == "missing_slices"]
-    assert sum(i.details["missing_count"] for i in missing) == 8
+    assert sum(i.details.missing_count for i in missing) == 8
     assert "variable_spacing" not in {i.kind for i in interrupted.irregularities}
-    (output,) = [o for o in result.outputs if o["mask_path"]]
+    (output,) = [o for o in _outputs(result) if o["mask_path"]]
     assert output["shape"][2] == 34 and output["slice_spacing_mm"] == 4.0
     mask = read_nrrd(output["mask_path"]).array
     assert sum(not plane.any() for plane in mask) == 8
@@ -118,9 +123,9 @@ def test_the_interrupted_time_point_reports_missing_slices_and_blank_writes_its_
 def test_the_sparse_series_reports_missing_counts_that_agree_with_its_instance_numbers(realdata):
     (stack,) = analyze([_folder(realdata, "dupe_positions_zip")]).series[0].stacks
     missing = [i for i in stack.geometry.irregularities if i.kind == "missing_slices"]
-    assert [i.details["missing_count"] for i in missing] == [len(i.details["instance_numbers"]) for i in missing]
-    assert sum(i.details["missing_count"] for i in missing) == 179  # instance numbers 2..190 minus the 10 kept
-    assert {i.details["local_step_mm"] for i in missing} == {2.5}
+    assert [i.details.missing_count for i in missing] == [len(i.details.instance_numbers) for i in missing]
+    assert sum(i.details.missing_count for i in missing) == 179  # instance numbers 2..190 minus the 10 kept
+    assert {i.details.local_step_mm for i in missing} == {2.5}
     assert "variable_spacing" not in {i.kind for i in stack.geometry.irregularities}
 
 

@@ -29,6 +29,11 @@ from irregular_series.testing.synthetic import (
     write_mosaics,
 )
 
+def _outputs(result) -> list[dict]:
+    """The written volumes as their report.json entries, decisions as their messages."""
+    return [{**o.to_dict(), "decisions": [d.message for d in o.decisions]} for o in result.outputs]
+
+
 
 def _kinds(stack) -> set[str]:
     return {i.kind for i in stack.geometry.irregularities}
@@ -63,11 +68,11 @@ def test_magnitude_and_phase_are_separate_named_volumes_and_every_image_is_conve
     assert len({s.volume_set for s in series.stacks}) == 1
     assert all(s.role == "volume" and s.geometry.regular and s.slice_count == 10 for s in series.stacks)
     result = convert([folder], tmp_path / "out", ConvertOptions(), progress=False)
-    assert result.ok and len(result.outputs) == 4
-    used = [f for o in result.outputs for f in o["source_files"]]
+    assert result.ok and len(_outputs(result)) == 4
+    used = [f for o in _outputs(result) for f in o["source_files"]]
     assert len(used) == len(set(used)) == 40  # no image dropped as a "duplicate"
-    assert not any("duplicate" in d for o in result.outputs for d in o["decisions"])
-    assert sorted(Path(o["path"]).name.split("_stack")[1] for o in result.outputs) == [
+    assert not any("duplicate" in d for o in _outputs(result) for d in o["decisions"])
+    assert sorted(Path(o["path"]).name.split("_stack")[1] for o in _outputs(result)) == [
         "1_magnitude_echo_number_1.nrrd", "2_magnitude_echo_number_2.nrrd",
         "3_phase_echo_number_1.nrrd", "4_phase_echo_number_2.nrrd"]
 
@@ -95,14 +100,14 @@ def test_different_images_at_one_position_are_never_dropped_as_duplicates(tmp_pa
     series.encoding = Encoding(axis=(0.0, 1.0, 0.0))  # values vary along the columns: flipping changes them
     phantoms.write_series(series, tmp_path / "in")
     result = convert([tmp_path / "in"], tmp_path / "out", ConvertOptions(), progress=False)
-    assert not result.outputs
-    (failure,) = result.failures
+    assert not _outputs(result)
+    (failure,) = [str(f) for f in result.failures]
     assert "pixels differ" in failure and "nothing is dropped" in failure
 
 
 def test_a_copy_is_dropped_with_its_reason(write_phantom, tmp_path):
     result = convert([write_phantom("duplicate_positions")], tmp_path / "out", ConvertOptions(), progress=False)
-    (note,) = [d for d in result.outputs[0]["decisions"] if d.startswith("duplicate position")]
+    (note,) = [d for d in _outputs(result)[0]["decisions"] if d.startswith("duplicate position")]
     assert note.endswith("(the same pixel values: a copy)")
 
 
@@ -144,8 +149,8 @@ def test_a_time_series_of_mosaics_converts_every_volume_exactly(tmp_path):
     assert [s.slice_count for s in found.stacks] == [10, 10, 10]
     assert any("Siemens MOSAIC" in r for r in found.stacks[0].reasons)
     result = convert([tmp_path / "in"], tmp_path / "out", ConvertOptions(), progress=False)
-    assert result.ok and len(result.outputs) == 3
-    for output in result.outputs:
+    assert result.ok and len(_outputs(result)) == 3
+    for output in _outputs(result):
         assert any(d.startswith("Siemens MOSAIC: 10 tiles of 16x12 pixels") for d in output["decisions"])
         nrrd = read_nrrd(output["path"])
         assert np.array_equal(nrrd.array, expected_values(series.encoding, voxel_centres_lps(nrrd.array.shape, nrrd.index_to_lps)))
@@ -172,24 +177,24 @@ def test_an_interrupted_time_point_has_missing_slices_and_the_gap_policies_apply
     last = next(s for s in series.stacks if s.slice_count == 8)
     assert last.name == "time point 3"
     missing = [i for i in last.geometry.irregularities if i.kind == "missing_slices"]
-    assert [i.details["missing_count"] for i in missing] == [1, 1, 1, 1]
+    assert [i.details.missing_count for i in missing] == [1, 1, 1, 1]
     assert "variable_spacing" not in _kinds(last) and not last.geometry.regular
     blank = convert([folder], tmp_path / "blank", ConvertOptions(gaps="blank"), progress=False)
-    (output,) = [o for o in blank.outputs if len(o["source_files"]) == 8]
+    (output,) = [o for o in _outputs(blank) if len(o["source_files"]) == 8]
     assert output["mask_path"] and output["shape"][2] == 12 and output["slice_spacing_mm"] == 3.0
     mask = read_nrrd(output["mask_path"]).array
     assert [k for k in range(12) if not mask[k].any()] == [3, 5, 7, 9]
     split = convert([folder], tmp_path / "split", ConvertOptions(gaps="split"), progress=False)
-    assert sorted(len(o["source_files"]) for o in split.outputs) == [1, 1, 1, 2, 3, 12, 12]
+    assert sorted(len(o["source_files"]) for o in _outputs(split)) == [1, 1, 1, 2, 3, 12, 12]
 
 
 def test_a_sparse_series_is_judged_against_the_step_its_instance_numbers_and_thickness_agree_on(write_phantom):
     (stack,) = analyze([write_phantom("sparse_series")]).series[0].stacks
     missing = [i for i in stack.geometry.irregularities if i.kind == "missing_slices"]
     assert "variable_spacing" not in _kinds(stack) and "nominal_mismatch" not in _kinds(stack)
-    assert [i.details["missing_count"] for i in missing] == [len(i.details["instance_numbers"]) for i in missing]
-    assert sum(i.details["missing_count"] for i in missing) == 110
-    assert all(i.details["local_step_mm"] == 2.5 for i in missing)
+    assert [i.details.missing_count for i in missing] == [len(i.details.instance_numbers) for i in missing]
+    assert sum(i.details.missing_count for i in missing) == 110
+    assert all(i.details.local_step_mm == 2.5 for i in missing)
     assert stack.geometry.spacing.nominal == 2.5  # SliceThickness, which the numbering supports
 
 
@@ -201,12 +206,12 @@ def test_ge_pepolar_rows_stored_upside_down_are_flipped_back_and_said(write_phan
     slices = scan([folder]).slices
     assert {s.temporal_position for s in slices if s.flip_rows} == {1}
     result = convert([folder], tmp_path / "out", ConvertOptions(), progress=False)
-    assert result.ok and len(result.outputs) == 2
+    assert result.ok and len(_outputs(result)) == 2
     encoding = phantoms.ge_pepolar().series.encoding
-    for output in result.outputs:
+    for output in _outputs(result):
         nrrd = read_nrrd(output["path"])
         assert np.array_equal(nrrd.array, expected_values(encoding, voxel_centres_lps(nrrd.array.shape, nrrd.index_to_lps)))
-    flipped = [o for o in result.outputs if any(d.startswith("rows of 8 of 8 slices flipped back") for d in o["decisions"])]
+    flipped = [o for o in _outputs(result) if any(d.startswith("rows of 8 of 8 slices flipped back") for d in o["decisions"])]
     assert len(flipped) == 1
 
 

@@ -95,7 +95,7 @@ def examine_series(
         chosen = choose_spacing(stack, spacing, tolerances) if action == "harden" else None
         spacing_mm = chosen.value_mm if chosen else None
         spacing_reason = chosen.reason if chosen else ""
-        which = [] if len(volumes) == 1 else [f"volume {index} of {len(volumes)}"]
+        which = [] if len(volumes) == 1 else [f"volume {index} of {len(volumes)}" + (f", {stack.name}" if stack.name else "")]
         details = [f"{which[0]} ({_slices_phrase(stack)})"] if which else []
         details += findings + ([_action_phrase(action, spacing_mm)] if action != "load" else [])
         details += [left_out] if left_out else []
