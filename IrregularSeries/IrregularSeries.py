@@ -110,6 +110,7 @@ class IrregularSeriesWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.applyTransformButton.connect("clicked(bool)", self.onApplyTransformButton)
         self.ui.hardenButton.connect("clicked(bool)", self.onHardenButton)
+        self.ui.exportDicomButton.connect("clicked(bool)", self.onExportDicomButton)
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
@@ -157,6 +158,7 @@ class IrregularSeriesWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         hardened = bool(volumeNode and volumeNode.GetAttribute(irregularScene.SPACING_ATTRIBUTE))
         self.ui.applyTransformButton.enabled = loadedByUs and not hardened
         self.ui.hardenButton.enabled = loadedByUs
+        self.ui.exportDicomButton.enabled = loadedByUs and hardened
         if not volumeNode:
             self.ui.summaryLabel.text = _("Select a volume loaded by the Irregular Series DICOM plugin.")
             return
@@ -191,6 +193,15 @@ class IrregularSeriesWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         finally:
             progress.close()
 
+    def onExportDicomButton(self) -> None:
+        folder = qt.QFileDialog.getExistingDirectory(slicer.util.mainWindow(), _("Folder for the DICOM series"))
+        if not folder:
+            return
+        with slicer.util.tryWithErrorDisplay(_("Export to DICOM failed; nothing was written."), waitCursor=True):
+            series = self.logic.exportDicom(self._parameterNode.inputVolume, folder)
+            slicer.util.infoDisplay(_("Wrote {count} files to {folder} and added the series to the DICOM database.").format(
+                count=len(series.files), folder=series.folder))
+
 
 #
 # IrregularSeriesLogic
@@ -204,6 +215,7 @@ class IrregularSeriesLogic(ScriptedLoadableModuleLogic):
         logic = slicer.util.getModuleLogic("IrregularSeries")
         nodes = logic.loadSeries(["/data/series"], spacing=0.6)
         hardened = logic.harden(volumeNode, spacing=0.6)
+        series = logic.exportDicom(hardened[0], "/data/export")
     """
 
     def __init__(self) -> None:
@@ -233,6 +245,18 @@ class IrregularSeriesLogic(ScriptedLoadableModuleLogic):
         first goes into ``outputVolume`` when given. Policies: interpolation, gaps, sections, tilt."""
         return irregularScene.harden(slicer.mrmlScene, volumeNode, self.stack(volumeNode), None, spacing,
                                      into=outputVolume, **policies)
+
+    def exportDicom(self, volumeNode, folder, importIntoDatabase=True):
+        """A hardened volume as a new DICOM series in ``folder/<volume name>/``, written by the same
+        code as ``irregular-series convert --format dicom``, then added to the DICOM database (same
+        patient and study as its source). Returns the written series (folder, UIDs, files)."""
+        series = irregularScene.export_dicom(volumeNode, self.stack(volumeNode), folder)
+        if importIntoDatabase and getattr(slicer, "dicomDatabase", None) is not None:
+            from DICOMLib import DICOMUtils
+
+            if not DICOMUtils.importDicom(str(series.folder)):
+                raise RuntimeError(f"the series was written to {series.folder} but could not be added to the DICOM database")
+        return series
 
     def applyAcquisitionTransform(self, volumeNode):
         """The acquisition transform of a raw volume, or None when its grid already fits."""
@@ -345,6 +369,13 @@ class IrregularSeriesTest(ScriptedLoadableModuleTest):
                     self.assertEqual(hardened.GetSpacing(), (0.1, 0.1, 0.6))
                     self.assertIsNone(hardened.GetParentTransformNode())
                     self.assertLessEqual(float(hardened.GetAttribute(irregularScene.VERIFICATION_ATTRIBUTE)), 0.01)
+
+                    self.delayDisplay("Exporting to DICOM and adding it to the database")
+                    series = IrregularSeriesLogic().exportDicom(hardened, os.path.join(folder, "export"))
+                    exported = database.filesForSeries(series.series_instance_uid)
+                    self.assertEqual(len(exported), len(series.files))
+                    for tag in ("0010,0020", "0020,000D"):  # the same patient and study as the source
+                        self.assertEqual(database.fileValue(exported[0], tag), database.fileValue(files[0], tag))
         finally:
             self._withSetting(IrregularSeriesPlugin.LOAD_MODE_SETTING, previous or "transform")
         self.delayDisplay("Test passed")

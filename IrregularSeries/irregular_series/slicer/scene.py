@@ -21,6 +21,7 @@ import json
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import slicer
@@ -41,9 +42,16 @@ from ..pixels import PixelDecodeError, load_pixels
 from ..planning import plan_stack
 from ..policies import GapPolicy, Interpolation, SectionPolicy, Spacing, TiltPolicy
 from ..tolerances import DEFAULT, Tolerances
-from ..volume import VerificationError, build_volume
+from ..outputs import output_path, safe_stem
+from ..volume import VerificationError, Volume, build_volume
 from .database import with_transfer_syntax
 from .examine import LoadableSpec, examine_series, slicer_series_name
+
+if TYPE_CHECKING:
+    from ..dicom_writer import DicomSeries
+
+_HARDEN_OPTIONS = ("spacing", "gaps", "sections", "tilt", "interpolation", "tolerances")
+"""The options ``harden`` takes, recorded on hardened volumes (``OPTIONS_ATTRIBUTE``)."""
 
 STACK_ATTRIBUTE = "IrregularSeries.stack"
 """Volume node attribute: JSON with the stack's id, role and reasons, its images (SOP instance UID
@@ -62,6 +70,12 @@ ReadHeaders = Callable[[list[str]], tuple[list[SliceHeader], list[Excluded]]]
 
 ACQUISITION_TRANSFORM_ATTRIBUTE = "IrregularSeries.acquisitionTransform"
 """Set ("1") on grid transform nodes made by ``create_acquisition_transform``."""
+
+OPTIONS_ATTRIBUTE = "IrregularSeries.options"
+PART_ATTRIBUTE = "IrregularSeries.part"
+"""Hardened volume node attributes: the options it was hardened with (JSON: spacing, the policies
+and the tolerances) and the label of its part ("" for a whole stack), from which ``export_dicom``
+rebuilds the same volume."""
 
 SPACING_ATTRIBUTE = "IrregularSeries.sliceSpacingMm"
 VERIFICATION_ATTRIBUTE = "IrregularSeries.verificationMaxMm"
@@ -334,9 +348,7 @@ def harden(
         raise ValueError(f"{len(pixels)} pixel slices for a stack of {stack.slice_count}")
     options = ConvertOptions(spacing=spacing, gaps=gaps, sections=sections, tilt=tilt, interpolation=interpolation,
                              tolerances=tolerances)
-    row_of = {_slice_key(s): k for k, s in enumerate(stack.slices)}
-    parts = plan_stack(stack, options)
-    volumes = [build_volume(part, options, pixels[[row_of[_slice_key(s)] for s in part.slices]]) for part in parts]
+    volumes = _build_volumes(stack, pixels, options)
 
     parent = volume_node.GetParentTransformNode()
     acquisition = parent if parent is not None and parent.GetAttribute(ACQUISITION_TRANSFORM_ATTRIBUTE) else None
@@ -360,10 +372,60 @@ def harden(
         node.SetAttribute(SPACING_ATTRIBUTE, f"{volume.spacing_mm:g}")
         node.SetAttribute(VERIFICATION_ATTRIBUTE, f"{volume.verification.max_mm:.6g}")
         node.SetAttribute(DECISIONS_ATTRIBUTE, json.dumps([d.in_words(panel_setting) for d in volume.part.decisions]))
+        node.SetAttribute(OPTIONS_ATTRIBUTE, json.dumps({name: options.to_dict()[name] for name in _HARDEN_OPTIONS}))
+        node.SetAttribute(PART_ATTRIBUTE, volume.part.label)
         nodes.append(node)
     if replace and acquisition is not None:
         scene.RemoveNode(acquisition)
     return nodes
+
+
+def _build_volumes(stack: Stack, pixels: np.ndarray, options: ConvertOptions) -> list[Volume]:
+    """The verified volumes of every part of ``stack`` (``pixels`` in the stack's slice order)."""
+    row_of = {_slice_key(s): k for k, s in enumerate(stack.slices)}
+    return [build_volume(part, options, pixels[[row_of[_slice_key(s)] for s in part.slices]])
+            for part in plan_stack(stack, options)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Export to DICOM: the hardened volume as a new series, written by the library's writer
+# ---------------------------------------------------------------------------------------------
+
+
+def export_dicom(volume_node, stack: Stack, folder: str | os.PathLike, *, force: bool = False) -> DicomSeries:
+    """A hardened volume as a new DICOM series in ``folder/<volume name>/`` (see
+    ``irregular_series.dicom_writer``), what ``convert`` writes for the same stack and options.
+
+    The volume is built again from its stack with the options it was hardened with (so every plane
+    knows the source slices it was made of) and must equal the node's voxels and geometry: a volume
+    changed since it was hardened is refused (``ValueError``), since its series would misstate
+    where its values came from. So is a volume that was never hardened.
+    """
+    from ..dicom_writer import derived_series_number, write_dicom_series
+
+    text = volume_node.GetAttribute(OPTIONS_ATTRIBUTE)
+    if not text:
+        raise ValueError(f"{volume_node.GetName()} is not a hardened volume: harden it first, then export it")
+    recorded = json.loads(text)
+    tolerances = Tolerances(**recorded.pop("tolerances"))
+    options = ConvertOptions(**recorded, tolerances=tolerances, format="dicom", force=force)
+    label = volume_node.GetAttribute(PART_ATTRIBUTE) or ""
+    volumes = [v for v in _build_volumes(stack, stack_pixels(stack), options) if v.part.label == label]
+    if len(volumes) != 1:
+        raise ValueError(f"{volume_node.GetName()}: its stack no longer gives the part it was hardened as")
+    (volume,) = volumes
+    voxels = slicer.util.arrayFromVolume(volume_node)
+    same_grid = np.allclose(_ijk_to_ras(volume_node), LPS_TO_RAS @ volume.grid.index_to_lps, rtol=0, atol=1e-9)
+    if voxels.shape != volume.array.shape or not same_grid or not np.array_equal(voxels, volume.array):
+        raise ValueError(
+            f"{volume_node.GetName()} has changed since it was hardened (voxels or geometry): a DICOM series of it "
+            "would misstate where its values came from; harden it again to export it")
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    target = output_path(Path(folder), safe_stem(volume_node.GetName()), "")
+    if not force and os.path.lexists(target):
+        raise FileExistsError(f"{target} already exists; not overwriting it")
+    return write_dicom_series(volume, target, options, series_number=derived_series_number(stack.slices[0].series_number, 1),
+                              series_description=volume_node.GetName())
 
 
 # ---------------------------------------------------------------------------------------------
