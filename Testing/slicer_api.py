@@ -11,7 +11,8 @@ serializers and validators (whose ``canSerialize`` and validator code is run, no
 ``check(release, sources)`` parses our files and returns every finding as a ``Finding``: a name
 that does not exist, a call whose arguments the definition does not accept, an override whose
 signature differs from the base method's, a parameter-node field the wrapper cannot serialize or
-whose default its validators refuse, a loadable attribute Slicer does not know. ``Usage.checked``
+whose default its validators refuse, a loadable attribute Slicer does not know;
+``gui_connector_findings`` runs the wrapper's GUI connectors on the .ui widgets bound to fields. ``Usage.checked``
 holds every Slicer name found and checked: names in one release's set only exist in that release.
 """
 
@@ -729,3 +730,77 @@ def ui_classes(path: Path) -> dict[str, str]:
 
     root = ElementTree.parse(path).getroot()
     return {e.get("class"): e.tag for e in root.iter() if e.tag in ("widget", "layout") and e.get("class")}
+
+
+# --- the .ui widgets bound to parameter-node fields --------------------------------------------------
+
+
+class _WidgetNames:
+    """``qt``, ``ctk`` (and the widget part of ``slicer``) for running the wrapper's
+    ``canRepresent`` without Qt: each class name stands for itself, one Python class per name, so
+    ``type(widget) in (qt.QComboBox, ...)`` asks exactly whether the .ui's class is one of those."""
+
+    classes: dict[str, type] = {}
+
+    def __init__(self, real=None) -> None:
+        self._real = real
+
+    def __getattr__(self, name: str):
+        if self._real is not None and hasattr(self._real, name):
+            return getattr(self._real, name)  # vtkMRML node classes: the slicer-core wheel's
+        return self.classes.setdefault(name, type(name, (), {}))
+
+
+def gui_connector_findings(release: Release, ui_path: Path, file: str, tree: ast.Module) -> list[Finding]:
+    """Every .ui widget with a ``SlicerParameterName`` names a field of the file's parameter node,
+    and one of the release's registered GUI connectors (``canRepresent``, run from its source)
+    takes that widget class and the field's type."""
+    import xml.etree.ElementTree as ElementTree
+
+    import slicer
+
+    folder = release.modules["slicer.parameterNodeWrapper"].path.parent
+    helpers: dict[str, object] = {"__name__": f"slicer_{release.tag}_pnw_util"}
+    exec(compile((folder / "util.py").read_text(encoding="utf-8"), str(folder / "util.py"), "exec"), helpers)
+    namespace = {**{k: v for k, v in helpers.items() if not k.startswith("__")}, "enum": enum, "typing": typing,
+                 "pathlib": pathlib, "qt": _WidgetNames(), "ctk": _WidgetNames(), "slicer": _WidgetNames(slicer)}
+    connectors = {}
+    for node in ast.parse((folder / "guiConnectors.py").read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.ClassDef) and any(_dotted(d) == "parameterNodeGuiConnector" for d in node.decorator_list):
+            can = copy.deepcopy(_class_members(node)["canRepresent"])
+            can.decorator_list = []
+            local = dict(namespace)
+            exec(compile(ast.Module([can], []), str(folder / "guiConnectors.py"), "exec"), local)
+            connectors[node.name] = local["canRepresent"]
+
+    aliases = _aliases(tree)
+    fields = {}
+    for cls in ast.walk(tree):
+        if isinstance(cls, ast.ClassDef) and any(
+                aliases.get(_dotted(d) or "", "") == "slicer.parameterNodeWrapper.parameterNodeWrapper" for d in cls.decorator_list):
+            for item in cls.body:
+                if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
+                    fields[item.target.id] = _field(release, item, aliases, _our_imports(tree))
+
+    findings = []
+    for widget in ElementTree.parse(ui_path).getroot().iter("widget"):
+        bound = widget.find("property[@name='SlicerParameterName']/string")
+        if bound is None:
+            continue
+        where = f"[{release.tag}] {ui_path.name}: {widget.get('name')} ({widget.get('class')})"
+        field_ = fields.get(bound.text)
+        if field_ is None:
+            findings.append(Finding(file, 0, f"{where} is bound to {bound.text}, which the parameter node lacks"))
+            continue
+        datatype = typing.Annotated[(field_.type_, *field_.validators)] if field_.validators else field_.type_
+        instance = _WidgetNames().__getattr__(widget.get("class"))()
+        taking = []
+        for name, can in connectors.items():
+            try:
+                if can(instance, datatype):
+                    taking.append(name)
+            except (NameError, AttributeError, TypeError):
+                continue  # a connector needing what is not here (parameter packs): not one for our fields
+        if not taking:
+            findings.append(Finding(file, field_.line, f"{where}: no GUI connector takes it for {field_.name}: {datatype!r}"))
+    return findings

@@ -210,3 +210,31 @@ def test_readme_runs_the_self_test_in_one_command(release):
     assert {"slicer.util.exit", "IrregularSeries.runSelfTest"} <= called
     module = ast.parse((MODULE_FOLDER / "IrregularSeries.py").read_text(encoding="utf-8"))
     assert "runSelfTest" in {n.name for n in module.body if isinstance(n, ast.FunctionDef)}
+
+
+UI = MODULE_FOLDER / "Resources" / "UI" / "IrregularSeries.ui"
+MODULE = "IrregularSeries/IrregularSeries.py"
+
+
+def test_every_bound_ui_widget_has_a_gui_connector_for_its_field(release, sources):
+    text = UI.read_text(encoding="utf-8")
+    assert text.count('name="SlicerParameterName"') == 8  # every field of the parameter node
+    findings = api.gui_connector_findings(release, UI, MODULE, sources[MODULE])
+    assert not findings, _report(findings)
+
+
+@pytest.mark.parametrize(
+    "old, new, expected",
+    [
+        ('class="ctkDoubleSpinBox" name="customSpacingSpinBox"', 'class="QLineEdit" name="customSpacingSpinBox"',
+         "no GUI connector takes it for customSpacing"),
+        ("<string>tilt</string>", "<string>tilts</string>", "bound to tilts, which the parameter node lacks"),
+    ],
+)
+def test_gui_connector_check_can_fail(old, new, expected, release, sources, tmp_path):
+    text = UI.read_text(encoding="utf-8")
+    assert old in text
+    broken = tmp_path / UI.name
+    broken.write_text(text.replace(old, new), encoding="utf-8")
+    findings = api.gui_connector_findings(release, broken, MODULE, sources[MODULE])
+    assert any(expected in str(f) for f in findings), _report(findings) or "no findings"
