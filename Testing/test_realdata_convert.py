@@ -47,8 +47,8 @@ def test_ge_tilted_head_ct_deskewed_at_the_requested_spacing(realdata, tmp_path,
     steps = volume.index_to_lps[:3, :3]
     assert math.isclose(np.linalg.norm(steps[:, 2]), spacing, rel_tol=1e-15)
     assert abs(steps[:, 0] @ steps[:, 2]) < 1e-12 and abs(steps[:, 1] @ steps[:, 2]) < 1e-12  # orthogonal
-    # 110.42 - (-33.67) mm along the normal: the planes that fit within the data.
-    assert volume.array.shape[0] == math.floor(144.09 / spacing) + 1
+    # 110.42 - (-33.67) mm along the normal: the planes it takes to reach the last slice.
+    assert volume.array.shape[0] == math.ceil(144.09 / spacing) + 1
 
     # Every original slice, from its own header, lies in the file's grid: on one plane (all four
     # corners at the same k), with rows and columns along the grid's j and i.

@@ -84,16 +84,35 @@ def expected(grid: OutputGrid) -> np.ndarray:
     return SCALE * (index @ grid.index_to_lps.T)[..., :3] @ ENCODE
 
 
-def assert_reproduces(result, grid, tolerance):
-    """Every voxel holding data equals its own coordinate code; every other one is background."""
-    error = np.abs(result.volume.astype(float) - expected(grid))
+def from_slice(grid: OutputGrid, slices, s: int) -> np.ndarray:
+    """The code of slice ``s`` carried along the grid's k axis to every voxel: what a voxel that
+    only slice ``s`` reaches (constant extrapolation, a partly covered blend) holds."""
+    k, j, i = np.indices(grid.shape_kji)
+    index = np.stack([i, j, k, np.ones_like(i)], axis=-1).astype(float)
+    lps = (index @ grid.index_to_lps.T)[..., :3]
+    row, col = (np.asarray(v) for v in (slices[s].row_cosines, slices[s].col_cosines))
+    normal = np.cross(row, col)
+    axis = grid.index_to_lps[:3, 2]
+    along = ((lps - np.asarray(slices[s].position_lps_mm)) @ normal) / (axis @ normal)
+    return SCALE * (lps - along[..., None] * axis) @ ENCODE
+
+
+def assert_reproduces(result, grid, tolerance, slices=None):
+    """Every voxel holding data equals its own coordinate code, or (``slices`` given) the code of
+    one of its plane's slices carried to it along k (a voxel only that slice covers); every other
+    voxel is one background value, the lowest value there is."""
+    values = result.volume.astype(float)
+    error = np.abs(values - expected(grid))
     valid = np.ones(grid.shape_kji, bool) if result.mask is None else result.mask.astype(bool)
     assert valid.any()
+    if slices is not None:
+        for m, plane in enumerate(result.planes):
+            for s in plane.slice_indices:
+                error[m] = np.minimum(error[m], np.abs(values[m] - from_slice(grid, slices, s)[m]))
     assert error[valid].max() <= tolerance
-    if result.volume.dtype.kind == "f":
-        assert np.isnan(result.volume[~valid]).all()
-    else:
-        assert (result.volume[~valid] == np.iinfo(result.volume.dtype).min).all()
+    if (~valid).any():
+        background = values[~valid]
+        assert (background == background[0]).all() and background[0] <= values[valid].min()
 
 
 def assert_verified(slices, result, grid, tolerance_mm=0.01):
@@ -201,14 +220,32 @@ def test_blank_gaps_leave_exactly_the_planes_inside_the_gap_empty(out_dtype):
     pixels = encode(slices)
     grid = build_grid(slices, 1.0)
     result = resample_stack(pixels, slices, grid, gaps="blank", max_gap_mm=3.0, out_dtype=out_dtype)
-    blank = [p for p in range(grid.shape_kji[0]) if 6 < p < 12 or 16 < p < 20]
+    # Slices reach 1 mm (half their 2 mm step): planes 7, 11, 17 and 19 copy their nearest slice.
+    blank = [p for p in range(grid.shape_kji[0]) if 7 < p < 11 or 17 < p < 19]
     assert [m for m, plane in enumerate(result.planes) if plane.blank] == blank
+    assert [(m, p.slice_indices, p.extrapolated_mm) for m, p in enumerate(result.planes) if p.extrapolated_mm] == [
+        (7, (3,), 1.0), (11, (4,), 1.0), (17, (6,), 1.0), (19, (7,), 1.0)]
     assert result.mask.dtype == np.uint8
     assert np.array_equal(np.flatnonzero(result.mask.reshape(len(result.planes), -1).any(axis=1) == 0),
                           blank)
     assert result.mask[[m for m in range(grid.shape_kji[0]) if m not in blank]].all()
-    assert_reproduces(result, grid, 1.0)
+    assert_reproduces(result, grid, 1.0, slices)
     assert_verified(slices, result, grid)
+
+
+def test_blank_gaps_at_a_spacing_coarser_than_the_gap_never_blank_a_plane_a_slice_reaches():
+    positions = np.delete(2.5 * np.arange(40), [12, 13, 14])  # a 10 mm gap after 27.5 mm
+    slices = [dataclasses.replace(s, slice_thickness_mm=2.5) for s in make_stack(positions)]
+    grid = build_grid(slices, 32.5)
+    result = resample_stack(encode(slices), slices, grid, gaps="blank", max_gap_mm=3.0)
+    # Planes at 0, 32.5, 65, 97.5: 32.5 lies inside the gap 27.5 -> 37.5 mm, 5 mm from either
+    # end and beyond both slices' reach (half their 2.5 mm thickness): blank; the others are slices.
+    assert [p.blank for p in result.planes] == [False, True, False, False]
+    near = dataclasses.replace(grid, index_to_lps=grid.index_to_lps @ np.diag([1, 1, 28.6 / 32.5, 1]))
+    result = resample_stack(encode(slices), slices, near, gaps="blank", max_gap_mm=3.0)
+    # At 28.6 mm the plane is 1.1 mm from the slice at 27.5, within its half thickness: a copy.
+    assert result.planes[1].slice_indices == (11,) and math.isclose(result.planes[1].extrapolated_mm, 1.1)
+    assert result.mask is None  # every plane holds data
 
 
 def test_blank_gaps_default_threshold_and_copies_only():
@@ -228,9 +265,10 @@ def test_variable_spacing_4_then_7_mm():
     slices = make_stack(positions, orientation=oblique())
     grid = build_grid(slices, 2.0)
     result = resample_stack(encode(slices), slices, grid)
-    assert grid.shape_kji[0] == 17
-    assert_reproduces(result, grid, 1.0)
-    for plane in result.planes:
+    assert grid.shape_kji[0] == 18  # 0 .. 34 mm: the last plane is 1 mm past the last slice
+    assert result.planes[-1].slice_indices == (6,) and result.planes[-1].extrapolated_mm == pytest.approx(1.0)
+    assert_reproduces(result, grid, 1.0, slices)
+    for plane in result.planes[:-1]:
         assert math.isclose(sum(plane.weights), 1.0)
         z = [positions[k] for k in plane.slice_indices]
         assert z[0] - 1e-9 <= plane.position_mm - result.planes[0].position_mm <= z[-1] + 1e-9
@@ -262,14 +300,35 @@ def test_spacing_0_6_from_a_0_5_0_7_mixture():
     assert_verified(slices, result, grid)
 
 
-def test_last_plane_stops_short_of_the_last_slice_instead_of_extrapolating():
-    slices = make_stack([0.0, 2.0, 4.0, 6.0, 7.0])
+@pytest.mark.parametrize("thickness, reached", [(None, True), (1.2, True), (0.8, False)])
+def test_the_grid_reaches_past_the_last_slice_and_fills_within_its_reach(thickness, reached):
+    slices = [dataclasses.replace(s, slice_thickness_mm=thickness) for s in make_stack([0.0, 2.0, 4.0, 6.0, 7.0])]
     grid = build_grid(slices, 2.5)
     result = resample_stack(encode(slices), slices, grid)
-    assert grid.shape_kji[0] == 3  # planes at 0, 2.5, 5: the next one (7.5) would be past the data
-    assert result.planes[-1].slice_indices == (2, 3)
+    assert grid.shape_kji[0] == 4  # planes at 0, 2.5, 5 and 7.5: every slice is inside the grid
     check = verify_placements(slices, result.placements, grid)
-    assert check.ok and check.outside == [3, 4]  # 6 and 7 mm lie past the last plane
+    assert check.ok and check.outside == []
+    last = result.planes[-1]
+    # 0.5 mm past the last slice: its reach is half its thickness, else half its 1 mm step.
+    assert last.blank != reached
+    if reached:
+        assert last.slice_indices == (4,) and last.extrapolated_mm == pytest.approx(0.5)
+        assert result.mask is None and np.array_equal(result.volume[-1], encode(slices)[-1])
+    else:
+        assert not result.mask[-1].any() and result.mask[:-1].all()
+    far = build_grid(slices, 3.0)  # 0, 3, 6, 9: 9 lies 2 mm past the last slice, beyond any reach
+    result = resample_stack(encode(slices), slices, far)
+    assert result.planes[-1].blank and not result.mask[-1].any() and result.mask[:-1].all()
+
+
+def test_the_grid_starts_on_the_first_slice_at_either_end_of_a_reversed_stack():
+    flipped = ((1.0, 0.0, 0.0), (0.0, -1.0, 0.0))  # normal -z: the stack runs the other way
+    slices = make_stack([0.0, 2.0, 4.0, 6.0, 7.0], orientation=flipped)
+    grid = build_grid(slices, 2.5)
+    result = resample_stack(encode(slices), slices, grid)
+    assert grid.shape_kji[0] == 4 and np.allclose(grid.origin_lps, slices[0].position_lps_mm)
+    assert np.array_equal(result.volume[0], encode(slices)[0])
+    assert result.planes[-1].slice_indices == (4,)
 
 
 # --- interpolation kernels ---------------------------------------------------------------------
@@ -282,7 +341,7 @@ def test_kernels_reproduce_linear_data_on_tilted_irregular_stacks(interpolation,
     grid = build_grid(slices, 0.7)
     result = resample_stack(encode(slices, dtype), slices, grid, interpolation=interpolation)
     assert result.volume.dtype == dtype
-    assert_reproduces(result, grid, tolerance)
+    assert_reproduces(result, grid, tolerance, slices)
     assert_verified(slices, result, grid)
 
 
@@ -332,7 +391,7 @@ def test_tilt_deskew_widens_the_grid_and_masks_what_no_slice_covers():
     assert result.interpolated is True
     assert result.mask[0, :ROWS, :COLUMNS].all() and result.mask[0].sum() == ROWS * COLUMNS
     assert result.mask[-1].sum() == (ROWS - 1) * (COLUMNS - 1)  # a fractional shift loses an edge
-    assert_reproduces(result, grid, 1.0)
+    assert_reproduces(result, grid, 1.0, slices)
     assert_verified(slices, result, grid)
 
 
@@ -341,8 +400,26 @@ def test_tilt_deskew_of_a_negative_drift_moves_the_origin():
     grid = build_grid(slices, 2.5)
     assert grid.origin_lps[1] < slices[0].position_lps_mm[1]  # the lattice reaches back to hold them
     result = resample_stack(encode(slices), slices, grid, interpolation="cubic")
-    assert_reproduces(result, grid, 1.0)
+    assert_reproduces(result, grid, 1.0, slices)
     assert_verified(slices, result, grid)
+
+
+def test_tilt_deskew_edges_are_unions_of_the_slices_footprints():
+    """A pixel only one of a plane's two slices covers is that slice's pixel, not background."""
+    positions = 2.5 * np.arange(6)
+    slices = tilted(positions)
+    grid = build_grid(slices, 1.25)
+    pixels = encode(slices)
+    result = resample_stack(pixels, slices, grid)
+    for m, plane in enumerate(result.planes):
+        covered = np.zeros(grid.shape_kji[1:], bool)
+        for s in plane.slice_indices:
+            p = result.placements[s]
+            j_lo, i_lo = math.ceil(p.j0 - 1e-3), math.ceil(p.i0 - 1e-3)
+            j_hi, i_hi = math.floor(p.j0 + ROWS - 1 + 1e-3) + 1, math.floor(p.i0 + COLUMNS - 1 + 1e-3) + 1
+            covered[j_lo:j_hi, i_lo:i_hi] = True
+        assert np.array_equal(result.mask[m].astype(bool), covered), m
+    assert_reproduces(result, grid, 1.0, slices)
 
 
 def test_tilt_keep_is_a_sheared_grid_holding_the_pixels_unchanged():
@@ -373,7 +450,7 @@ def test_tilt_keep_with_non_linear_drift_shifts_the_slices_off_the_line():
     assert not verify_placements(slices, stacked, grid).ok
     result = resample_stack(encode(slices), slices, grid)
     assert any(p.j0 != 0.0 for p in result.placements) and result.interpolated is True
-    assert_reproduces(result, grid, 1.0)
+    assert_reproduces(result, grid, 1.0, slices)
     assert_verified(slices, result, grid)
 
 
@@ -440,9 +517,9 @@ def test_grids_the_resampler_cannot_fill_are_refused():
 # --- identical results in every supported environment --------------------------------------------
 
 VOLUME_DIGESTS = {
-    "linear": "d11f42882a755af329f053a122405b0b34ad47862d8a448a49b2a91d0c807150",
-    "nearest": "55c29842680bf5798fb9a93f0ad060ee756d2e0d380af4125a8ec419e9253d41",
-    "cubic": "c8ba9abec97408bf5337eed0838c3cd8c7fbe82c2452229e3977c066a4e4ce8d",
+    "linear": "f6f5b7a4c406ca25903875a3383c9d7cfe13d273ed5d69412ee2f5b6b8aa4819",
+    "nearest": "bc584f0438a7660020872114bb09464135e11a15a8db6da36d49337387112aea",
+    "cubic": "530e903b4557f724f2a24dd8d5d75d957af8c0ef9ebc0540d4e9550593b534dc",
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -61,6 +62,16 @@ def _spacing(text: str) -> Spacing:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
 def _positive_mm(text: str) -> float:
     value = _spacing(text)
     if isinstance(value, SpacingRule):
@@ -79,6 +90,8 @@ def _options(args: argparse.Namespace) -> ConvertOptions:
         positions=args.positions,
         include_localizers=args.include_localizers,
         force=args.force,
+        background=args.background,
+        mask=args.mask,
     )
 
 
@@ -104,6 +117,14 @@ def print_outputs(result: ConvertResult) -> None:
         )
         if output.mask_path:
             print(f"  mask {output.mask_path}")
+        content = output.content_check
+        if content:
+            print(f"  content check: {content['slices']} slices, footprint min {content['footprint_min']:.3f}, "
+                  f"NCC min {content['ncc_min']:.3f} (median {content['ncc_median']:.3f}), "
+                  f"{content['exact_slices']} bit-exact, reference error {content['reference_max_error']:.3g} "
+                  f"over {content['voxels_checked']} voxels")
+            for warning in content["warnings"]:
+                print(f"  WARNING: {warning}")
         for decision in output.decisions:
             print(f"    - {decision.in_words(flag)}")
     for failure in result.failures:
@@ -180,6 +201,12 @@ def add_convert_options(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(flag, type=_policy_parser(policy), default=list(policy)[0],
                             metavar="{" + ",".join(policy.values()) + "}", help=f"{policy.title()}: {_choices(policy)}")
     parser.add_argument("--include-localizers", action="store_true", help="also write localizer stacks")
+    parser.add_argument("--background", type=_number, default=None, metavar="VALUE",
+                        help="value of voxels no slice reaches (default: the rescaled PixelPaddingValue, "
+                             "else the lowest value in the data)")
+    parser.add_argument("--mask", action="store_true",
+                        help="also write each volume's data mask (1 where a voxel holds data; always written "
+                             "with --gaps blank)")
     parser.add_argument("--force", action="store_true", help="overwrite existing output files")
 
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from .analysis import analyze
 from .decisions import Decision, Failure, PolicyError
 from .model import Analysis, Role, SeriesAnalysis, Stack
@@ -65,6 +67,12 @@ class OutputVolume:
     directions_lps: tuple[tuple[float, float, float], ...]
     index_to_lps: tuple[tuple[float, float, float, float], ...]
     interpolated: bool
+    background: float | None
+    """The value of voxels no slice reaches (mask 0); None when every voxel holds data."""
+    extrapolated_planes: tuple[dict[str, Any], ...]
+    """Planes filled from one slice they lie outside of (``plane``, ``slice``, ``offset_mm``)."""
+    content_check: dict[str, Any]
+    """The content check's summary (see docs/report-schema.md)."""
     max_position_error_mm: float
     mean_position_error_mm: float
     max_error_vs_dicom_mm: float
@@ -91,6 +99,9 @@ class OutputVolume:
             "directions_lps": [list(d) for d in self.directions_lps],
             "index_to_lps": [list(row) for row in self.index_to_lps],
             "interpolated": self.interpolated,
+            "background": self.background,
+            "extrapolated_planes": [dict(p) for p in self.extrapolated_planes],
+            "content_check": self.content_check,
             "max_position_error_mm": self.max_position_error_mm,
             "mean_position_error_mm": self.mean_position_error_mm,
             "max_error_vs_dicom_mm": self.max_error_vs_dicom_mm,
@@ -140,6 +151,9 @@ def _record(series: SeriesAnalysis, volume: Volume, path: Path, mask_path: Path 
         directions_lps=tuple(_vec3(_rounded(column, 8)) for column in grid.directions.T),
         index_to_lps=tuple(_vec4(tuple(float(v) for v in row)) for row in grid.index_to_lps),
         interpolated=volume.interpolated,
+        background=volume.background,
+        extrapolated_planes=tuple(volume.extrapolated),
+        content_check=volume.content.summary(),
         max_position_error_mm=round(volume.verification.max_mm, 6),
         mean_position_error_mm=round(volume.verification.mean_mm, 6),
         max_error_vs_dicom_mm=round(volume.dicom_error_mm, 6),
@@ -157,19 +171,23 @@ def _vec4(v: tuple[float, ...]) -> tuple[float, float, float, float]:
 
 
 def _write(volume: Volume, outdir: Path, stem: str, options: ConvertOptions) -> tuple[Path, Path | None]:
-    """Write the volume (and its mask under the blank gap policy); neither when either name is taken."""
+    """Write the volume and its mask (when asked for, or under the blank gap policy when some voxel
+    is background); neither when either name is taken."""
     suffix = OutputFormat(options.format).suffix
     path = output_path(outdir, stem, suffix)
     mask_path = None
-    if volume.mask is not None and options.gaps == "blank":
+    mask = volume.mask
+    if options.mask or (mask is not None and options.gaps == "blank"):
         mask_path = output_path(outdir, stem + "_mask", suffix)
+        if mask is None:
+            mask = np.ones(volume.array.shape, np.uint8)
     if not options.force:
         for target in (path, mask_path):
             if target is not None and os.path.lexists(target):
                 raise FileExistsError(f"{target} already exists; not overwriting it")
     write_volume(path, volume.array, volume.grid.index_to_lps, force=options.force)
     if mask_path is not None:
-        write_volume(mask_path, volume.mask, volume.grid.index_to_lps, force=options.force)
+        write_volume(mask_path, mask, volume.grid.index_to_lps, force=options.force)
     return path, mask_path
 
 

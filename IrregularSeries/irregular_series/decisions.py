@@ -14,7 +14,8 @@ from enum import Enum
 from typing import Any, Literal
 
 OptionName = Literal[
-    "spacing", "gaps", "sections", "tilt", "interpolation", "format", "positions", "include_localizers", "force"
+    "spacing", "gaps", "sections", "tilt", "interpolation", "format", "positions", "include_localizers", "force",
+    "background", "mask",
 ]
 """A ``ConvertOptions`` field."""
 
@@ -34,7 +35,12 @@ class DecisionKind(str, Enum):
     GAPS_INTERPOLATED = "gaps_interpolated"
     GAPS_BLANK = "gaps_blank"
     NEAREST_DISTANCE = "nearest_distance"
-    LAST_PLANE_SHORT = "last_plane_short"
+    PLANE_EXTRAPOLATED = "plane_extrapolated"
+    END_BEYOND_REACH = "end_beyond_reach"
+    GAP_PLANES_REACHED = "gap_planes_reached"
+    BACKGROUND = "background"
+    OUTPUT_TYPE = "output_type"
+    CONTENT_WARNING = "content_warning"
     TILT_REMOVED = "tilt_removed"
     TILT_KEPT = "tilt_kept"
     NO_INTERPOLATION = "no_interpolation"

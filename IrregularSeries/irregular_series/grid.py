@@ -138,9 +138,11 @@ def build_grid(
     ``slice_spacing_mm`` apart along the normal.
 
     The first plane is at the first slice's position; planes follow every ``slice_spacing_mm``
-    while they stay within the last slice: ``K = floor(span / spacing x (1 + tolerances.plane_count_slack))
-    + 1``. The last plane may therefore fall short of the last slice by less than one spacing:
-    the grid never reaches past the data, so no plane is extrapolated.
+    until one reaches the last slice: ``K = ceil(span / spacing x (1 - tolerances.plane_count_slack))
+    + 1`` (a span of whole spacings, within the slack, ends on the last slice). When the span is
+    not a whole number of spacings the last plane lies past the last slice by less than one
+    spacing, so every input slice is inside the grid; the resampler fills that plane from the last
+    slice only within the slice's reach (see ``resample.slice_reach_mm``).
 
     ``deskew``: k = spacing x normal. In-plane the grid holds every slice's footprint; its lattice
     stays aligned to the first slice's pixels (offsets are whole pixels), so an untilted stack
@@ -153,7 +155,7 @@ def build_grid(
         raise ValueError(f"slice spacing must be a positive number of mm, got {slice_spacing_mm}")
     frame = StackFrame.from_slices(slices, tolerances)
     span = frame.positions_mm[-1] - frame.positions_mm[0]
-    planes = math.floor(span / slice_spacing_mm * (1 + tolerances.plane_count_slack)) + 1
+    planes = math.ceil((span - tolerances.lattice_snap_mm) / slice_spacing_mm * (1 - tolerances.plane_count_slack)) + 1
     matrix = np.eye(4)
     matrix[:3, 0] = frame.step_i_mm * frame.row
     matrix[:3, 1] = frame.step_j_mm * frame.col

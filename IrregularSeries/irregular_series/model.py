@@ -70,6 +70,8 @@ class SliceHeader:
     complex_component: str = ""
     rescale_slope: float = 1.0
     rescale_intercept: float = 0.0
+    pixel_padding_value: int | None = None
+    """PixelPaddingValue (0028,0120) as stored (before rescaling); None when absent."""
     photometric_interpretation: str = "MONOCHROME2"
     samples_per_pixel: int = 1
     bits_allocated: int = 16
@@ -87,6 +89,13 @@ class SliceHeader:
             and self.position_lps_mm is not None
             and self.pixel_spacing_mm is not None
         )
+
+    @property
+    def rescaled_padding_value(self) -> float | None:
+        """PixelPaddingValue as the rescaled values read it (what fills the outside of a scan)."""
+        if self.pixel_padding_value is None:
+            return None
+        return self.pixel_padding_value * self.rescale_slope + self.rescale_intercept
 
     @property
     def orientation(self) -> tuple[float, ...] | None:

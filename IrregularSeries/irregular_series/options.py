@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -45,13 +46,24 @@ class ConvertOptions:
     positions: PositionSource = PositionSource.DICOM
     include_localizers: bool = False
     force: bool = False
+    background: float | None = None
+    """The value of voxels no slice reaches; None: the rescaled PixelPaddingValue when the slices
+    give one, else the lowest value in the stack's data."""
+    mask: bool = False
+    """Write the data mask (1 where a voxel holds data) next to every volume; it is written with
+    blank gaps whatever this says."""
     tolerances: Tolerances = DEFAULT
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "spacing", parse_spacing(self.spacing))
         for name, policy in _POLICY_FIELDS.items():
             object.__setattr__(self, name, policy.parse(getattr(self, name)))
-        for name in ("include_localizers", "force"):
+        if self.background is not None:
+            if isinstance(self.background, bool) or not isinstance(self.background, (int, float)) \
+                    or not math.isfinite(self.background):
+                raise ValueError(f"background must be a finite number or None; got {self.background!r}")
+            object.__setattr__(self, "background", float(self.background))
+        for name in ("include_localizers", "force", "mask"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False; got {getattr(self, name)!r}")
         if not isinstance(self.tolerances, Tolerances):

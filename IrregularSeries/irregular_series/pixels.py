@@ -139,6 +139,21 @@ def output_dtype(slices: Sequence[SliceHeader]) -> np.dtype:
     return np.dtype(np.float64)
 
 
+def value_dtype(lo: float, hi: float, loaded: np.dtype, slices: Sequence[SliceHeader]) -> np.dtype:
+    """The output type for values actually within [lo, hi] that were loaded as ``loaded``: floats
+    stay as they are; integers take the first of uint8, int8, uint16, int16, int32 that holds the
+    range and is no narrower than the slices' stored pixels (a CT stored in 16 bits whose rescaled
+    values are -1024..3071 is int16, not the int32 its possible range would need)."""
+    if loaded.kind not in "iu":
+        return loaded
+    stored_bytes = max(s.bits_allocated for s in slices) // 8 if slices else 1
+    for dtype in _INTEGER_TYPES:
+        info = np.iinfo(dtype)
+        if dtype.itemsize >= min(stored_bytes, loaded.itemsize) and info.min <= lo and hi <= info.max:
+            return dtype
+    return loaded
+
+
 def _check_dtype(dtype: np.dtype, slices: Sequence[SliceHeader]) -> None:
     """Refuse an output type that would change values (rather than round them, for floats)."""
     if dtype.kind == "f":

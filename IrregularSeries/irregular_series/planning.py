@@ -26,12 +26,15 @@ from .tolerances import DEFAULT, Tolerances
 
 @dataclass
 class Part:
-    """The slices (spatial order) one output volume is built from, and why."""
+    """The slices (spatial order) one output volume is built from, and why. ``left_out``: slices
+    of its stack a policy leaves out of it on purpose (duplicates, overlap halves of merged
+    sections), which the content check reports apart."""
 
     stack: Stack
     slices: list[SliceHeader]
     label: str
     decisions: list[Decision] = field(default_factory=list)
+    left_out: list[SliceHeader] = field(default_factory=list)
 
 
 def positions_along(slices: Sequence[SliceHeader], normal: Sequence[float]) -> np.ndarray:
@@ -71,6 +74,7 @@ def _drop_duplicates(part: Part, normal: Sequence[float], tol: Tolerances) -> Pa
                 raise ValueError(
                     f"{keep.label} and {s.label} are both at {where} mm but their pixels differ: they are different "
                     "images, not duplicates, and no tag tells them apart as volumes; nothing is dropped")
+            part.left_out.append(s)
             part.decisions.append(Decision(
                 DecisionKind.DUPLICATE_DROPPED,
                 f"duplicate position {where} mm: kept {keep.label}, dropped {s.label} (the same pixel values: a copy)",
@@ -116,7 +120,9 @@ def _merge_sections(stack: Stack) -> Part:
              "slices": len(owned), "left_out": len(section.slice_indices) - len(owned)},
         ))
     keep.sort(key=lambda i: positions[i])
-    return Part(stack, [stack.slices[i] for i in keep], "", decisions)
+    kept = set(keep)
+    left_out = [s for i, s in enumerate(stack.slices) if i not in kept]
+    return Part(stack, [stack.slices[i] for i in keep], "", decisions, left_out)
 
 
 def _split_sections(stack: Stack) -> list[Part]:

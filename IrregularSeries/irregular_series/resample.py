@@ -13,8 +13,12 @@ memory stays about input + output. A plane that lies on an input slice (within
 ``Tolerances.lattice_snap_mm``) whose shift is a whole number of pixels is a copy of that slice's pixels,
 bit for bit, so a regular stack resampled at its own step comes back unchanged.
 
-Every voxel either comes from real slices or is ``background`` with ``mask`` 0: pixels shifted
-in from outside an input slice, planes in gaps that are to stay blank, planes beyond the stack.
+Footprints are unions: where a plane blends several slices and only some of them cover a pixel,
+the pixel is made from those that do, their weights renormalised (cubic falls back to the linear
+pair there). Planes outside the stack, or inside a gap that is to stay blank, copy the nearest
+slice when they lie within its *reach* along the k axis (``slice_reach_mm``: half its thickness):
+constant extrapolation, reported in ``PlaneSource.extrapolated_mm``. Every other voxel is
+``background`` with ``mask`` 0: pixels no slice within reach covers, planes no slice reaches.
 """
 
 from __future__ import annotations
@@ -67,11 +71,14 @@ class SlicePlacement:
 @dataclass(frozen=True)
 class PlaneSource:
     """What one output plane was made of: input slice indices (spatial order) and their weights
-    along the normal. No slices: a blank plane (background, mask 0)."""
+    along the normal. No slices: a blank plane (background, mask 0). ``extrapolated_mm`` > 0: the
+    plane lies that far outside the slices around it (past an end of the stack or inside a blank
+    gap) and copies its one slice, which reaches that far."""
 
     position_mm: float
     slice_indices: tuple[int, ...]
     weights: tuple[float, ...]
+    extrapolated_mm: float = 0.0
 
     @property
     def blank(self) -> bool:
@@ -118,6 +125,7 @@ def resample_stack(
     blank_after: Sequence[int] | None = None,
     background: float | None = None,
     out_dtype: np.dtype | type | str | None = None,
+    reach_mm: Sequence[float] | None = None,
     snap_mm: float = DEFAULT.lattice_snap_mm,
 ) -> ResampleResult:
     """Resample ``pixels`` (N, rows, columns), the slices of one stack in spatial order, onto
@@ -132,9 +140,11 @@ def resample_stack(
     ``gaps="blank"``: a plane strictly between two consecutive slices more than ``max_gap_mm``
     apart (default ``DEFAULT_GAP_FACTOR`` x median step) and not within ``snap_mm`` of either is
     background; ``blank_after`` instead names the gaps exactly, as the indices (spatial order) of
-    the slices they follow — what a caller that knows which slices are missing should pass. ``background`` defaults to the lowest value of signed integer types, 0 for
-    unsigned ones and NaN for floats. ``out_dtype`` defaults to the input's; integer outputs are
-    rounded (``np.rint``) and clipped to their range.
+    the slices they follow — what a caller that knows which slices are missing should pass.
+    ``reach_mm`` (one per slice, default ``slice_reach_mm``): how far along the k axis a slice
+    fills planes outside the slices around it. ``background`` defaults to the lowest value
+    present in ``pixels``. ``out_dtype`` defaults to the input's; integer outputs are rounded
+    (``np.rint``) and clipped to their range.
     """
     if interpolation not in ("linear", "nearest", "cubic"):
         raise ValueError(f"interpolation must be 'linear', 'nearest' or 'cubic', got {interpolation!r}")
@@ -147,7 +157,6 @@ def resample_stack(
     plane_step_mm = _check_grid(grid, frame, snap_mm)
     out_dtype = np.dtype(pixels.dtype if out_dtype is None else out_dtype)
     work_dtype = np.promote_types(pixels.dtype, np.float32)
-    fill = _background(out_dtype, background)
     n_planes, n_rows, n_columns = grid.shape_kji
 
     index = _homogeneous(frame.ipp_lps) @ grid.lps_to_index().T
@@ -156,13 +165,21 @@ def resample_stack(
     shifts_j = [_axis_shift(y, frame.rows, n_rows, interpolation, snap_mm / frame.step_j_mm)
                 for y in index[:, 1]]
     gap_after = _blank_gaps(frame.positions_mm, gaps, max_gap_mm, blank_after)
-    sources, plane_k = _plane_sources(index[:, 2], n_planes, interpolation, gap_after,
-                                      snap_mm / plane_step_mm)
-    rects = [_valid_rect(src, shifts_i, shifts_j) for src, _ in sources]
+    if reach_mm is None:
+        reach_mm = slice_reach_mm(slices, frame.positions_mm, gap_after)
+    if len(reach_mm) != len(slices):
+        raise ValueError(f"{len(reach_mm)} reaches for {len(slices)} slices")
+    plane_k_in = index[:, 2]
+    sources, plane_k, extrapolated = _plane_sources(
+        plane_k_in, n_planes, interpolation, gap_after, snap_mm / plane_step_mm,
+        np.asarray(reach_mm, float) / plane_step_mm)
+    rects = [[_slice_rect(s, shifts_i, shifts_j) for s in src] for src, _ in sources]
 
     volume = np.empty(grid.shape_kji, dtype=out_dtype)
     full = (0, n_rows, 0, n_columns)
-    mask = None if all(r == full for r in rects) else np.ones(grid.shape_kji, dtype=np.uint8)
+    complete = all(r == full for plane in rects for r in plane) and all(src for src, _ in sources)
+    mask = None if complete else np.ones(grid.shape_kji, dtype=np.uint8)
+    fill = None if complete else _background(out_dtype, background, pixels)
 
     fits_output = np.can_cast(pixels.dtype, out_dtype)
 
@@ -172,14 +189,30 @@ def resample_stack(
         shifted = _ShiftedSlices(pixels, shifts_j, shifts_i, work_dtype)
         interpolated = False
         for m in planes:
-            (src, weights), rect = sources[m], rects[m]
-            j_lo, j_hi, i_lo, i_hi = rect
-            if rect != full:
+            (src, weights), plane_rects = sources[m], rects[m]
+            if not src:
                 volume[m] = fill
                 mask[m] = 0
-                mask[m, j_lo:j_hi, i_lo:i_hi] = 1
+                continue
+            rect = _intersection(plane_rects)
+            if any(r != full for r in plane_rects):
+                volume[m] = fill
+                mask[m] = 0
+            if any(r != rect for r in plane_rects):
+                # Some pixels are covered by only some of the slices: those slices alone make them.
+                interpolated = True
+                pair, pair_weights = _partial_sources(plane_k_in, m, src, weights, gap_after)
+                box = _bounding(plane_rects)
+                values, covered = shifted.renormalised(pair, pair_weights, box)
+                j_lo, j_hi, i_lo, i_hi = box
+                target = volume[m, j_lo:j_hi, i_lo:i_hi]
+                _store_where(target, values, covered)
+                mask[m, j_lo:j_hi, i_lo:i_hi] = covered
+            j_lo, j_hi, i_lo, i_hi = rect
             if j_lo == j_hi or i_lo == i_hi:
                 continue
+            if mask is not None:
+                mask[m, j_lo:j_hi, i_lo:i_hi] = 1
             target = volume[m, j_lo:j_hi, i_lo:i_hi]
             whole = all(shifted.whole_pixels(s) for s in src)
             if len(src) == 1 and whole:
@@ -205,7 +238,8 @@ def resample_stack(
     positions = grid.origin_lps @ frame.normal + np.arange(n_planes) * plane_step_mm
     placements = [SlicePlacement(a, shifts_i[a].landed, shifts_j[a].landed, float(plane_k[a]))
                   for a in range(len(slices))]
-    planes = [PlaneSource(float(z), src, weights) for z, (src, weights) in zip(positions, sources)]
+    planes = [PlaneSource(float(z), src, weights, float(d) * plane_step_mm)
+              for z, (src, weights), d in zip(positions, sources, extrapolated)]
     return ResampleResult(volume, mask, placements, interpolated, planes)
 
 
@@ -224,14 +258,35 @@ def _check_grid(grid: OutputGrid, frame: StackFrame, snap_mm: float) -> float:
     return plane_step_mm
 
 
-def _background(dtype: np.dtype, background: float | None) -> np.generic:
-    if background is not None:
-        return dtype.type(background)
-    if dtype.kind == "i":
-        return dtype.type(np.iinfo(dtype).min)
-    if dtype.kind == "u":
-        return dtype.type(0)
-    return dtype.type(np.nan)
+def _background(dtype: np.dtype, background: float | None, pixels: np.ndarray) -> np.generic:
+    """The value of voxels no slice reaches: ``background``, else the lowest value in the data
+    (a value viewers' window and histogram already span, unlike a type's minimum)."""
+    if background is None:
+        background = np.nanmin(pixels) if pixels.dtype.kind == "f" else pixels.min()
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        if not info.min <= background <= info.max:
+            raise ValueError(f"background {background:g} does not fit the output type {dtype}")
+        background = round(float(background))
+    return dtype.type(background)
+
+
+def slice_reach_mm(slices: Sequence[SliceHeader], positions_mm: np.ndarray,
+                   gap_after: np.ndarray) -> np.ndarray:
+    """How far (mm along the stack) each slice's data extends from its plane: half its
+    SliceThickness, else half its local step (the mean of its steps to neighbours that are not
+    across a blank gap; 0 when it has none). Planes past an end of the stack or inside a blank gap
+    copy the nearest slice only within this reach, so no plane a real slice covers is left blank
+    and no data is extrapolated further than the slice itself extends."""
+    steps = np.diff(np.asarray(positions_mm, float))
+    reach = np.zeros(len(slices))
+    for n, s in enumerate(slices):
+        if s.slice_thickness_mm:
+            reach[n] = s.slice_thickness_mm / 2
+            continue
+        near = [steps[k] for k in (n - 1, n) if 0 <= k < len(steps) and not gap_after[k]]
+        reach[n] = float(np.mean(near)) / 2 if near else 0.0
+    return reach
 
 
 def _homogeneous(points: np.ndarray) -> np.ndarray:
@@ -284,24 +339,33 @@ def _blank_gaps(positions_mm: np.ndarray, gaps: Gaps, max_gap_mm: float | None,
 
 def _plane_sources(
     k_of_slice: np.ndarray, n_planes: int, interpolation: Interpolation, gap_after: np.ndarray,
-    snap: float,
-) -> tuple[list[tuple[tuple[int, ...], tuple[float, ...]]], np.ndarray]:
+    snap: float, reach: np.ndarray,
+) -> tuple[list[tuple[tuple[int, ...], tuple[float, ...]]], np.ndarray, np.ndarray]:
     """For each output plane: the input slices it blends and their weights. ``k_of_slice`` are the
-    slices' continuous plane indices (increasing), ``snap`` in planes. Also returns the plane
-    indices used for the slices: a slice within ``snap`` of a plane is taken to lie on it."""
+    slices' continuous plane indices (increasing); ``snap`` and ``reach`` (per slice) in planes.
+    Also returns the plane indices used for the slices (a slice within ``snap`` of a plane is taken
+    to lie on it) and, per plane, how far (planes) it is extrapolated from its one slice."""
     last = len(k_of_slice) - 1
     k_used = k_of_slice.astype(float)
     sources = []
+    extrapolated = np.zeros(n_planes)
     for m in range(n_planes):
         a = int(np.searchsorted(k_of_slice, m + snap, side="right")) - 1
         if a >= 0 and m - k_of_slice[a] <= snap:
             sources.append(((a,), (1.0,)))
             k_used[a] = m
         elif a < 0 or a == last or gap_after[a]:  # before, after the stack, or in a blank gap
-            sources.append(((), ()))
+            near = [n for n in (a, a + 1) if 0 <= n <= last]
+            n = min(near, key=lambda n: abs(m - k_of_slice[n]))
+            distance = abs(m - k_of_slice[n])
+            if distance <= reach[n] + snap:
+                sources.append(((n,), (1.0,)))
+                extrapolated[m] = distance
+            else:
+                sources.append(((), ()))
         else:
             sources.append(_between(k_of_slice, a, m, interpolation, gap_after))
-    return sources, k_used
+    return sources, k_used, extrapolated
 
 
 def _between(k: np.ndarray, a: int, m: float, interpolation: Interpolation,
@@ -324,15 +388,33 @@ def _between(k: np.ndarray, a: int, m: float, interpolation: Interpolation,
     return (a - 1, a, b, b + 1), (-h10 * left, h00 - h11 * right, h01 + h10 * left, h11 * right)
 
 
-def _valid_rect(src: tuple[int, ...], shifts_i: list[_AxisShift],
-                shifts_j: list[_AxisShift]) -> tuple[int, int, int, int]:
-    """(j_lo, j_hi, i_lo, i_hi): the output pixels that every source slice covers."""
-    if not src:
-        return (0, 0, 0, 0)
-    j_lo = max(shifts_j[s].lo for s in src)
-    i_lo = max(shifts_i[s].lo for s in src)
-    return (j_lo, max(j_lo, min(shifts_j[s].hi for s in src)),
-            i_lo, max(i_lo, min(shifts_i[s].hi for s in src)))
+def _slice_rect(s: int, shifts_i: list[_AxisShift], shifts_j: list[_AxisShift]) -> tuple[int, int, int, int]:
+    """(j_lo, j_hi, i_lo, i_hi): the output pixels slice ``s`` covers."""
+    return (shifts_j[s].lo, shifts_j[s].hi, shifts_i[s].lo, shifts_i[s].hi)
+
+
+def _intersection(rects: list[tuple[int, int, int, int]]) -> tuple[int, int, int, int]:
+    """The output pixels every one of ``rects`` covers (an empty rectangle when none)."""
+    j_lo = max(r[0] for r in rects)
+    i_lo = max(r[2] for r in rects)
+    return (j_lo, max(j_lo, min(r[1] for r in rects)), i_lo, max(i_lo, min(r[3] for r in rects)))
+
+
+def _bounding(rects: list[tuple[int, int, int, int]]) -> tuple[int, int, int, int]:
+    """The smallest rectangle holding every non-empty one of ``rects``."""
+    rects = [r for r in rects if r[0] < r[1] and r[2] < r[3]] or [(0, 0, 0, 0)]
+    return (min(r[0] for r in rects), max(r[1] for r in rects), min(r[2] for r in rects), max(r[3] for r in rects))
+
+
+def _partial_sources(k_of_slice: np.ndarray, m: int, src: tuple[int, ...], weights: tuple[float, ...],
+                     gap_after: np.ndarray) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """The sources and weights used where only some of plane ``m``'s slices cover a pixel: the
+    same, except that a cubic blend falls back to the linear pair around the plane (cubic weights
+    of a partial set of four are no interpolation). Each pixel renormalises them over the slices
+    that cover it."""
+    if len(src) != 4:
+        return src, weights
+    return _between(k_of_slice, src[1], m, Interpolation.LINEAR, gap_after)
 
 
 class _ShiftedSlices:
@@ -364,29 +446,67 @@ class _ShiftedSlices:
         dj, di = self._shifts_j[s].offsets[0], self._shifts_i[s].offsets[0]
         return self._pixels[s, j_lo + dj:j_hi + dj, i_lo + di:i_hi + di]
 
+    def _shifted(self, s: int) -> np.ndarray:
+        """Slice ``s`` shifted onto the output rows and columns it covers (made once, kept)."""
+        if s not in self._kept:
+            image = self._spare.pop() if self._spare else np.empty(self._pixels.shape[1:], self._work_dtype)
+            np.copyto(image, self._pixels[s], casting="unsafe")  # exact: work type is wide enough
+            self._converted[s] = image
+            image = _shift_axis(image, self._shifts_j[s], 0)
+            self._kept[s] = _shift_axis(image, self._shifts_i[s], 1)
+        return self._kept[s]
+
+    def _release_before(self, first: int) -> None:
+        for old in [s for s in self._kept if s < first]:
+            del self._kept[old]
+            self._spare.append(self._converted.pop(old))
+
     def blend(self, sources: tuple[int, ...], weights: tuple[float, ...],
               rect: tuple[int, int, int, int]) -> np.ndarray:
         """Weighted sum of the shifted ``sources`` over ``rect``, in a scratch array that the next
         call overwrites."""
-        for old in [s for s in self._kept if s < sources[0]]:
-            del self._kept[old]
-            self._spare.append(self._converted.pop(old))
+        self._release_before(sources[0])
         j_lo, j_hi, i_lo, i_hi = rect
         total = self._total[:j_hi - j_lo, :i_hi - i_lo]
         term = self._term[:j_hi - j_lo, :i_hi - i_lo]
         for n, (s, weight) in enumerate(zip(sources, weights)):
-            if s not in self._kept:
-                image = self._spare.pop() if self._spare else np.empty(self._pixels.shape[1:], self._work_dtype)
-                np.copyto(image, self._pixels[s], casting="unsafe")  # exact: work type is wide enough
-                self._converted[s] = image
-                image = _shift_axis(image, self._shifts_j[s], 0)
-                self._kept[s] = _shift_axis(image, self._shifts_i[s], 1)
             top, left = self._shifts_j[s].lo, self._shifts_i[s].lo
-            part = self._kept[s][j_lo - top:j_hi - top, i_lo - left:i_hi - left]
+            part = self._shifted(s)[j_lo - top:j_hi - top, i_lo - left:i_hi - left]
             np.multiply(part, self._work_dtype.type(weight), out=total if n == 0 else term)
             if n:
                 total += term
         return total
+
+    def renormalised(self, sources: tuple[int, ...], weights: tuple[float, ...],
+                     box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """Over ``box``: the blend of the ``sources`` that cover each pixel, their (non-negative)
+        weights renormalised to sum 1 there, and where any covers. The blend is a scratch array
+        that the next call overwrites."""
+        self._release_before(sources[0])
+        j_lo, j_hi, i_lo, i_hi = box
+        total = self._total[:j_hi - j_lo, :i_hi - i_lo]
+        total.fill(0)
+        weight_sum = np.zeros(total.shape, self._work_dtype)
+        for s, weight in zip(sources, weights):
+            sj, si = self._shifts_j[s], self._shifts_i[s]
+            top, bottom = max(sj.lo, j_lo), min(sj.hi, j_hi)
+            left, right = max(si.lo, i_lo), min(si.hi, i_hi)
+            if top >= bottom or left >= right:
+                continue
+            part = self._shifted(s)[top - sj.lo:bottom - sj.lo, left - si.lo:right - si.lo]
+            window = (slice(top - j_lo, bottom - j_lo), slice(left - i_lo, right - i_lo))
+            total[window] += part * self._work_dtype.type(weight)
+            weight_sum[window] += self._work_dtype.type(weight)
+        covered = weight_sum > 0
+        np.divide(total, weight_sum, out=total, where=covered)
+        return total, covered
+
+
+def _store_where(target: np.ndarray, values: np.ndarray, covered: np.ndarray) -> None:
+    """``_store`` of the ``covered`` pixels only (values are convex blends: no clipping needed)."""
+    if target.dtype.kind in "iu":
+        np.rint(values, out=values)
+    np.copyto(target, values, where=covered.astype(bool), casting="unsafe")
 
 
 def _shift_axis(image: np.ndarray, shift: _AxisShift, axis: int) -> np.ndarray:

@@ -9,17 +9,22 @@ from typing import Literal
 
 import numpy as np
 
-from .geometry import acquired_steps, dominant_step
+from .geometry import acquired_steps, constant_runs, dominant_step
 from .model import Stack
 from .policies import Spacing, SpacingRule, parse_spacing
 from .tolerances import DEFAULT, Tolerances
+
+MIN_RUN_STEPS = 2
+"""A run of equal steps sets the ``auto`` spacing only when it holds at least this many steps (three
+slices): a single step between two runs (the 1.08 mm where a 4 mm and a 7 mm run meet) is a
+junction, not a spacing the scanner acquired at."""
 
 SINGLE_SLICE_SPACING_MM = 1.0
 """The k spacing given to a one-slice volume (a localizer) whose headers state no spacing or
 thickness: any value places its one plane correctly; 1 mm keeps viewers' defaults sensible."""
 
 
-SpacingSource = Literal["nominal", "median", "min", "requested", "single_slice_default"]
+SpacingSource = Literal["nominal", "finest_run", "median", "min", "requested", "single_slice_default"]
 """Where a slice spacing comes from: a candidate of the stack, the number the user gave, or
 ``SINGLE_SLICE_SPACING_MM``."""
 
@@ -39,10 +44,14 @@ class SliceSpacing:
 def choose_spacing(stack: Stack, choice: Spacing | str, tol: Tolerances = DEFAULT) -> SliceSpacing:
     """The slice spacing (mm, along the normal) for ``choice``, and where it comes from.
 
-    ``auto``: the nominal spacing (SpacingBetweenSlices, else SliceThickness) when the positions
-    support it — the usual step, or every stitched section's step, agrees with it within
-    ``tol.nominal_mm``, and on a tilted stack it is not the table step — else the median step.
-    A single slice gets its nominal spacing, else ``SINGLE_SLICE_SPACING_MM``. ``nominal``,
+    ``auto`` is never coarser than the finest regular run of the stack, so that no part of it
+    loses resolution: the nominal spacing (SpacingBetweenSlices, else SliceThickness) when the
+    positions support it — the usual step, or every stitched section's step, agrees with it within
+    ``tol.nominal_mm``, and on a tilted stack it is not the table step; else the finest regular
+    run: the smallest section step of stitched sections, or the smallest mean step of the runs of
+    at least ``MIN_RUN_STEPS`` equal steps (junction steps between runs, overlaps and gaps never
+    count); else (no such run) the median step. A single slice gets its nominal spacing, else
+    ``SINGLE_SLICE_SPACING_MM``. ``nominal``,
     ``median``, ``min``: that value (an error when the stack lacks it). A number: exactly that
     many mm.
     """
@@ -66,14 +75,38 @@ def choose_spacing(stack: Stack, choice: Spacing | str, tol: Tolerances = DEFAUL
         why = "no nominal spacing in the headers" if nominal is None else _nominal_disagreement(stack, nominal, tol)
         if why is None:
             return SliceSpacing(nominal, auto, "nominal", f"nominal spacing {nominal:g} mm (the positions agree with it)")
+        finest = finest_run_step(stack, tol)
+        if finest is not None:
+            step, what = finest
+            return SliceSpacing(step, auto, "finest_run",
+                                f"{step:.4g} mm, the step of {what} ({why}; a coarser spacing would lose its resolution)")
         median = candidates["median"]
-        return SliceSpacing(median, auto, "median", f"median step {median:.4g} mm ({why})")
+        return SliceSpacing(median, auto, "median", f"median step {median:.4g} mm ({why}; no run of equal steps)")
     if choice.value not in candidates:
         what = "no such value in its headers" if choice == SpacingRule.NOMINAL else "one position: no steps"
         raise ValueError(f"stack {stack.id} has no {choice} spacing ({what})")
     value = candidates[choice.value]
     source: SpacingSource = "nominal" if choice == SpacingRule.NOMINAL else "median" if choice == SpacingRule.MEDIAN else "min"
     return SliceSpacing(value, choice, source, f"{choice} spacing {value:.4g} mm")
+
+
+def finest_run_step(stack: Stack, tol: Tolerances = DEFAULT) -> tuple[float, str] | None:
+    """The step of the stack's finest regular run and what that run is, in words: the smallest
+    section step of stitched sections, else the smallest mean step among runs of at least
+    ``MIN_RUN_STEPS`` agreeing steps (``geometry.constant_runs``). ``None`` when there is none."""
+    g = stack.geometry
+    sections = [s for s in g.sections if s.step_mm]
+    if len(sections) > 1:
+        finest = min(sections, key=lambda s: s.step_mm)
+        return finest.step_mm, f"stitched section {finest.index + 1} (of {len(g.sections)})"
+    steps = np.asarray(g.steps_mm)
+    runs = [r for r in constant_runs(steps, tol) if r[1] >= MIN_RUN_STEPS and r[2] > tol.position_mm]
+    if not runs:
+        return None
+    first, count, step = min(runs, key=lambda r: r[2])
+    if len(runs) == 1 and count == len(steps):
+        return step, "the stack's equal steps"
+    return step, f"its finest run of equal steps ({count + 1} slices, from slice {first + 1})"
 
 
 def _nominal_disagreement(stack: Stack, nominal: float, tol: Tolerances) -> str | None:

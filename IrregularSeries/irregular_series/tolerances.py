@@ -58,7 +58,7 @@ class Tolerances:
     """Slices resampled onto one grid must share PixelSpacing within this fraction of it."""
 
     plane_count_slack: float = 1e-6
-    """Relative slack when counting how many planes fit between the first and last slice, so that a
+    """Relative slack when counting how many planes it takes to reach the last slice, so that a
     span of n steps at a spacing equal to the step within this relative error gives n + 1 planes."""
 
     corner_mm: float = 1e-3

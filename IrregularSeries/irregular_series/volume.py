@@ -1,7 +1,9 @@
-"""One part to one verified output volume: load, resample, verify, and the decisions that says.
+"""One part to one verified output volume: load, resample, verify geometry and content, and the
+decisions that says.
 
 Raises ``VerificationError`` when the volume would put an input slice away from where its
-headers say it is; nothing is written for such a volume.
+headers say it is, and ``ContentCheckError`` (a ``VerificationError``) when its voxels are not
+what the input slices give or lose input; nothing is written for such a volume.
 """
 
 from __future__ import annotations
@@ -11,14 +13,15 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from .content_check import ContentCheck, check_content
 from .decisions import Decision, DecisionKind
 from .grid import OutputGrid, build_grid
 from .model import SliceHeader
 from .options import ConvertOptions
-from .pixels import load_pixels
+from .pixels import load_pixels, value_dtype
 from .policies import GapPolicy, Interpolation, PositionSource, TiltPolicy
 from .planning import Part, missing_after, override_positions, positions_along, slice_id
-from .resample import PlaneSource, ResampleResult, resample_stack
+from .resample import PlaneSource, ResampleResult, resample_stack, slice_reach_mm
 from .spacing import choose_spacing
 from .verify import VerificationResult, verify_placements
 
@@ -40,23 +43,63 @@ class Volume:
     positions were overridden (``positions="nominal"``)."""
     planes: list[PlaneSource]
     """What each plane was made of: indices into ``part.slices`` and their weights."""
+    content: ContentCheck
+    background: float | None
+    """The value of voxels no slice reaches (None when every voxel holds data)."""
+    extrapolated: list[dict]
+    """Planes filled from one slice they lie outside of: plane index, the slice's label and the
+    plane's signed distance from it along the normal (mm)."""
 
 
 class VerificationError(RuntimeError):
     """An output volume would put input slices away from where their headers say they are."""
 
 
+class ContentCheckError(VerificationError):
+    """An output volume whose voxels are not what its input slices give, or that loses input."""
+
+
 def _plane_notes(result: ResampleResult, slices: Sequence[SliceHeader], normal: Sequence[float],
-                 options: ConvertOptions) -> list[Decision]:
-    """What the planes are made of: blank gap planes, nearest-neighbour distances."""
+                 options: ConvertOptions, reach_mm: np.ndarray) -> list[Decision]:
+    """What the planes are made of: planes filled from a slice past the ends and in blank gaps,
+    planes left blank, nearest-neighbour distances."""
     notes = []
-    blank = [p.position_mm for p in result.planes if p.blank]
+    positions = positions_along(slices, normal)
+    last = len(slices) - 1
+    for m in (0, len(result.planes) - 1):
+        p = result.planes[m]
+        if p.extrapolated_mm > 0:
+            s = p.slice_indices[0]
+            notes.append(Decision(
+                DecisionKind.PLANE_EXTRAPOLATED,
+                f"plane {m} lies {p.extrapolated_mm:.3f} mm past the {'last' if s == last else 'first'} slice "
+                f"({slices[s].label}): filled from it by constant extrapolation along the stack, within its reach "
+                f"of {reach_mm[s]:.3g} mm ({_reach_words(slices[s])})",
+                values={"plane": m, "slice": slices[s].label, "distance_mm": round(p.extrapolated_mm, 6),
+                        "reach_mm": round(float(reach_mm[s]), 6)}))
+    end = result.planes[-1]
+    if end.blank and len(result.planes) > 1:
+        beyond = float(end.position_mm - positions[-1])
+        notes.append(Decision(
+            DecisionKind.END_BEYOND_REACH,
+            f"the last plane lies {beyond:.3f} mm past the last slice ({slices[-1].label}), beyond its reach of "
+            f"{reach_mm[-1]:.3g} mm ({_reach_words(slices[-1])}): background, mask 0",
+            values={"distance_mm": round(beyond, 6), "reach_mm": round(float(reach_mm[-1]), 6)}))
+    inner = result.planes[1:-1]
+    reached = [p for p in inner if p.extrapolated_mm > 0]
+    blank = [p for p in inner if p.blank]
+    if reached:
+        farthest = max(p.extrapolated_mm for p in reached)
+        notes.append(Decision(
+            DecisionKind.GAP_PLANES_REACHED,
+            f"{len(reached)} plane(s) inside missing-slice gaps lie within the reach of a slice and copy it "
+            f"(up to {farthest:.3f} mm away; a slice reaches half its thickness, else half its local step)",
+            "gaps", "blank", {"planes": len(reached), "max_distance_mm": round(farthest, 6)}))
     if blank and options.gaps == GapPolicy.BLANK:
         notes.append(Decision(DecisionKind.GAPS_BLANK,
-                              f"{len(blank)} plane(s) inside missing-slice gaps left blank, mask 0 there",
-                              "gaps", "blank", {"planes": len(blank)}))
+                              f"{len(blank)} plane(s) inside missing-slice gaps left blank: no slice reaches them, "
+                              "mask 0 there", "gaps", "blank", {"planes": len(blank)}))
     if options.interpolation == Interpolation.NEAREST:
-        positions = positions_along(slices, normal)
         far = max((abs(p.position_mm - positions[p.slice_indices[0]]) for p in result.planes if not p.blank),
                   default=0.0)
         if far > options.tolerances.verify_mm:
@@ -65,6 +108,29 @@ def _plane_notes(result: ResampleResult, slices: Sequence[SliceHeader], normal: 
                 f"nearest neighbour: planes copy the closest slice, up to {far:.3f} mm away along the normal",
                 "interpolation", "nearest", {"max_distance_mm": round(float(far), 6)}))
     return notes
+
+
+def _extrapolated(result: ResampleResult, slices: Sequence[SliceHeader], normal: Sequence[float]) -> list[dict]:
+    positions = positions_along(slices, normal)
+    return [{"plane": m, "slice": slices[p.slice_indices[0]].label,
+             "offset_mm": round(p.position_mm - float(positions[p.slice_indices[0]]), 6)}
+            for m, p in enumerate(result.planes) if p.extrapolated_mm > 0]
+
+
+def _reach_words(s: SliceHeader) -> str:
+    return (f"half its {s.slice_thickness_mm:g} mm thickness" if s.slice_thickness_mm
+            else "half its local step: no SliceThickness")
+
+
+def _background(options: ConvertOptions, slices: Sequence[SliceHeader], lowest: float) -> tuple[float, str]:
+    """The background value and where it comes from, in words."""
+    if options.background is not None:
+        return options.background, f"{options.background:g} as requested"
+    padding = {s.rescaled_padding_value for s in slices if s.rescaled_padding_value is not None}
+    if len(padding) == 1:
+        value = padding.pop()
+        return value, f"{value:g}, the rescaled PixelPaddingValue"
+    return lowest, f"{lowest:g}, the lowest value in the data"
 
 
 def build_volume(part: Part, options: ConvertOptions, pixels: np.ndarray | None = None) -> Volume:
@@ -93,9 +159,15 @@ def build_volume(part: Part, options: ConvertOptions, pixels: np.ndarray | None 
         pixels = load_pixels(part.slices)
     grid = build_grid(slices, spacing, options.tilt, tolerances=tol)
     gap_after = missing_after(stack)
-    blank_after = [k for k, s in enumerate(slices[:-1]) if slice_id(s) in gap_after]
+    blank = options.gaps == GapPolicy.BLANK
+    blank_flags = np.array([blank and slice_id(s) in gap_after for s in slices[:-1]], bool)
+    reach = slice_reach_mm(slices, positions_along(slices, g.normal), blank_flags)
+    lo, hi = (float(np.nanmin(pixels)), float(np.nanmax(pixels))) if pixels.size else (0.0, 0.0)
+    background, background_why = _background(options, slices, lo)
+    out_dtype = value_dtype(min(lo, background), max(hi, background), pixels.dtype, slices)
     result = resample_stack(pixels, slices, grid, interpolation=options.interpolation,
-                            gaps="blank" if options.gaps == "blank" else "interpolate", blank_after=blank_after,
+                            gaps="blank" if blank else "interpolate", blank_after=list(np.flatnonzero(blank_flags)),
+                            background=background, out_dtype=out_dtype, reach_mm=reach,
                             snap_mm=tol.lattice_snap_mm)
     verification = verify_placements(slices, result.placements, grid, tol.verify_mm,
                                      direction_tolerance_deg=tol.orientation_deg)
@@ -118,15 +190,21 @@ def build_volume(part: Part, options: ConvertOptions, pixels: np.ndarray | None 
     if options.gaps == GapPolicy.INTERPOLATE and any(slice_id(s) in gap_after for s in slices[:-1]):
         decisions.append(Decision(DecisionKind.GAPS_INTERPOLATED, "missing slices: interpolated across the gaps",
                                   "gaps", "interpolate"))
-    decisions += _plane_notes(result, slices, g.normal, options)
-    positions = positions_along(slices, g.normal)
-    short = positions[-1] - (positions[0] + (grid.shape_kji[0] - 1) * spacing)
-    if short > tol.verify_mm:
-        decisions.append(Decision(
-            DecisionKind.LAST_PLANE_SHORT,
-            f"the last plane is {short:.3f} mm short of the last slice ({slices[-1].label}): "
-            "planes stop within the data rather than extrapolate past it",
-            values={"short_mm": round(float(short), 6)}))
+    decisions += _plane_notes(result, slices, g.normal, options, reach)
+    if result.mask is not None:
+        decisions.append(Decision(DecisionKind.BACKGROUND, f"background (voxels no slice reaches, mask 0): {background_why}",
+                                  "background", None, {"value": background}))
+    if out_dtype != pixels.dtype:
+        decisions.append(Decision(DecisionKind.OUTPUT_TYPE,
+                                  f"output type {out_dtype}: it holds the data's actual values {lo:g} to {hi:g}",
+                                  values={"dtype": str(out_dtype), "min": lo, "max": hi}))
+    content = check_content(result.volume, result.mask, grid, slices, pixels,
+                            interpolation=options.interpolation, gap_after=blank_flags, reach_mm=reach,
+                            background=background if result.mask is not None else None, spacing_mm=spacing,
+                            left_out=part.left_out, value_range=(lo, hi), snap_mm=tol.lattice_snap_mm)
+    if not content.ok:
+        raise ContentCheckError(f"{content.failure}; nothing written")
+    decisions += [Decision(DecisionKind.CONTENT_WARNING, f"WARNING: {w}") for w in content.warnings]
     if g.tilt_deg > tol.tilt_deg:
         tilt = {"tilt_deg": round(g.tilt_deg, 4)}
         decisions.append(
@@ -140,4 +218,5 @@ def build_volume(part: Part, options: ConvertOptions, pixels: np.ndarray | None 
         decisions.append(Decision(DecisionKind.NO_INTERPOLATION,
                                   "no interpolation: every voxel is a copy of an input pixel"))
     return Volume(replace(part, decisions=decisions), result.volume, result.mask, grid, spacing,
-                  result.interpolated, verification, dicom_error, result.planes)
+                  result.interpolated, verification, dicom_error, result.planes, content,
+                  background if result.mask is not None else None, _extrapolated(result, slices, g.normal))
