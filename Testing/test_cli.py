@@ -112,10 +112,10 @@ def test_positions_override_and_blank_mask_are_printed(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0 and f"  mask {tmp_path / 'blank' / '1_missing_slices_stack1_mask.nrrd'}" in out
     # The command line names its flags; report.json keeps the library's neutral words and the fields.
-    assert "    - 3 plane(s) inside missing-slice gaps left blank, mask 0 there (--gaps blank)" in out
+    assert "    - 3 plane(s) inside missing-slice gaps left blank: no slice reaches them, mask 0 there (--gaps blank)" in out
     report = json.loads((tmp_path / "blank" / "report.json").read_text())
     (blank,) = [d for d in report["outputs"][0]["decisions"] if d["kind"] == "gaps_blank"]
-    assert blank == {"kind": "gaps_blank", "message": "3 plane(s) inside missing-slice gaps left blank, mask 0 there",
+    assert blank == {"kind": "gaps_blank", "message": "3 plane(s) inside missing-slice gaps left blank: no slice reaches them, mask 0 there",
                      "option": "gaps", "choice": "blank", "values": {"planes": 3}}
 
 

@@ -261,14 +261,15 @@ def test_spacing_presets_of_one_slice_without_a_nominal_spacing(tmp_path):
 
 def test_the_users_tolerances_choose_the_spacing(tmp_path):
     """Steps of 2.53 mm under a nominal 2.5 mm: the nominal spacing within the default 0.05 mm, the
-    median step when the user allows only 0.01 mm (examine used to ignore the user's tolerances)."""
+    measured step (of the finest run) when the user allows only 0.01 mm (examine used to ignore the
+    user's tolerances)."""
     positions = [round(2.53 * k, 6) for k in range(12) if k != 6]  # one slice missing: hardened
     slices = phantoms._slices_at(positions, slice_thickness_mm=2.5, spacing_between_slices_mm=2.5)
     write_series(phantoms._series("tolerance", slices), tmp_path)
     strict = Tolerances(nominal_mm=0.01)
     (stack,) = analyze([tmp_path], tolerances=strict).series[0].stacks
     assert spacing_presets(stack).startswith("auto = nominal 2.5 mm")
-    assert spacing_presets(stack, strict).startswith("auto = median 2.53 mm")
+    assert spacing_presets(stack, strict).startswith("auto = finest run 2.53 mm")
     (spec,) = examine_series(analyze([tmp_path], tolerances=strict).series[0], "1: tolerance", tolerances=strict)
     assert spec.action == "harden" and spec.spacing_mm == pytest.approx(2.53)
 

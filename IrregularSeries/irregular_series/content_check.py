@@ -134,12 +134,16 @@ class _Stack:
 
     @classmethod
     def of(cls, slices: Sequence[SliceHeader]) -> _Stack:
+        """The slices share one orientation and pixel spacing within the tolerances that grouped
+        them; like the resampler, take the first slice's for all (verification measures what that
+        costs)."""
+        n = len(slices)
         ipp = np.array([s.position_lps_mm for s in slices], float)
-        row = np.array([s.row_cosines for s in slices], float)
-        col = np.array([s.col_cosines for s in slices], float)
+        row = np.tile(np.asarray(slices[0].row_cosines, float), (n, 1))
+        col = np.tile(np.asarray(slices[0].col_cosines, float), (n, 1))
         normal = np.cross(row[0], col[0])
         normal /= np.linalg.norm(normal)
-        spacing = np.array([s.pixel_spacing_mm for s in slices], float)
+        spacing = np.tile(np.asarray(slices[0].pixel_spacing_mm, float), (n, 1))
         return cls(ipp, row, col, normal, spacing[:, 1], spacing[:, 0], ipp @ normal)
 
 

@@ -183,7 +183,8 @@ def spacing_presets(stack: Stack, tolerances: Tolerances = DEFAULT) -> str:
     candidates = stack.geometry.candidate_spacings_mm
     auto = choose_spacing(stack, SpacingRule.AUTO, tolerances)
     names = {"nominal": "nominal", "median": "median", "min": "smallest"}
-    source = f"{names[auto.source]} " if auto.source in names else ""
+    sources = {**names, "finest_run": "finest run"}
+    source = f"{sources[auto.source]} " if auto.source in sources else ""
     parts = [f"auto = {source}{auto.value_mm:.4g} mm"]
     parts += [f"{names[key]} {candidates[key]:.4g} mm" for key in names if key in candidates]
     return " · ".join(parts)
