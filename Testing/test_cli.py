@@ -16,6 +16,7 @@ import pytest
 
 from test_convert import ENCODING, _recompress_as_mpeg2, encoded, encoding_error, read_nrrd
 from irregular_series.cli import main
+from irregular_series.runlog import LOG_NAME
 from irregular_series.testing.synthetic import micro_ct_demo_series, write_demo
 
 
@@ -134,7 +135,8 @@ def test_failure_lines_name_the_flag_that_helps(tmp_path, capsys):
 def test_format_option_names_the_files(tmp_path, capsys, fmt, suffix):
     encoded("gantry_tilt").write(tmp_path / "in")
     assert main(["convert", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--format", fmt]) == 0
-    assert [p.name for p in (tmp_path / "out").iterdir() if p.name != "report.json"] == [f"1_gantry_tilt_stack1{suffix}"]
+    assert [p.name for p in (tmp_path / "out").iterdir() if p.name not in ("report.json", LOG_NAME)] == [
+        f"1_gantry_tilt_stack1{suffix}"]
 
 
 def test_runs_as_a_process_without_terminal_codes(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -14,6 +15,7 @@ from .analysis import analyze
 from .conversion import ConvertResult, convert
 from .decisions import OptionName
 from .options import ConvertOptions
+from .parallel import Execution
 from .policies import (
     GapPolicy,
     Interpolation,
@@ -105,6 +107,8 @@ def _use_flag(option: OptionName, choice: str | None) -> str:
 
 
 def print_outputs(result: ConvertResult) -> None:
+    if result.resumed_series:
+        print(f"kept the outputs of {len(result.resumed_series)} series finished by an earlier run")
     for output in result.outputs:
         shape = "x".join(map(str, output.shape))
         spacing = "x".join(f"{v:.4g}" for v in output.spacing)
@@ -146,14 +150,19 @@ def _nothing_found(result: ConvertResult) -> None:
         print(f"  ... and {len(excluded) - 10} more (see {result.report_path})", file=sys.stderr)
 
 
+def _execution(args: argparse.Namespace) -> Execution:
+    return Execution(jobs=args.jobs, scheduler=args.dask, max_memory_bytes=args.max_memory, resume=args.resume)
+
+
 def cmd_convert(args: argparse.Namespace) -> int:
     try:
-        result = convert(args.paths, args.output, _options(args))
+        result = convert(args.paths, args.output, _options(args), execution=_execution(args))
     except FileExistsError as err:
-        print(f"irregular-series convert: {err} ({_use_flag('force', None)})", file=sys.stderr)
+        print(f"irregular-series convert: {err} ({_use_flag('force', None)} to replace it, or --resume to keep "
+              "what it finished)", file=sys.stderr)
         return 1
     print_outputs(result)
-    if not result.outputs and not result.failures:
+    if not result.outputs and not result.failures and not result.resumed_series:
         _nothing_found(result)
         return 1
     return 0 if result.ok else 1
@@ -210,6 +219,41 @@ def add_convert_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="overwrite existing output files")
 
 
+def _jobs(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number of processes, got {text!r}")
+    return value
+
+
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?", re.IGNORECASE)
+
+
+def _bytes(text: str) -> int:
+    match = _SIZE.fullmatch(text.strip())
+    if not match or float(match[1]) <= 0:
+        raise argparse.ArgumentTypeError(f"expected a size such as 4G or 512M, got {text!r}")
+    return int(float(match[1]) * 1024 ** "_KMGT".index(match[2].upper() or "_"))
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--jobs", type=_jobs, default=None, metavar="N",
+                        help="series converted at once, each in its own process (default: the CPU count); "
+                             "memory grows with the series in flight")
+    parser.add_argument("--max-memory", type=_bytes, default=None, metavar="SIZE",
+                        help="do not start another series while those in flight would take more than SIZE "
+                             "(e.g. 4G), by an estimate of 3 float32 copies of each series' largest volume")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the series an earlier run into the same folder finished (same files, "
+                             "options and outputs, by its log report.series.jsonl) and convert the rest")
+    parser.add_argument("--dask", metavar="SCHEDULER_ADDRESS", default=None,
+                        help="convert the series on this Dask distributed cluster, whose workers must see "
+                             "the same file system (needs irregular-series[distributed])")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="irregular-series",
@@ -230,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("-o", "--output", required=True,
                       help="output folder (created if needed); nothing in it is replaced without --force")
     add_convert_options(conv)
+    add_run_options(conv)
     conv.set_defaults(func=cmd_convert)
 
     demo = sub.add_parser("demo", help="write a built-in stitched micro-CT series, inspect it and convert it at 0.6 mm")

@@ -1,8 +1,10 @@
 """Analysed stacks to verified regular volumes on disk, and ``report.json``.
 
-``convert`` plans every wanted stack (``planning``), builds and verifies each part (``volume``),
-writes the files and the report. Nothing is written for a part whose verification fails, and
-nothing already in the output folder is replaced without ``force``.
+Per series: ``plan_series`` plans every wanted stack (``planning``) and names its parts;
+``convert_series`` builds and verifies each part (``volume``) and writes its files; ``report_bytes``
+makes the report of them all. ``convert`` runs these over every series found (through ``archive``,
+which may spread the series over processes). Nothing is written for a part whose verification
+fails, and nothing already in the output folder is replaced without ``force``.
 
 A stack or part that fails for a reason of its input (``STACK_ERRORS``) becomes a ``Failure`` and
 the others go on; any other exception is a bug and propagates.
@@ -12,23 +14,22 @@ from __future__ import annotations
 
 import json
 import os
-import sys
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .analysis import analyze
 from .decisions import Decision, Failure, PolicyError
 from .model import Analysis, Role, SeriesAnalysis, Stack
 from .naming import output_stem
 from .options import ConvertOptions
 from .policies import OutputFormat
-from .outputs import atomic_write, output_path
+from .outputs import output_path
 from .pixels import PixelDecodeError
-from .planning import plan_stack
+from .parallel import Execution
+from .planning import Part, plan_stack
 from .report import analysis_to_dict, series_title
 from .tolerances import Tolerances
 from .volume import VerificationError, Volume, build_volume
@@ -116,6 +117,8 @@ class ConvertResult:
     outputs: list[OutputVolume]
     failures: list[Failure]
     report_path: Path
+    resumed_series: list[str] = field(default_factory=list)
+    """Series UIDs whose outputs were kept from an earlier run into the same folder."""
 
     @property
     def ok(self) -> bool:
@@ -207,17 +210,6 @@ def _write_dicom(volume: Volume, series: SeriesAnalysis, outdir: Path, stem: str
                               series_description=description)
 
 
-def _progress(enabled: bool) -> Callable[[str], None]:
-    if not enabled:
-        return lambda message: None
-
-    def show(message: str) -> None:
-        sys.stderr.write("\r\x1b[K" + message[:100])
-        sys.stderr.flush()
-
-    return show
-
-
 def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
@@ -229,62 +221,111 @@ def _failure(subject: str, error: Exception, tail: str = "") -> Failure:
     return Failure(subject, _one_line(error) + tail, remedy)
 
 
+@dataclass(frozen=True)
+class PlannedPart:
+    """One output volume to build, named before any is built, so that names (and the report) do
+    not depend on which part finishes first or in which process."""
+
+    part: Part
+    stem: str
+    name: str
+
+
+@dataclass
+class SeriesPlan:
+    """What converting one series does: its parts, and the failures of planning, in stack order."""
+
+    series: SeriesAnalysis
+    steps: list[PlannedPart | Failure]
+
+    @property
+    def parts(self) -> list[PlannedPart]:
+        return [step for step in self.steps if isinstance(step, PlannedPart)]
+
+
+@dataclass
+class SeriesOutcome:
+    """The outputs written for one series and its failures, in the order of its plan."""
+
+    outputs: list[OutputVolume]
+    failures: list[Failure]
+
+    def report_entries(self) -> tuple[list[dict[str, Any]], list[str]]:
+        """Its ``outputs`` and ``failures`` entries in ``report.json``."""
+        return [o.to_dict() for o in self.outputs], [str(f) for f in self.failures]
+
+
+def plan_series(series: SeriesAnalysis, options: ConvertOptions, used: set[str]) -> SeriesPlan:
+    """The parts of every wanted stack of ``series``, each with its output stem (``used``: the stems
+    taken so far in this run, updated)."""
+    steps: list[PlannedPart | Failure] = []
+    for stack in series.stacks:
+        if not _wanted(stack, options):
+            continue
+        title = f"{series_title(series)} stack {stack.id}"
+        try:
+            parts = plan_stack(stack, options)
+        except STACK_ERRORS as err:
+            steps.append(_failure(title, err, "; nothing written"))
+            continue
+        for part in parts:
+            name = f"{title}{' ' + part.label if part.label else ''}"
+            steps.append(PlannedPart(part, output_stem(series, stack, part, used), name))
+    return SeriesPlan(series, steps)
+
+
+def convert_series(plan: SeriesPlan, outdir: Path, options: ConvertOptions) -> SeriesOutcome:
+    """Build, verify and write every part of ``plan`` (its pixels are read here, by whoever runs this)."""
+    outcome = SeriesOutcome([], [])
+    series = plan.series
+    derived = 0  # DICOM series derived from this one so far
+    for step in plan.steps:
+        if isinstance(step, Failure):
+            outcome.failures.append(step)
+            continue
+        try:
+            volume = build_volume(step.part, options)
+            if options.format == OutputFormat.DICOM:
+                derived += 1
+                dicom = _write_dicom(volume, series, outdir, step.stem, options, derived)
+                outcome.outputs.append(_record(series, volume, dicom.folder, None, dicom))
+            else:
+                path, mask_path = _write(volume, outdir, step.stem, options)
+                outcome.outputs.append(_record(series, volume, path, mask_path))
+        except STACK_ERRORS as err:  # one bad stack must not stop the others
+            outcome.failures.append(_failure(step.name, err))
+    return outcome
+
+
+def report_bytes(analysis: Analysis, options: ConvertOptions, outputs: list[dict[str, Any]],
+                 failures: list[str]) -> bytes:
+    """``report.json``: the inspect report plus ``options``, the ``outputs`` and the ``failures``."""
+    document = analysis_to_dict(analysis)
+    document["options"] = options.to_dict()
+    document["outputs"] = outputs
+    document["failures"] = failures
+    return (json.dumps(document, indent=2) + "\n").encode("utf-8")
+
+
 def convert(
     paths: Iterable[str | os.PathLike],
     outdir: str | os.PathLike,
     options: ConvertOptions = ConvertOptions(),
     *,
     progress: bool | None = None,
+    execution: Execution = Execution(),
 ) -> ConvertResult:
     """Analyse ``paths``, write one verified volume per part of every wanted stack into ``outdir``,
     and ``outdir/report.json`` (the inspect report plus ``options``, ``outputs`` and ``failures``).
 
     A stack or part that cannot be converted (``STACK_ERRORS``) becomes a ``Failure`` and the
     others go on. Raises ``FileExistsError`` before doing anything when ``outdir`` already holds a
-    report and ``options.force`` is not set. ``progress``: a status line on stderr (default: when
-    stderr is a terminal).
+    report (or the log of an interrupted run) and neither ``options.force`` nor ``execution.resume``
+    is set. ``progress``: a progress bar on stderr (default: when stderr is a terminal).
+    ``execution``: where the series are converted (this process, worker processes, a Dask cluster)
+    and whether the series an earlier run finished are kept; the files written are the same
+    whichever is chosen.
     """
-    outdir = Path(outdir)
-    report_path = outdir / REPORT_NAME
-    if not options.force and os.path.lexists(report_path):
-        raise FileExistsError(
-            f"{report_path} already exists: {outdir} holds an earlier conversion; choose another output folder "
-            "or replace it")
-    outdir.mkdir(parents=True, exist_ok=True)
-    analysis = analyze(paths, tolerances=options.tolerances)
-    show = _progress(sys.stderr.isatty() if progress is None else progress)
-    outputs: list[OutputVolume] = []
-    failures: list[Failure] = []
-    used: set[str] = set()
-    derived: dict[str, int] = {}  # source series UID -> DICOM series derived from it so far
-    work = [(series, stack) for series in analysis.series for stack in series.stacks if _wanted(stack, options)]
-    for n, (series, stack) in enumerate(work, start=1):
-        title = f"{series_title(series)} stack {stack.id}"
-        show(f"[{n}/{len(work)}] {title}")
-        try:
-            parts = plan_stack(stack, options)
-        except STACK_ERRORS as err:
-            failures.append(_failure(title, err, "; nothing written"))
-            continue
-        for part in parts:
-            name = f"{title}{' ' + part.label if part.label else ''}"
-            try:
-                volume = build_volume(part, options)
-                stem = output_stem(series, stack, part, used)
-                if options.format == OutputFormat.DICOM:
-                    derived[series.series_instance_uid] = derived.get(series.series_instance_uid, 0) + 1
-                    dicom = _write_dicom(volume, series, outdir, stem, options, derived[series.series_instance_uid])
-                    outputs.append(_record(series, volume, dicom.folder, None, dicom))
-                else:
-                    path, mask_path = _write(volume, outdir, stem, options)
-                    outputs.append(_record(series, volume, path, mask_path))
-            except STACK_ERRORS as err:  # one bad stack must not stop the others
-                failures.append(_failure(name, err))
-    show("")
-    document = analysis_to_dict(analysis)
-    document["options"] = options.to_dict()
-    document["outputs"] = [o.to_dict() for o in outputs]
-    document["failures"] = [str(f) for f in failures]
-    text = (json.dumps(document, indent=2) + "\n").encode("utf-8")
-    atomic_write(report_path, lambda f: f.write(text), force=True)
-    return ConvertResult(analysis, outputs, failures, report_path)
+    from .archive import ArchiveConversion  # the archive runner is built on this module's steps
+
+    return ArchiveConversion(paths, outdir, options, execution=execution, progress=progress).result()

@@ -121,10 +121,25 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None], *, force: bool) 
             os.unlink(tmp)
 
 
+_PARTIAL = re.compile(r"\.[0-9a-f]{16}\.partial")
+
+
+def remove_partial_files(folder: Path) -> list[Path]:
+    """Delete the temporary files that writes killed before their rename left in ``folder`` (only
+    when no other run can be writing into it); returns what was deleted."""
+    removed = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if _PARTIAL.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+    return removed
+
+
 def _create_temporary_sibling(path: Path) -> tuple[Path, int]:
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     while True:
-        # Short fixed-length name: the target's own name may already be at the length limit.
+        # Short fixed-length name (_PARTIAL): the target's own name may already be at the length limit.
         tmp = path.with_name(f".{secrets.token_hex(8)}.partial")
         try:
             return tmp, os.open(tmp, flags, 0o666)

@@ -1,0 +1,175 @@
+"""Converting a whole archive: headers scanned and every series planned and named once, here; the
+series converted in this process, in worker processes or on a Dask cluster; each logged as it
+finishes; the series an earlier run finished kept when nothing they depend on has changed.
+
+Whichever way the series are converted, the files and ``report.json`` are the same, byte for byte:
+output names are decided before any series is converted, and the report lists series in the
+order of the analysis, not the order in which they finished.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .analysis import analyze
+from .conversion import (
+    REPORT_NAME,
+    ConvertResult,
+    OutputVolume,
+    SeriesOutcome,
+    SeriesPlan,
+    convert_series,
+    plan_series,
+    report_bytes,
+)
+from .decisions import Failure
+from .model import Analysis, SeriesAnalysis
+from .options import ConvertOptions
+from .outputs import atomic_write, remove_partial_files
+from .parallel import Execution, run_all
+from .progress import Progress
+from .report import series_title
+from .runlog import LOG_NAME, LogEntry, RunLog, fingerprint, size_on_disk
+
+WORKING_COPIES = 3
+"""Arrays of a part's size that building it holds at once (the pixels read, the resampled volume,
+its mask and working rows): the memory estimate of a series is this many times the float32 size of
+its largest part, since its parts are built one after another."""
+
+
+@dataclass(frozen=True)
+class SeriesResult:
+    """One series of a conversion, as it finished: ``index`` is its place in the report; ``entry``
+    its log line (with its ``report.json`` entries). ``resumed`` when its outputs were kept from an
+    earlier run instead of being converted again: then ``outputs`` and ``failures`` (the records of
+    this run) are empty and only ``entry`` tells what the earlier run wrote."""
+
+    index: int
+    series: SeriesAnalysis
+    entry: LogEntry
+    outputs: list[OutputVolume] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    resumed: bool = False
+
+
+def estimated_bytes(plan: SeriesPlan) -> int:
+    """Memory converting the series takes, by ``WORKING_COPIES``."""
+    largest = max((len(p.part.slices) * p.part.slices[0].rows * p.part.slices[0].columns
+                   for p in plan.parts if p.part.slices), default=0)
+    return WORKING_COPIES * 4 * largest
+
+
+class ArchiveConversion:
+    """A conversion into ``outdir``: made, it has scanned and planned (``analysis``, ``plans``);
+    iterated, it converts and yields a ``SeriesResult`` per series as each finishes, and writes
+    ``report.json`` once all have; ``result()`` runs it to the end.
+
+    Raises ``FileExistsError`` when made, before anything is written, if ``outdir`` holds a report
+    or the log of an interrupted run and neither ``options.force`` nor ``execution.resume`` is set.
+    """
+
+    def __init__(
+        self,
+        paths: Iterable[str | os.PathLike],
+        outdir: str | os.PathLike,
+        options: ConvertOptions = ConvertOptions(),
+        *,
+        execution: Execution = Execution(),
+        progress: bool | None = None,
+    ):
+        self.outdir = Path(outdir)
+        self.options = options
+        self.execution = execution
+        self.report_path = self.outdir / REPORT_NAME
+        self.log = RunLog(self.outdir / LOG_NAME)
+        if not (options.force or execution.resume):
+            if os.path.lexists(self.report_path):
+                raise FileExistsError(
+                    f"{self.report_path} already exists: {self.outdir} holds an earlier conversion; "
+                    "choose another output folder, replace it, or resume it to keep what it finished")
+            if self.log.exists():
+                raise FileExistsError(
+                    f"{self.log.path} already exists: {self.outdir} holds an interrupted conversion; "
+                    "resume it to keep what it finished, replace it, or choose another output folder")
+        self.outdir.mkdir(parents=True, exist_ok=True)
+        self._progress = progress
+        self.analysis: Analysis = analyze(paths, tolerances=options.tolerances)
+        used: set[str] = set()
+        self.plans = [plan_series(series, options, used) for series in self.analysis.series]
+        self.results: list[SeriesResult] = []
+        self._finished_all = False
+
+    def _fingerprint(self, plan: SeriesPlan) -> str:
+        sources = [(s.sop_instance_uid, s.path, s.frame) for stack in plan.series.stacks for s in stack.slices]
+        settings = {k: v for k, v in self.options.to_dict().items() if k != "force"}
+        settings.update(version=__version__, outdir=str(self.outdir.resolve()))
+        return fingerprint(sources, [p.stem for p in plan.parts], settings)
+
+    def _entry(self, plan: SeriesPlan, fingerprint_: str, outcome: SeriesOutcome) -> LogEntry:
+        root = self.outdir.resolve()
+        files = {}
+        for output in outcome.outputs:
+            for path in (output.path, output.mask_path):
+                if path is not None:
+                    name = str(Path(path).relative_to(root))
+                    files[name] = size_on_disk(root / name)
+        outputs, failures = outcome.report_entries()
+        return LogEntry(plan.series.series_instance_uid, fingerprint_, files, outputs, failures)
+
+    def __iter__(self) -> Iterator[SeriesResult]:
+        if self._finished_all:
+            yield from sorted(self.results, key=lambda r: r.index)
+            return
+        earlier = self.log.read() if self.execution.resume else {}
+        if self.execution.resume:
+            remove_partial_files(self.outdir)  # the run being resumed is over: its unfinished writes go
+        self.log.start(keep=self.execution.resume)
+        fingerprints = [self._fingerprint(plan) for plan in self.plans]
+        todo: list[int] = []
+        with Progress(len(self.plans), "series", self._progress) as bar:
+            for i, plan in enumerate(self.plans):
+                entry = earlier.get(plan.series.series_instance_uid)
+                if entry is not None and entry.fingerprint == fingerprints[i] and entry.still_on_disk(self.outdir):
+                    self.log.append(entry)
+                    yield self._finished(SeriesResult(i, plan.series, entry, resumed=True), bar)
+                else:
+                    todo.append(i)
+            # A series converted again under resume replaces what an interrupted run left at its names.
+            options = dataclasses.replace(self.options, force=True) if self.execution.resume else self.options
+            plans = [self.plans[i] for i in todo]
+            for k, outcome in run_all(convert_series, plans, [estimated_bytes(p) for p in plans], self.execution,
+                                      self.outdir, options):
+                i = todo[k]
+                entry = self._entry(self.plans[i], fingerprints[i], outcome)
+                self.log.append(entry)
+                yield self._finished(SeriesResult(i, self.plans[i].series, entry, outcome.outputs, outcome.failures), bar)
+        ordered = sorted(self.results, key=lambda r: r.index)
+        text = report_bytes(self.analysis, self.options, [o for r in ordered for o in r.entry.outputs],
+                            [f for r in ordered for f in r.entry.failures])
+        atomic_write(self.report_path, lambda f: f.write(text), force=True)
+        self._finished_all = True
+
+    def _finished(self, result: SeriesResult, bar: Progress) -> SeriesResult:
+        self.results.append(result)
+        bar.step(series_title(result.series))
+        return result
+
+    def result(self) -> ConvertResult:
+        """Convert what is left and return the conversion, series in report order (the outputs and
+        failures of this run; ``resumed_series`` names those kept from an earlier one)."""
+        for _ in self:
+            pass
+        ordered = sorted(self.results, key=lambda r: r.index)
+        return ConvertResult(
+            self.analysis,
+            [o for r in ordered for o in r.outputs],
+            [f for r in ordered for f in r.failures],
+            self.report_path,
+            [r.series.series_instance_uid for r in ordered if r.resumed],
+        )
