@@ -124,11 +124,13 @@ def test_failure_lines_name_the_flag_that_helps(tmp_path, capsys):
     encoded("regular").write(tmp_path / "in")
     assert main(["convert", str(tmp_path / "in"), "-o", str(tmp_path / "out")]) == 0
     (tmp_path / "out" / "report.json").unlink()
+    (tmp_path / "out" / LOG_NAME).unlink()
     assert main(["convert", str(tmp_path / "in"), "-o", str(tmp_path / "out")]) == 1
     (failure,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("FAILED")]
     assert failure.endswith("already exists; not overwriting it (use --force)")
     assert main(["convert", str(tmp_path / "in"), "-o", str(tmp_path / "out")]) == 1
-    assert capsys.readouterr().err.strip().endswith("or replace it (use --force)")
+    assert capsys.readouterr().err.strip().endswith(
+        "resume it to keep what it finished (use --force to replace it, or --resume to keep what it finished)")
 
 
 @pytest.mark.parametrize(("fmt", "suffix"), [("nii", ".nii"), ("nii.gz", ".nii.gz")])
