@@ -29,6 +29,7 @@ from irregular_series import dicom_writer
 from irregular_series.conversion import ConvertOptions, convert
 from irregular_series.dicom_writer import DERIVATION_CODES, UID_ROOT, choose_encoding
 from irregular_series.model import SliceHeader
+from irregular_series.runlog import LOG_NAME
 from irregular_series.testing.synthetic import SyntheticSeries, write_demo
 from phantoms import CASES, _stack
 
@@ -329,7 +330,7 @@ def test_sheared_grid_is_refused_and_nothing_is_written(write_phantom, tmp_path)
                      ConvertOptions(format="dicom", tilt="keep"), progress=False)
     (failure,) = result.failures
     assert "sheared" in failure.message and "--" not in failure.message and failure.remedy == ("tilt", "deskew")
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["report.json"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["report.json", LOG_NAME]
 
 
 def test_untilted_stack_kept_as_acquired_is_a_stack(write_phantom, tmp_path):
@@ -361,6 +362,7 @@ def test_existing_series_needs_force_and_is_replaced_whole(write_phantom, tmp_pa
     with pytest.raises(FileExistsError):
         convert([source], tmp_path / "out", ConvertOptions(format="dicom"), progress=False)
     (tmp_path / "out" / "report.json").unlink()
+    (tmp_path / "out" / LOG_NAME).unlink()
     kept = convert([source], tmp_path / "out", ConvertOptions(format="dicom"), progress=False)
     assert "already exists" in kept.failures[0].message and kept.failures[0].remedy == ("force", None)
     assert not kept.outputs
@@ -371,7 +373,7 @@ def test_existing_series_needs_force_and_is_replaced_whole(write_phantom, tmp_pa
     new = second.outputs[0].dicom_series
     assert new.series_instance_uid != first.outputs[0].dicom_series.series_instance_uid
     assert sorted(p.name for p in folder.iterdir()) == list(new.files)
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted([folder.name, "report.json"])
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted([folder.name, "report.json", LOG_NAME])
     assert tree_digest(source) == before
 
 

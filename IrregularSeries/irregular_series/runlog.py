@@ -19,8 +19,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .outputs import atomic_write
-
 LOG_NAME = "report.series.jsonl"
 
 _NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)  # never append through a planted link
@@ -88,15 +86,18 @@ class RunLog:
         return entries
 
     def start(self, *, keep: bool) -> None:
-        """Begin appending: ``keep`` the finished lines (a cut-off last line is removed), else empty it."""
-        if keep and self.exists():
-            whole = b"".join(line + b"\n" for line in self._whole_lines())
-            if len(whole) != self.path.stat().st_size:
-                with open(self.path, "r+b") as f:
-                    f.truncate(len(whole))
-                    os.fsync(f.fileno())
-        else:
-            atomic_write(self.path, lambda f: None, force=True)
+        """Begin appending: ``keep`` the finished lines (a cut-off last line is removed), else remove
+        the log (the first ``append`` makes a new one, so a run that finished nothing leaves none)."""
+        if not self.exists():
+            return
+        if not keep:
+            os.unlink(self.path)
+            return
+        whole = b"".join(line + b"\n" for line in self._whole_lines())
+        if len(whole) != self.path.stat().st_size:
+            with open(self.path, "r+b") as f:
+                f.truncate(len(whole))
+                os.fsync(f.fileno())
 
     def append(self, entry: LogEntry) -> None:
         line = (json.dumps(asdict(entry), separators=(",", ":")) + "\n").encode("utf-8")
