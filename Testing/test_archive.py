@@ -3,6 +3,7 @@ process, in two, on a Dask cluster, and killed midway then resumed: always the s
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import os
@@ -11,16 +12,19 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from phantoms import CASES
+from irregular_series.analysis import analyze
 from irregular_series.archive import ArchiveConversion, SeriesResult
 from irregular_series.cli import main
 from irregular_series.conversion import ConvertOptions, convert
 from irregular_series.parallel import Execution
 from irregular_series.runlog import LOG_NAME, RunLog
+from irregular_series.summary import COLUMNS, Action, StackSummary, summarize, write_summary
 from irregular_series.testing.synthetic import uid
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1] / "IrregularSeries"
@@ -157,3 +161,63 @@ def test_a_dask_cluster_writes_what_one_process_writes(archive, serial):
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, protocol="tcp", host="127.0.0.1",
                                   dashboard_address=None) as cluster:
         assert converted(archive, out, Execution(scheduler=cluster.scheduler_address)) == expected
+
+
+def test_summary_rows_match_the_analysis_and_the_terminal_counts(archive, tmp_path, capsys):
+    target = tmp_path / "summary.csv"
+    assert main(["inspect", str(archive), "--summary", str(target)]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""  # no progress bar when stderr is not a terminal
+    rows = list(csv.DictReader(target.open(newline="", encoding="utf-8")))
+    analysis = analyze([archive])
+    stacks = [(series, stack) for series in analysis.series for stack in series.stacks]
+    assert len(rows) == len(stacks) > len(CASES)
+    kinds: Counter[str] = Counter()
+    for row, (series, stack) in zip(rows, stacks):
+        g = stack.geometry
+        counts = Counter(str(i.kind) for i in g.irregularities)
+        kinds.update(counts)
+        assert (row["series_instance_uid"], row["stack"], row["role"], int(row["slice_count"])) == (
+            series.series_instance_uid, stack.id, stack.role, stack.slice_count)
+        assert row["patient_id"] == stack.slices[0].patient_id and row["patient_id"]
+        assert row["study_instance_uid"] == stack.slices[0].study_instance_uid
+        assert dict(item.split("=") for item in row["irregularities"].split(";") if item) == {
+            k: str(n) for k, n in counts.items()}
+        for column, value in (("spacing_median_mm", g.spacing.median), ("spacing_min_mm", g.spacing.min),
+                              ("spacing_max_mm", g.spacing.max), ("tilt_deg", g.tilt_deg)):
+            assert (row[column] == "") if value is None else float(row[column]) == pytest.approx(value, abs=0.01)
+        assert int(row["excluded_files"]) == len({e.path for e in series.excluded})
+        kinds_here = {i.kind for i in g.irregularities}
+        expected = ("skip" if stack.role != "volume"
+                    else "load_as_is" if not any(k.misplaced_by_regular_grid for k in kinds_here)
+                    else "convert_and_review" if any(k.approximate for k in kinds_here) else "convert")
+        assert row["action"] == expected
+    for kind, n in kinds.items():
+        assert f"  {kind}: {n} in " in out
+    left_out = sum(len(s.excluded) for s in analysis.series) + len(analysis.excluded)
+    assert left_out >= 3 and f"files left out: {left_out}" in out
+    assert main(["inspect", str(archive), "--summary", str(target)]) == 2  # never replaced silently
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_summary_records_are_the_api_of_the_table(archive):
+    rows = summarize(analyze([archive]))
+    assert all(isinstance(r, StackSummary) for r in rows)
+    regular = next(r for r in rows if r.series_description == "regular")
+    assert regular.action == Action.LOAD_AS_IS and regular.irregularities == "" and regular.orientation == "axial"
+    gaps = next(r for r in rows if r.series_description == "missing slices")
+    assert gaps.action == Action.CONVERT_AND_REVIEW and "missing_slices=" in gaps.irregularities
+
+
+def test_parquet_summary_when_pyarrow_is_installed(archive, tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet")
+    rows = summarize(analyze([archive]))
+    write_summary(rows, tmp_path / "s.parquet")
+    table = pq.read_table(tmp_path / "s.parquet")
+    assert table.column_names == list(COLUMNS) and table.num_rows == len(rows)
+
+
+def test_scan_progress_reaches_every_file(archive):
+    calls = []
+    analyze([archive], progress=lambda done, found: calls.append((done, found)))
+    assert calls and calls[-1][0] == calls[-1][1] and [d for d, _ in calls] == sorted(d for d, _ in calls)

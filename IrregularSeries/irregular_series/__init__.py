@@ -33,6 +33,13 @@ _EXPORTS = {
     "ConvertOptions": "options",
     "ConvertResult": "conversion",
     "convert": "conversion",
+    "ArchiveConversion": "archive",
+    "SeriesResult": "archive",
+    "Execution": "parallel",
+    "Action": "summary",
+    "StackSummary": "summary",
+    "summarize": "summary",
+    "write_summary": "summary",
     "GapPolicy": "policies",
     "Interpolation": "policies",
     "OutputFormat": "policies",
@@ -60,11 +67,13 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from .analysis import analyze, analyze_slices
+    from .archive import ArchiveConversion, SeriesResult
     from .conversion import ConvertResult, OutputVolume, convert
     from .decisions import Decision, DecisionKind, Failure
     from .irregularities import Irregularity, IrregularityKind
     from .model import Analysis, Excluded, SeriesAnalysis, SliceHeader, Stack, StackGeometry
     from .options import ConvertOptions
+    from .parallel import Execution
     from .policies import (
         GapPolicy,
         Interpolation,
@@ -74,4 +83,5 @@ if TYPE_CHECKING:
         SpacingRule,
         TiltPolicy,
     )
+    from .summary import Action, StackSummary, summarize, write_summary
     from .tolerances import Tolerances

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from .geometry import analyze_geometry
 from .grouping import group_series
@@ -21,14 +21,16 @@ def analyze(
     workers: int | None = None,
     limits: Limits = DEFAULT_LIMITS,
     skip: Iterable[str | os.PathLike] = (),
+    progress: Callable[[int, int], None] | None = None,
 ) -> Analysis:
     """Scan files and folders and explain every series found in them. ``limits`` bound what the
-    scan accepts (``irregular_series.limits``); folders in ``skip`` are not entered.
+    scan accepts (``irregular_series.limits``); folders in ``skip`` are not entered;
+    ``progress(files_done, files_found)`` is called as the header scan goes.
 
     >>> analysis = analyze(["/data/skull_microct"])          # doctest: +SKIP
     >>> [(s.id, s.role, s.slice_count) for s in analysis.series[0].stacks]  # doctest: +SKIP
     """
-    result = scan(paths, workers=workers, limits=limits, skip=skip)
+    result = scan(paths, workers=workers, limits=limits, skip=skip, progress=progress)
     return analyze_slices(result.slices, result.excluded, tolerances)
 
 

@@ -16,6 +16,7 @@ from .conversion import ConvertResult, convert
 from .decisions import OptionName
 from .options import ConvertOptions
 from .parallel import Execution
+from .progress import Progress
 from .policies import (
     GapPolicy,
     Interpolation,
@@ -39,9 +40,31 @@ def _write_json(document: dict, target: str) -> None:
         Path(target).write_text(text, encoding="utf-8")
 
 
+def _scan_progress(bar: Progress) -> Callable[[int, int], None]:
+    def show(done: int, found: int) -> None:
+        bar.total = found
+        bar.step(count=done - bar.done)
+
+    return show
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
-    analysis = analyze(args.paths, workers=args.workers)
-    if args.json != "-":
+    with Progress(0, "files") as bar:
+        analysis = analyze(args.paths, workers=args.workers, progress=_scan_progress(bar))
+    if args.summary:
+        from .summary import closing_summary, summarize, write_summary
+
+        rows = summarize(analysis)
+        try:
+            write_summary(rows, args.summary)
+        except (FileExistsError, ImportError) as err:
+            hint = " (pip install pyarrow, or name a .csv file)" if isinstance(err, ImportError) else ""
+            print(f"irregular-series inspect: --summary {args.summary}: {err}{hint}", file=sys.stderr)
+            return 2
+        if args.json != "-":
+            sys.stdout.write(closing_summary(analysis, rows))
+            print(f"summary: {args.summary} ({len(rows)} stacks)")
+    elif args.json != "-":
         sys.stdout.write(format_summary(analysis))
     if args.json:
         _write_json(analysis_to_dict(analysis), args.json)
@@ -266,6 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("paths", nargs="+", help="DICOM files or folders (searched recursively)")
     inspect.add_argument("--json", metavar="FILE", help="also write the machine-readable report to FILE ('-' for stdout only)")
     inspect.add_argument("--plot", metavar="DIR", help="write one spacing-profile PNG per stack into DIR (needs matplotlib)")
+    inspect.add_argument("--summary", metavar="FILE",
+                         help="write one row per stack to FILE (CSV; Parquet when FILE ends in .parquet, needs "
+                              "pyarrow) and print counts per irregularity kind instead of the full text")
     inspect.add_argument("--workers", type=int, default=None, help="processes for the header scan (default: all cores)")
     inspect.set_defaults(func=cmd_inspect)
 

@@ -42,6 +42,7 @@ HEADER_TAGS: dict[str, str] = {
     "ImageType": "0008,0008",
     "Modality": "0008,0060",
     "SeriesDescription": "0008,103E",
+    "PatientID": "0010,0020",
     "ContentTime": "0008,0033",
     "AcquisitionTime": "0008,0032",
     "SliceThickness": "0018,0050",
@@ -115,7 +116,7 @@ _PRIVATE = frozenset(k for k, t in HEADER_TAGS.items() if int(t[:4], 16) % 2)
 """Private elements read (vendor facts documented by their vendors); all are text. Each is used only
 with its private creator, read beside it."""
 
-_FREE_TEXT = frozenset({"SeriesDescription"})
+_FREE_TEXT = frozenset({"SeriesDescription", "PatientID"})
 """Values that may hold any character; every other value read is ASCII by its VR (CS, UI, DS, IS,
 DA, TM)."""
 
@@ -150,6 +151,9 @@ _BITS_ALLOCATED = frozenset({1, 8, 16, 32, 64})
 STRICT_ENV = "IRREGULAR_SERIES_STRICT"
 """When this environment variable is set (the test suite sets it), a fault of the tool while
 reading one file is raised instead of costing only that file, so that programming errors surface."""
+
+_PROGRESS_STEP = 256
+"""Files scanned between progress reports when the scan runs in one process."""
 
 PARALLEL_THRESHOLD = 1000
 """Below this many files the scan runs in one process: starting workers costs more than it saves
@@ -439,6 +443,7 @@ def _common_fields(get: Callable[[str], str]) -> dict:
         sop_class_uid=get("SOPClassUID"),
         series_instance_uid=get("SeriesInstanceUID"),
         study_instance_uid=get("StudyInstanceUID"),
+        patient_id=get("PatientID"),
         frame_of_reference_uid=get("FrameOfReferenceUID"),
         series_number=parse_int(get("SeriesNumber")),
         series_description=get("SeriesDescription"),
@@ -872,9 +877,11 @@ def scan(
     workers: int | None = None,
     limits: Limits = DEFAULT_LIMITS,
     skip: Iterable[str | os.PathLike] = (),
+    progress: Callable[[int, int], None] | None = None,
 ) -> ScanResult:
     """Scan files and folders (below folders: every regular file, at any depth) for images,
     header only. Folders in ``skip`` (e.g. the output folder of a conversion) are not entered.
+    ``progress(files_done, files_found)`` is called as the scan goes.
 
     With many files the work is spread over processes (pydicom parsing holds the GIL); results keep
     the order in which files were found.
@@ -882,17 +889,27 @@ def scan(
     found = find_files(paths, limits=limits, skip=skip)
     files = found.files
     workers = workers or os.cpu_count() or 1
-    if workers <= 1 or len(files) < PARALLEL_THRESHOLD:
-        chunks = [_scan_chunk(files, limits)]
-    else:
+    parallel = workers > 1 and len(files) >= PARALLEL_THRESHOLD
+    size = max(32, math.ceil(len(files) / (workers * 8))) if parallel else _PROGRESS_STEP
+    pieces = [files[i : i + size] for i in range(0, len(files), size)]
+    result = ScanResult([], found.excluded)
+    if parallel:
         from concurrent.futures import ProcessPoolExecutor  # multiprocessing takes 25 ms to import
 
-        size = max(32, math.ceil(len(files) / (workers * 8)))
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            chunks = list(pool.map(_scan_chunk, [files[i : i + size] for i in range(0, len(files), size)],
-                                   [limits] * len(range(0, len(files), size))))
-    result = ScanResult([], found.excluded)
-    for chunk in chunks:
-        result.slices.extend(chunk.slices)
-        result.excluded.extend(chunk.excluded)
+        pool = ProcessPoolExecutor(max_workers=workers)
+        chunks: Iterable[ScanResult] = pool.map(_scan_chunk, pieces, [limits] * len(pieces))
+    else:
+        pool = None
+        chunks = (_scan_chunk(piece, limits) for piece in pieces)
+    try:
+        done = 0
+        for piece, chunk in zip(pieces, chunks):
+            result.slices.extend(chunk.slices)
+            result.excluded.extend(chunk.excluded)
+            done += len(piece)
+            if progress is not None:
+                progress(done, len(files))
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     return result

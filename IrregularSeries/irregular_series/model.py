@@ -42,6 +42,7 @@ class SliceHeader:
     sop_class_uid: str
     series_instance_uid: str
     study_instance_uid: str = ""
+    patient_id: str = ""
     frame_of_reference_uid: str = ""
     series_number: int | None = None
     series_description: str = ""
