@@ -315,6 +315,8 @@ def save_part10(ds: Dataset, path: Path, transfer_syntax: UID = ExplicitVRLittle
     meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
     meta.ImplementationVersionName = f"IRREGSER_{__version__}"[:16]
     ds.file_meta = meta
+    # pydicom 2.4 encodes from Dataset.is_little_endian/is_implicit_VR; pydicom 3 deprecates those
+    # and encodes from the file meta's transfer syntax.
     if pydicom.__version__.startswith("2."):
         ds.is_little_endian = transfer_syntax.is_little_endian
         ds.is_implicit_VR = transfer_syntax.is_implicit_VR

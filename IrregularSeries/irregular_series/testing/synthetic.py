@@ -22,12 +22,10 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import pydicom
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.tag import Tag
 from pydicom.uid import (
-    PYDICOM_IMPLEMENTATION_UID,
     UID,
     BasicTextSRStorage,
     CTImageStorage,
@@ -45,6 +43,7 @@ from pydicom.uid import (
 )
 from pydicom.valuerep import format_number_as_ds
 
+from ..dicom_writer import save_part10
 from ..model import Vec3
 
 NameStyle = Literal["instance", "shuffled", "position"]
@@ -60,9 +59,6 @@ _SINGLE_FRAME_CLASS = {"CT": CTImageStorage, "MR": MRImageStorage}
 _ENHANCED_CLASS = {"CT": EnhancedCTImageStorage, "MR": EnhancedMRImageStorage}
 _STUDY_DATE = "20260101"
 _INT16 = np.iinfo(np.int16)
-# pydicom 2.4 encodes from Dataset.is_little_endian/is_implicit_VR; pydicom 3 deprecates those and
-# encodes from the file meta's transfer syntax.
-_PYDICOM_2 = int(pydicom.__version__.split(".")[0]) < 3
 
 
 def uid(*parts: object) -> UID:
@@ -596,20 +592,9 @@ def write_mosaics(series: SyntheticSeries, volumes: list[list[SyntheticSlice]], 
 
 
 def save_dataset(ds: Dataset, path: Path, transfer_syntax: UID) -> Path:
-    """Write ``ds`` as a Part 10 file in ``transfer_syntax`` (fresh file meta), under pydicom 2.4 or 3."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    meta.TransferSyntaxUID = transfer_syntax
-    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-    ds.file_meta = meta
-    if _PYDICOM_2:
-        ds.is_little_endian = transfer_syntax.is_little_endian
-        ds.is_implicit_VR = transfer_syntax.is_implicit_VR
-        ds.save_as(path, write_like_original=False)
-    else:
-        ds.save_as(path, enforce_file_format=True)
-    return path
+    """Write ``ds`` as a Part 10 file in ``transfer_syntax`` (fresh file meta), under pydicom 2.4 or
+    3: the package's own Part 10 writer (``dicom_writer.save_part10``)."""
+    return save_part10(ds, path, transfer_syntax)
 
 
 def _spatial_key(s: SyntheticSlice) -> tuple:
