@@ -17,7 +17,7 @@ $(VENVS)/%/.ready: requirements/%.txt requirements/test.txt pyproject.toml
 	touch $@
 
 demo: $(VENVS)/slicer-5.12/.ready
-	$(VENVS)/slicer-5.12/bin/irregular-series demo build/demo
+	$(VENVS)/slicer-5.12/bin/irregular-series demo build/demo --force
 
 # dciodvfy (Debian's dicom3tools) validates the DICOM output; installed when missing and running as
 # root (as CI does). Without it that test skips, saying so.

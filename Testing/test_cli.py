@@ -34,9 +34,13 @@ def test_demo_converts_the_stitched_series_at_exactly_0_6_mm(tmp_path, capsys):
     report = json.loads((root / "volumes" / "report.json").read_text())
     (output,) = report["outputs"]
     assert output["slice_spacing_mm"] == 0.6 and output["max_position_error_mm"] <= 0.01 and not report["failures"]
-    # Again: the series is reused and the volumes replaced (the demo owns its folder).
-    assert main(["demo", str(root)]) == 0
-    assert "using the demo series already in" in capsys.readouterr().out
+    # Again: the series it wrote is reused, but its volumes are replaced only with --force.
+    assert main(["demo", str(root)]) == 1
+    captured = capsys.readouterr()
+    assert "using the demo series already in" in captured.out
+    assert "holds an earlier conversion" in captured.err and "(use --force)" in captured.err
+    assert main(["demo", str(root), "--force"]) == 0
+    assert "FAILED" not in capsys.readouterr().err
 
 
 def test_demo_at_another_spacing(tmp_path, capsys):

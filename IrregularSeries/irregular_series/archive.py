@@ -31,7 +31,8 @@ from .conversion import (
 from .decisions import Failure
 from .model import Analysis, SeriesAnalysis
 from .options import ConvertOptions
-from .outputs import atomic_write, remove_partial_files
+from .outfolder import claim_output_folder
+from .outputs import atomic_write
 from .parallel import Execution, run_all
 from .progress import Progress
 from .report import series_title
@@ -71,7 +72,9 @@ class ArchiveConversion:
     ``report.json`` once all have; ``result()`` runs it to the end.
 
     Raises ``FileExistsError`` when made, before anything is written, if ``outdir`` holds a report
-    or the log of an interrupted run and neither ``options.force`` nor ``execution.resume`` is set.
+    or the log of an interrupted run and neither ``options.force`` nor ``execution.resume`` is set;
+    ``OutputInInputError``, ``FolderBusyError`` and ``OSError`` as ``claim_output_folder`` says. The
+    folder stays locked until the conversion has written its report (or stopped).
     """
 
     def __init__(
@@ -88,20 +91,26 @@ class ArchiveConversion:
         self.execution = execution
         self.report_path = self.outdir / REPORT_NAME
         self.log = RunLog(self.outdir / LOG_NAME)
-        if not (options.force or execution.resume):
-            if os.path.lexists(self.report_path):
-                raise FileExistsError(
-                    f"{self.report_path} already exists: {self.outdir} holds an earlier conversion; "
-                    "choose another output folder, replace it, or resume it to keep what it finished")
-            if self.log.exists():
-                raise FileExistsError(
-                    f"{self.log.path} already exists: {self.outdir} holds an interrupted conversion; "
-                    "resume it to keep what it finished, replace it, or choose another output folder")
-        self.outdir.mkdir(parents=True, exist_ok=True)
-        self._progress = progress
-        self.analysis: Analysis = analyze(paths, tolerances=options.tolerances)
-        used: set[str] = set()
-        self.plans = [plan_series(series, options, used) for series in self.analysis.series]
+        paths = list(paths)
+        self._lock = claim_output_folder(self.outdir, paths, allow_output_in_input=options.allow_output_in_input)
+        try:
+            if not (options.force or execution.resume):
+                if os.path.lexists(self.report_path):
+                    raise FileExistsError(
+                        f"{self.report_path} already exists: {self.outdir} holds an earlier conversion; "
+                        "choose another output folder, replace it, or resume it to keep what it finished")
+                if self.log.exists():
+                    raise FileExistsError(
+                        f"{self.log.path} already exists: {self.outdir} holds an interrupted conversion; "
+                        "resume it to keep what it finished, replace it, or choose another output folder")
+            self._progress = progress
+            self.analysis: Analysis = analyze(paths, tolerances=options.tolerances, limits=options.limits,
+                                              skip=[self.outdir])
+            used: set[str] = set()
+            self.plans = [plan_series(series, options, used) for series in self.analysis.series]
+        except BaseException:
+            self._lock.release()
+            raise
         self.results: list[SeriesResult] = []
         self._finished_all = False
 
@@ -126,9 +135,13 @@ class ArchiveConversion:
         if self._finished_all:
             yield from sorted(self.results, key=lambda r: r.index)
             return
+        try:
+            yield from self._convert()
+        finally:
+            self._lock.release()
+
+    def _convert(self) -> Iterator[SeriesResult]:
         earlier = self.log.read() if self.execution.resume else {}
-        if self.execution.resume:
-            remove_partial_files(self.outdir)  # the run being resumed is over: its unfinished writes go
         self.log.start(keep=self.execution.resume)
         fingerprints = [self._fingerprint(plan) for plan in self.plans]
         todo: list[int] = []

@@ -1,22 +1,38 @@
-"""The ``irregular-series`` command: inspect, convert, demo."""
+"""The ``irregular-series`` command: inspect, convert, demo.
+
+Exit statuses (documented in the README, kept stable for pipelines):
+
+0   everything asked for was done (``inspect``: at least one series found)
+1   something was not done: a volume failed or was refused, nothing to convert, no series found,
+    an output that exists or cannot be written
+2   the command line is wrong (argparse), or an optional dependency is missing
+128 + N  interrupted by signal N (130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP)
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
+import os
 import re
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from . import __version__
 from .analysis import analyze
 from .conversion import ConvertResult, convert
 from .decisions import OptionName
+from .limits import DEFAULT_LIMITS, Limits
+from .messages import one_line, printable
+from .model import Analysis
 from .options import ConvertOptions
 from .parallel import Execution
 from .progress import Progress
+from .outfolder import FolderBusyError, OutputInInputError
+from .outputs import atomic_write
 from .policies import (
     GapPolicy,
     Interpolation,
@@ -29,15 +45,42 @@ from .policies import (
     TiltPolicy,
     parse_spacing,
 )
-from .report import analysis_to_dict, format_summary, series_title
+from .report import analysis_to_dict, format_summary, json_text, series_title
+
+PROG = "irregular-series"
 
 
-def _write_json(document: dict, target: str) -> None:
-    text = json.dumps(document, indent=2) + "\n"
+def say(text: str = "", *, error: bool = False) -> None:
+    """Print one line (header text and file names made ``printable``)."""
+    print(printable(text), file=sys.stderr if error else sys.stdout)
+
+
+def _refuse(command: str, error: BaseException) -> int:
+    """One line for an error that stops the command, in words, with the flag that helps."""
+    hint = ""
+    if isinstance(error, FileExistsError):
+        hint = f" ({_use_flag('force', None)})"
+    elif isinstance(error, OutputInInputError):
+        hint = f" ({_use_flag('allow_output_in_input', None)})"
+    say(f"{PROG} {command}: {one_line(error)}{hint}", error=True)
+    return 1
+
+
+def _scanned_files(analysis: Analysis) -> set[str]:
+    """Real paths of every file the analysis read or left out."""
+    files = {s.path for series in analysis.series for stack in series.stacks for s in stack.slices}
+    files |= {e.path for e in analysis.excluded} | {e.path for s in analysis.series for e in s.excluded}
+    return {os.path.realpath(f) for f in files}
+
+
+def _write_json(analysis: Analysis, target: str, force: bool) -> None:
+    text = json_text(analysis_to_dict(analysis))
     if target == "-":
         sys.stdout.write(text)
-    else:
-        Path(target).write_text(text, encoding="utf-8")
+        return
+    if os.path.realpath(target) in _scanned_files(analysis):
+        raise FileExistsError(f"{target} is one of the input files; not overwriting it")
+    atomic_write(Path(target), lambda f: f.write(text.encode("utf-8")), force=force)
 
 
 def _scan_progress(bar: Progress) -> Callable[[int, int], None]:
@@ -50,7 +93,7 @@ def _scan_progress(bar: Progress) -> Callable[[int, int], None]:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     with Progress(0, "files") as bar:
-        analysis = analyze(args.paths, workers=args.workers, progress=_scan_progress(bar))
+        analysis = analyze(args.paths, workers=args.workers, progress=_scan_progress(bar), limits=args.limits)
     if args.summary:
         from .summary import closing_summary, summarize, write_summary
 
@@ -66,18 +109,43 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             print(f"summary: {args.summary} ({len(rows)} stacks)")
     elif args.json != "-":
         sys.stdout.write(format_summary(analysis))
-    if args.json:
-        _write_json(analysis_to_dict(analysis), args.json)
-    if args.plot:
-        try:
-            from .plot import plot_analysis
+        _limit_hint(analysis)
+    try:
+        if args.json:
+            _write_json(analysis, args.json, args.force)
+        if args.plot:
+            try:
+                from .plot import plot_analysis
 
-            for path in plot_analysis(analysis, args.plot):
-                print(f"spacing profile: {path}")
-        except ImportError:
-            print("--plot needs matplotlib: pip install 'irregular-series[plot]'", file=sys.stderr)
-            return 2
+                for path in plot_analysis(analysis, args.plot, force=args.force):
+                    say(f"spacing profile: {path}")
+            except ImportError:
+                say("--plot needs matplotlib: pip install 'irregular-series[plot]'", error=True)
+                return 2
+    except (OSError, ValueError) as err:
+        return _refuse("inspect", err)
     return 0 if analysis.series else 1
+
+
+def _limit_hint(analysis: Analysis) -> None:
+    """Files refused by a limit: how to raise it."""
+    excluded = analysis.excluded + [e for s in analysis.series for e in s.excluded]
+    if any(e.error_type == "LimitExceeded" for e in excluded):
+        say("some files were refused by a limit (named in their reasons); raise one with --limit NAME=VALUE",
+            error=True)
+
+
+def _limits(values: list[str] | None) -> Limits:
+    pairs = {}
+    for text in values or []:
+        name, equals, value = text.partition("=")
+        if not equals:
+            raise argparse.ArgumentTypeError(f"--limit expects NAME=VALUE, got {text!r}")
+        pairs[name.strip()] = value.strip()
+    try:
+        return DEFAULT_LIMITS.with_values(pairs)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _spacing(text: str) -> Spacing:
@@ -117,11 +185,16 @@ def _options(args: argparse.Namespace) -> ConvertOptions:
         force=args.force,
         background=args.background,
         mask=args.mask,
+        allow_output_in_input=args.allow_output_in_input,
+        limits=args.limits,
     )
 
 
 def flag(option: OptionName, choice: str | None) -> str:
-    """The command-line words for an option setting: ``--gaps split``, ``--force``."""
+    """The command-line words for an option setting: ``--gaps split``, ``--force``,
+    ``--limit output_voxels=VALUE``."""
+    if option == "limits":
+        return f"--limit {choice}=VALUE"
     return f"--{option.replace('_', '-')}" + (f" {choice}" if choice is not None else "")
 
 
@@ -131,11 +204,11 @@ def _use_flag(option: OptionName, choice: str | None) -> str:
 
 def print_outputs(result: ConvertResult) -> None:
     if result.resumed_series:
-        print(f"kept the outputs of {len(result.resumed_series)} series finished by an earlier run")
+        say(f"kept the outputs of {len(result.resumed_series)} series finished by an earlier run")
     for output in result.outputs:
         shape = "x".join(map(str, output.shape))
         spacing = "x".join(f"{v:.4g}" for v in output.spacing)
-        print(
+        say(
             f"wrote {output.path}  {shape} voxels of {spacing} mm, "
             f"{'interpolated' if output.interpolated else 'copied bit for bit'}, "
             f"max position error {output.max_position_error_mm:.4f} mm"
@@ -143,47 +216,51 @@ def print_outputs(result: ConvertResult) -> None:
                "positions)" if output.positions_overridden else "")
         )
         if output.mask_path:
-            print(f"  mask {output.mask_path}")
+            say(f"  mask {output.mask_path}")
         content = output.content_check
         if content:
-            print(f"  content check: {content['slices']} slices, footprint min {content['footprint_min']:.3f}, "
+            say(f"  content check: {content['slices']} slices, footprint min {content['footprint_min']:.3f}, "
                   f"NCC min {content['ncc_min']:.3f} (median {content['ncc_median']:.3f}), "
                   f"{content['exact_slices']} bit-exact, reference error {content['reference_max_error']:.3g} "
                   f"over {content['voxels_checked']} voxels")
             for warning in content["warnings"]:
-                print(f"  WARNING: {warning}")
+                say(f"  WARNING: {warning}")
         for decision in output.decisions:
-            print(f"    - {decision.in_words(flag)}")
+            say(f"    - {decision.in_words(flag)}")
     for failure in result.failures:
-        print(f"FAILED {failure.in_words(_use_flag)}", file=sys.stderr)
-    print(f"report: {result.report_path}")
+        say(f"FAILED {failure.in_words(_use_flag)}", error=True)
+    say(f"report: {result.report_path}")
 
 
 def _nothing_found(result: ConvertResult) -> None:
     """Why there was nothing to convert: the stacks that are not volumes, the files left out."""
-    print("no volume stacks found: nothing to convert", file=sys.stderr)
+    say("no volume stacks found: nothing to convert", error=True)
     for series in result.analysis.series:
         for stack in series.stacks:
             hint = " (--include-localizers writes it)" if stack.role == "localizer" else ""
-            print(f"  {series_title(series)} stack {stack.id}: {stack.role}{hint}", file=sys.stderr)
+            say(f"  {series_title(series)} stack {stack.id}: {stack.role}{hint}", error=True)
     excluded = result.analysis.excluded + [e for s in result.analysis.series for e in s.excluded]
     for e in excluded[:10]:
-        print(f"  left out {e.path}: {e.reason}", file=sys.stderr)
+        say(f"  left out {e.path}: {e.reason}", error=True)
     if len(excluded) > 10:
-        print(f"  ... and {len(excluded) - 10} more (see {result.report_path})", file=sys.stderr)
+        say(f"  ... and {len(excluded) - 10} more (see {result.report_path})", error=True)
+    _limit_hint(result.analysis)
 
 
 def _execution(args: argparse.Namespace) -> Execution:
     return Execution(jobs=args.jobs, scheduler=args.dask, max_memory_bytes=args.max_memory, resume=args.resume)
 
 
-def cmd_convert(args: argparse.Namespace) -> int:
+def _convert(command: str, paths: Iterable[str | os.PathLike], output: str | os.PathLike,
+             options: ConvertOptions, execution: Execution = Execution()) -> int:
     try:
-        result = convert(args.paths, args.output, _options(args), execution=_execution(args))
+        result = convert(list(paths), output, options, execution=execution)
     except FileExistsError as err:
-        print(f"irregular-series convert: {err} ({_use_flag('force', None)} to replace it, or --resume to keep "
-              "what it finished)", file=sys.stderr)
+        say(f"{PROG} {command}: {one_line(err)} ({_use_flag('force', None)} to replace it"
+            + (", or --resume to keep what it finished)" if command == "convert" else ")"), error=True)
         return 1
+    except (OSError, OutputInInputError) as err:  # FolderBusyError included
+        return _refuse(command, err)
     print_outputs(result)
     if not result.outputs and not result.failures and not result.resumed_series:
         _nothing_found(result)
@@ -191,23 +268,39 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def cmd_convert(args: argparse.Namespace) -> int:
+    return _convert("convert", args.paths, args.output, _options(args), _execution(args))
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .testing import write_demo  # the writer is only needed here
 
     root = Path(args.dir)
     dicom_dir = root / "dicom"
-    if dicom_dir.exists() and any(dicom_dir.iterdir()):
-        print(f"using the demo series already in {dicom_dir}")
-    else:
-        files = write_demo(dicom_dir)
-        print(f"wrote a synthetic stitched micro-CT series ({len(files)} files) to {dicom_dir}")
-    print()
+    marker = root / DEMO_MARKER
+    try:
+        listed = sorted(os.listdir(dicom_dir)) if os.path.isdir(dicom_dir) else []
+        if listed and (not marker.is_file() or marker.read_text(encoding="utf-8").split() != listed):
+            raise FileExistsError(f"{dicom_dir} holds files the demo did not write; not using or replacing them "
+                                  "(choose an empty or new folder)")
+        if listed:
+            say(f"using the demo series already in {dicom_dir}")
+        else:
+            files = write_demo(dicom_dir)
+            names = "\n".join(sorted(p.name for p in files)) + "\n"
+            atomic_write(marker, lambda f: f.write(names.encode("utf-8")), force=True)
+            say(f"wrote a synthetic stitched micro-CT series ({len(files)} files) to {dicom_dir}")
+    except OSError as err:
+        return _refuse("demo", err)
+    say()
     print(format_summary(analyze([dicom_dir])))
-    print(f"converting at exactly {args.spacing:g} mm (the nominal spacing is 0.6 mm) into {root / 'volumes'}")
-    options = ConvertOptions(spacing=args.spacing, force=True)
-    result = convert([dicom_dir], root / "volumes", options)
-    print_outputs(result)
-    return 0 if result.ok and result.outputs else 1
+    say(f"converting at exactly {args.spacing:g} mm (the nominal spacing is 0.6 mm) into {root / 'volumes'}")
+    return _convert("demo", [dicom_dir], root / "volumes", ConvertOptions(spacing=args.spacing, force=args.force))
+
+
+DEMO_MARKER = ".irregular-series-demo"
+"""The file in the demo folder listing the files the demo wrote into ``dicom`` (so it reuses only
+those, and never takes a user's folder for its own)."""
 
 
 def _policy_parser(policy: type[Policy]) -> Callable[[str], Policy]:
@@ -240,6 +333,28 @@ def add_convert_options(parser: argparse.ArgumentParser) -> None:
                         help="also write each volume's data mask (1 where a voxel holds data; always written "
                              "with --gaps blank)")
     parser.add_argument("--force", action="store_true", help="overwrite existing output files")
+    parser.add_argument("--allow-output-in-input", action="store_true",
+                        help="allow an output folder inside an input folder (the scan then leaves it out)")
+    add_limit_option(parser)
+
+
+def add_limit_option(parser: argparse.ArgumentParser) -> None:
+    names = ", ".join(f.name for f in _limit_fields())
+    parser.add_argument("--limit", dest="limits", action="append", metavar="NAME=VALUE", type=_limit_pair,
+                        help=f"raise or lower a named limit (repeatable): {names}; see the README")
+    parser.set_defaults(limits=None)
+
+
+def _limit_fields():
+    from dataclasses import fields
+
+    return fields(Limits)
+
+
+def _limit_pair(text: str) -> str:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return text
 
 
 def _jobs(text: str) -> int:
@@ -293,6 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="write one row per stack to FILE (CSV; Parquet when FILE ends in .parquet, needs "
                               "pyarrow) and print counts per irregularity kind instead of the full text")
     inspect.add_argument("--workers", type=int, default=None, help="processes for the header scan (default: all cores)")
+    inspect.add_argument("--force", action="store_true", help="replace an existing --json file or --plot pictures")
+    add_limit_option(inspect)
     inspect.set_defaults(func=cmd_inspect)
 
     conv = sub.add_parser("convert", help="write each volume stack as a verified regular NRRD/NIfTI volume")
@@ -306,17 +423,55 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="write a built-in stitched micro-CT series, inspect it and convert it at 0.6 mm")
     demo.add_argument("dir", nargs="?", default="irregular-series-demo", help="folder for the demo (default: %(default)s)")
     demo.add_argument("--spacing", type=_positive_mm, default=0.6, help="output slice spacing in mm (default: %(default)s)")
+    demo.add_argument("--force", action="store_true", help="replace the volumes of an earlier demo run")
     demo.set_defaults(func=cmd_demo)
     return parser
 
 
+class Interrupted(BaseException):
+    """A termination signal, raised where the program is so that every ``finally`` runs (temporary
+    files are removed, the output folder is unlocked) before the process ends."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_interrupted(signum: int, frame: object) -> None:
+    raise Interrupted(signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.limits = _limits(getattr(args, "limits", None))
+    except argparse.ArgumentTypeError as err:
+        parser.error(str(err))
     for stream in (sys.stdout, sys.stderr):
         # Header text in any script must not crash printing to a console that cannot show it.
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
-    return args.func(args)
+    handled = [s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if s is not None]
+    if threading.current_thread() is not threading.main_thread():
+        handled = []  # only the main thread may handle signals
+    previous = {s: signal.signal(s, _raise_interrupted) for s in handled}
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return _interrupted(signal.SIGINT)
+    except Interrupted as stop:
+        return _interrupted(stop.signum)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _interrupted(signum: int) -> int:
+    name = signal.Signals(signum).name
+    say(f"{PROG}: interrupted ({name}); nothing was left half-written, and a conversion run again with the same "
+        "options resumes where it stopped", error=True)
+    return 128 + signum
 
 
 if __name__ == "__main__":

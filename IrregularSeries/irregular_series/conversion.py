@@ -12,7 +12,6 @@ the others go on; any other exception is a bug and propagates.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -23,6 +22,8 @@ import numpy as np
 
 from .decisions import Decision, Failure, PolicyError
 from .model import Analysis, Role, SeriesAnalysis, Stack
+from .limits import LimitExceeded
+from .messages import one_line
 from .naming import output_stem
 from .options import ConvertOptions
 from .policies import OutputFormat
@@ -30,7 +31,7 @@ from .outputs import output_path
 from .pixels import PixelDecodeError
 from .parallel import Execution
 from .planning import Part, plan_stack
-from .report import analysis_to_dict, series_title
+from .report import analysis_to_dict, json_text, series_title
 from .tolerances import Tolerances
 from .volume import VerificationError, Volume, build_volume
 from .writers import write_volume
@@ -210,15 +211,13 @@ def _write_dicom(volume: Volume, series: SeriesAnalysis, outdir: Path, stem: str
                               series_description=description)
 
 
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
-
-
 def _failure(subject: str, error: Exception, tail: str = "") -> Failure:
     remedy = error.remedy if isinstance(error, PolicyError) else None
     if isinstance(error, FileExistsError):
         remedy = ("force", None)
-    return Failure(subject, _one_line(error) + tail, remedy)
+    elif isinstance(error, LimitExceeded):
+        remedy = ("limits", error.limit)
+    return Failure(subject, one_line(error) + tail, remedy)
 
 
 @dataclass(frozen=True)
@@ -304,7 +303,7 @@ def report_bytes(analysis: Analysis, options: ConvertOptions, outputs: list[dict
     document["options"] = options.to_dict()
     document["outputs"] = outputs
     document["failures"] = failures
-    return (json.dumps(document, indent=2) + "\n").encode("utf-8")
+    return json_text(document).encode("utf-8")
 
 
 def convert(

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 OptionName = Literal[
     "spacing", "gaps", "sections", "tilt", "interpolation", "format", "positions", "include_localizers", "force",
-    "background", "mask",
+    "background", "mask", "allow_output_in_input", "limits",
 ]
 """A ``ConvertOptions`` field."""
 

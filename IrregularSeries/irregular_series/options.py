@@ -17,6 +17,7 @@ from .policies import (
     TiltPolicy,
     parse_spacing,
 )
+from .limits import DEFAULT_LIMITS, Limits
 from .tolerances import DEFAULT, Tolerances
 
 _POLICY_FIELDS = {
@@ -52,7 +53,11 @@ class ConvertOptions:
     mask: bool = False
     """Write the data mask (1 where a voxel holds data) next to every volume; it is written with
     blank gaps whatever this says."""
+    allow_output_in_input: bool = False
+    """Write into a folder inside an input folder (or below which an input lies); the scan then
+    leaves the output folder out."""
     tolerances: Tolerances = DEFAULT
+    limits: Limits = DEFAULT_LIMITS
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "spacing", parse_spacing(self.spacing))
@@ -63,17 +68,19 @@ class ConvertOptions:
                     or not math.isfinite(self.background):
                 raise ValueError(f"background must be a finite number or None; got {self.background!r}")
             object.__setattr__(self, "background", float(self.background))
-        for name in ("include_localizers", "force", "mask"):
+        for name in ("include_localizers", "force", "mask", "allow_output_in_input"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False; got {getattr(self, name)!r}")
         if not isinstance(self.tolerances, Tolerances):
             raise ValueError(f"tolerances must be a Tolerances record; got {type(self.tolerances).__name__}")
+        if not isinstance(self.limits, Limits):
+            raise ValueError(f"limits must be a Limits record; got {type(self.limits).__name__}")
 
     def to_dict(self) -> dict[str, Any]:
         """The options as JSON values (policies as their words, tolerances as a mapping)."""
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            out[f.name] = value.__dict__ if isinstance(value, Tolerances) else (
+            out[f.name] = value.__dict__ if isinstance(value, (Tolerances, Limits)) else (
                 str(value) if isinstance(value, SpacingRule) or f.name in _POLICY_FIELDS else value)
         return out

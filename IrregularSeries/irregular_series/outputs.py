@@ -101,11 +101,16 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None], *, force: bool) 
     ``FileExistsError``; the check is atomic (a hard link, which fails if the name appeared in the
     meantime) where the file system supports hard links. The temporary file is removed on any error,
     including KeyboardInterrupt. The file gets the usual permissions (umask), not mkstemp's 0600.
+    A link at ``path`` is never followed: with ``force`` the link itself is replaced. Operating-
+    system errors are raised naming ``path`` (not the temporary file).
     """
     path = Path(path)
     if not force and os.path.lexists(path):
         raise _exists_error(path)
-    tmp, fd = _create_temporary_sibling(path)
+    try:
+        tmp, fd = _create_temporary_sibling(path)
+    except OSError as error:
+        raise _naming(error, path) from None
     try:
         with os.fdopen(fd, "wb") as stream:
             write(stream)
@@ -116,6 +121,10 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None], *, force: bool) 
         else:
             _move_no_clobber(tmp, path)
         _fsync_folder(path.parent)
+    except FileExistsError:
+        raise
+    except OSError as error:
+        raise _naming(error, path) from None
     finally:
         if os.path.lexists(tmp):
             os.unlink(tmp)
@@ -134,6 +143,13 @@ def remove_partial_files(folder: Path) -> list[Path]:
                 os.unlink(entry.path)
                 removed.append(Path(entry.path))
     return removed
+
+
+def _naming(error: OSError, path: Path) -> OSError:
+    """The same error, about ``path``."""
+    if not error.errno:
+        return error
+    return type(error)(error.errno, os.strerror(error.errno), str(path))
 
 
 def _create_temporary_sibling(path: Path) -> tuple[Path, int]:

@@ -11,7 +11,7 @@ from .model import Analysis, SeriesAnalysis, Stack
 from .outputs import atomic_write, output_path, safe_stem
 
 
-def plot_stack(series: SeriesAnalysis, stack: Stack, path: Path) -> Path:
+def plot_stack(series: SeriesAnalysis, stack: Stack, path: Path, *, force: bool = False) -> Path:
     """One PNG: step (mm) after each slice against the slice's position (mm), with the nominal
     spacing, missing slices, duplicates and stitched sections marked."""
     import matplotlib
@@ -44,13 +44,14 @@ def plot_stack(series: SeriesAnalysis, stack: Stack, path: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
-    atomic_write(path, lambda f: fig.savefig(f, format="png"), force=True)
+    atomic_write(path, lambda f: fig.savefig(f, format="png"), force=force)
     plt.close(fig)
     return path
 
 
-def plot_analysis(analysis: Analysis, outdir: str | Path) -> list[Path]:
-    """A PNG per stack with at least two slices, named after series and stack, into ``outdir``."""
+def plot_analysis(analysis: Analysis, outdir: str | Path, *, force: bool = False) -> list[Path]:
+    """A PNG per stack with at least two slices, named after series and stack, into ``outdir``;
+    an existing picture raises ``FileExistsError`` unless ``force``."""
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     written = []
@@ -60,5 +61,5 @@ def plot_analysis(analysis: Analysis, outdir: str | Path) -> list[Path]:
                 continue
             number = f"{series.series_number}_" if series.series_number is not None else ""
             stem = safe_stem(f"{number}{series.series_description or series.modality}_stack{stack.id}_spacing")
-            written.append(plot_stack(series, stack, output_path(outdir, stem, ".png")))
+            written.append(plot_stack(series, stack, output_path(outdir, stem, ".png"), force=force))
     return written

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Any
 
 from . import __version__
+from .messages import printable
 from .model import Analysis, Excluded, SeriesAnalysis, Stack
 from .orientation import plane_name
 
 SCHEMA_VERSION = 1
+
+NON_FINITE_KEY = "non_finite_values"
+"""Where ``json_text`` lists the numbers it replaced by null: JSON has no NaN or infinity."""
 
 
 def _round(value: float | None, digits: int = 4) -> float | None:
@@ -16,7 +22,7 @@ def _round(value: float | None, digits: int = 4) -> float | None:
 
 
 def excluded_to_dict(e: Excluded) -> dict[str, Any]:
-    return {"file": e.path, "frame": e.frame, "reason": e.reason}
+    return {"file": e.path, "frame": e.frame, "reason": e.reason, "error_type": e.error_type or None}
 
 
 def stack_to_dict(stack: Stack) -> dict[str, Any]:
@@ -87,6 +93,28 @@ def series_to_dict(series: SeriesAnalysis) -> dict[str, Any]:
     }
 
 
+def json_text(document: dict[str, Any]) -> str:
+    """``document`` as strict JSON text (RFC 8259, which strict parsers read): a number that is not
+    finite becomes ``null``, and ``document[NON_FINITE_KEY]`` maps its place (``$.series[0]...``)
+    to what it was (``"inf"``), so that nothing is dropped silently."""
+    replaced: dict[str, str] = {}
+    clean = _finite(document, "$", replaced)
+    if replaced:
+        clean[NON_FINITE_KEY] = replaced
+    return json.dumps(clean, indent=2, allow_nan=False) + "\n"
+
+
+def _finite(value: Any, where: str, replaced: dict[str, str]) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        replaced[where] = repr(value)
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v, f"{where}.{k}", replaced) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v, f"{where}[{i}]", replaced) for i, v in enumerate(value)]
+    return value
+
+
 def analysis_to_dict(analysis: Analysis) -> dict[str, Any]:
     """The ``inspect --json`` document."""
     return {
@@ -130,7 +158,10 @@ def stack_line(stack: Stack) -> str:
 
 
 def format_summary(analysis: Analysis) -> str:
-    """The default ``inspect`` output: per series, its stacks, why, and what is irregular."""
+    """The default ``inspect`` output: per series, its stacks, why, and what is irregular.
+
+    Header text and file names may hold control characters: each line is made ``printable``, so
+    that it stays one line and cannot rewrite the terminal."""
     lines: list[str] = []
     for series in analysis.series:
         lines.append(f"Series {series_title(series)}  [{series.series_instance_uid}]")
@@ -149,7 +180,7 @@ def format_summary(analysis: Analysis) -> str:
         lines.extend(f"  {_excluded_line(e)}" for e in analysis.excluded)
     if not analysis.series:
         lines.append("No DICOM images found.")
-    return "\n".join(lines).rstrip() + "\n"
+    return "\n".join(printable(line) for line in lines).rstrip() + "\n"
 
 
 def _excluded_line(e: Excluded) -> str:

@@ -155,9 +155,14 @@ def build_volume(part: Part, options: ConvertOptions, pixels: np.ndarray | None 
             f"POSITIONS OVERRIDDEN: ImagePositionPatient replaced by equal steps of {what} in spatial order; "
             f"slices moved by up to {float(moved.max()):.3f} mm from their DICOM positions",
             "positions", "nominal", {"max_moved_mm": round(float(moved.max()), 6)}))
+    # Limits first, so that a corrupt position or a tiny spacing costs a message, not the memory.
+    options.limits.check_slice_spacing(spacing)
+    first = part.slices[0]
+    options.limits.check_voxels((len(part.slices), first.rows, first.columns), "the input slices")
+    grid = build_grid(slices, spacing, options.tilt, tolerances=tol)
+    options.limits.check_voxels(grid.shape_kji, "the output volume")
     if pixels is None:
         pixels = load_pixels(part.slices)
-    grid = build_grid(slices, spacing, options.tilt, tolerances=tol)
     gap_after = missing_after(stack)
     blank = options.gaps == GapPolicy.BLANK
     blank_flags = np.array([blank and slice_id(s) in gap_after for s in slices[:-1]], bool)
