@@ -16,6 +16,7 @@ import pytest
 import phantoms
 from irregular_series import analyze
 from irregular_series.conversion import convert
+from irregular_series.options import ConvertOptions
 from irregular_series.geometry import analyze_geometry, slice_corners_lps
 from irregular_series.headers import scan
 from irregular_series.irregularities import NominalMismatch, Overlap
@@ -221,7 +222,7 @@ def test_untagged_time_series_with_a_missing_slice_is_still_split_by_instance_or
     assert all("told apart by instance order" in s.reasons[0] for s in series.stacks)
     if counts[2] == 7:
         assert any(i.kind == "missing_slices" for i in by_first_instance[2].geometry.irregularities)
-        result = convert([tmp_path], tmp_path / "out", progress=False)
+        result = convert([tmp_path], tmp_path / "out", ConvertOptions(allow_output_in_input=True), progress=False)
         assert result.failures == [] and len(result.outputs) == 5
         gap = next(o for o in result.outputs if len(o.source_files) == 7)
         assert gap.interpolated and any(d.kind == "gaps_interpolated" for d in gap.decisions)

@@ -323,7 +323,7 @@ def test_randomly_damaged_files_never_crash_the_scan_or_the_analysis(tmp_path, c
     assert all(e.reason for e in result.excluded)
     analysis = analyze([tmp_path])
     assert analysis.series  # the good files are still analysed
-    converted = convert([tmp_path], tmp_path / "out", ConvertOptions(), progress=False)
+    converted = convert([tmp_path], tmp_path / "out", ConvertOptions(allow_output_in_input=True), progress=False)
     # Damage costs the damaged files, never the run. Damaged copies of one image that still read
     # are different images at one position: the stack is then refused in words, not guessed at.
     assert converted.outputs or any("pixels differ" in failure.message for failure in converted.failures)
