@@ -38,7 +38,7 @@ def test_demo_converts_the_stitched_series_at_exactly_0_6_mm(tmp_path, capsys):
     assert main(["demo", str(root)]) == 1
     captured = capsys.readouterr()
     assert "using the demo series already in" in captured.out
-    assert "holds an earlier conversion" in captured.err and "(use --force)" in captured.err
+    assert "holds an earlier conversion" in captured.err and "(use --force to replace it)" in captured.err
     assert main(["demo", str(root), "--force"]) == 0
     assert "FAILED" not in capsys.readouterr().err
 

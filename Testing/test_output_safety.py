@@ -133,12 +133,14 @@ def test_output_names_differ_in_more_than_letter_case(tmp_path):
 
 def test_a_second_conversion_into_a_busy_folder_is_refused(tmp_path, capsys):
     folder = _input(tmp_path)
-    with claim_output_folder(tmp_path / "out", [folder], report_name="report.json", options={}, force=False,
-                             allow_output_in_input=False):
+    lock = claim_output_folder(tmp_path / "out", [folder], allow_output_in_input=False)
+    try:
         with pytest.raises(FolderBusyError):
             convert([folder], tmp_path / "out")
         assert main(["convert", str(folder), "-o", str(tmp_path / "out")]) == 1
         assert "is being written by another conversion" in _one_line(capsys.readouterr().err)
+    finally:
+        lock.release()
     assert main(["convert", str(folder), "-o", str(tmp_path / "out")]) == 0
     assert not (tmp_path / "out" / ".irregular-series.lock").exists()
 
@@ -146,7 +148,7 @@ def test_a_second_conversion_into_a_busy_folder_is_refused(tmp_path, capsys):
 def test_an_interrupted_run_is_resumed_not_failed(tmp_path, monkeypatch, capsys):
     folder = tmp_path / "in"
     encoded("regular", series_number=1).write(folder / "a")
-    encoded("gantry_tilt", series_number=2).write(folder / "b")
+    encoded("gantry_tilt", series_number=2, series_instance_uid="1.2.826.0.1.3680043.8.498.8").write(folder / "b")
     import irregular_series.conversion as conversion
 
     real = conversion.build_volume
@@ -160,20 +162,16 @@ def test_an_interrupted_run_is_resumed_not_failed(tmp_path, monkeypatch, capsys)
 
     monkeypatch.setattr(conversion, "build_volume", interrupted_on_the_second)
     out = tmp_path / "out"
-    assert main(["convert", str(folder), "-o", str(out)]) == 130
+    assert main(["convert", str(folder), "-o", str(out), "--jobs", "1"]) == 130  # in this process
     assert _one_line(capsys.readouterr().err).startswith("irregular-series: interrupted (SIGINT)")
-    report = _strict((out / "report.json").read_text())
-    assert report["complete"] is False and len(report["outputs"]) == 1
-    assert not [p for p in os.listdir(out) if p.endswith(".partial")]
+    assert not [p for p in os.listdir(out) if p.endswith(".partial") or p.endswith(".lock")]
     monkeypatch.setattr(conversion, "build_volume", real)
-    assert main(["convert", str(folder), "-o", str(out)]) == 0
+    assert main(["convert", str(folder), "-o", str(out)]) == 1  # not without saying so
+    assert "--resume to keep what it finished" in _one_line(capsys.readouterr().err)
+    assert main(["convert", str(folder), "-o", str(out), "--resume"]) == 0
     captured = capsys.readouterr()
-    assert "FAILED" not in captured.err and captured.out.count("finished by an earlier run") == 1
-    report = _strict((out / "report.json").read_text())
-    assert report["complete"] is True and len(report["outputs"]) == 2
-    # Finished now: a third run needs --force; with other options an unfinished one is not resumed.
-    assert main(["convert", str(folder), "-o", str(out)]) == 1
-    assert "holds an earlier conversion" in capsys.readouterr().err
+    assert "FAILED" not in captured.err and "kept the outputs of 1 series finished by an earlier run" in captured.out
+    assert len(_strict((out / "report.json").read_text())["outputs"]) == 2
 
 
 def test_stale_partial_files_are_removed_by_the_next_run(tmp_path):

@@ -469,8 +469,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _interrupted(signum: int) -> int:
     name = signal.Signals(signum).name
-    say(f"{PROG}: interrupted ({name}); nothing was left half-written, and a conversion run again with the same "
-        "options resumes where it stopped", error=True)
+    say(f"{PROG}: interrupted ({name}); nothing was left half-written (a conversion run again with --resume keeps "
+        "what it finished)", error=True)
     return 128 + signum
 
 

@@ -871,13 +871,6 @@ def _scan_chunk(paths: list[str], limits: Limits = DEFAULT_LIMITS) -> ScanResult
     return total
 
 
-def _ignore_interrupts() -> None:
-    """Workers leave Ctrl-C to the main process, which stops them (no traceback from each)."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 def scan(
     paths: Iterable[str | os.PathLike],
     *,
@@ -903,7 +896,9 @@ def scan(
     if parallel:
         from concurrent.futures import ProcessPoolExecutor  # multiprocessing takes 25 ms to import
 
-        pool = ProcessPoolExecutor(max_workers=workers, initializer=_ignore_interrupts)
+        from .parallel import ignore_interrupts
+
+        pool = ProcessPoolExecutor(max_workers=workers, initializer=ignore_interrupts)
         chunks: Iterable[ScanResult] = pool.map(_scan_chunk, pieces, [limits] * len(pieces))
     else:
         pool = None

@@ -87,6 +87,14 @@ class _Window:
         del self.flight[i]
 
 
+def ignore_interrupts() -> None:
+    """In a worker: leave Ctrl-C to the main process, which stops the workers (one message, not a
+    traceback from each)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _run_processes(function, tasks, costs_bytes, execution: Execution, args) -> Iterator[tuple[int, Any]]:
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -94,7 +102,8 @@ def _run_processes(function, tasks, costs_bytes, execution: Execution, args) -> 
     workers = min(execution.processes, len(tasks))
     window = _Window(costs_bytes, workers, execution.max_memory_bytes)
     # spawn: workers start clean (no copy of the parent's threads or locks), the same on every platform.
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=ignore_interrupts) as pool:
         futures = {}
         try:
             while True:
