@@ -26,6 +26,7 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
+from irregular_series.content_check import content_summary_text
 from irregular_series.report import stack_line
 from irregular_series.slicer import scene as irregularScene
 from irregular_series.slicer.examine import spacing_presets
@@ -278,6 +279,9 @@ class IrregularSeriesLogic(ScriptedLoadableModuleLogic):
             lines += [_("Hardened:")] + json.loads(decisions)
             verified = volumeNode.GetAttribute(irregularScene.VERIFICATION_ATTRIBUTE)
             lines.append(_("Worst slice position error: {error} mm").format(error=verified))
+            content = volumeNode.GetAttribute(irregularScene.CONTENT_ATTRIBUTE)
+            if content:
+                lines.append(content_summary_text(json.loads(content)))
         return "\n".join(lines)
 
 

@@ -178,6 +178,8 @@ def test_harden_gives_exactly_the_requested_spacing_at_the_dicom_geometry(scene,
     last_z = max(float(pydicom.dcmread(s.path, stop_before_pixels=True).ImagePositionPatient[2]) for s in stack.slices)
     assert node.GetImageData().GetDimensions() == (64, 64, math.floor((last_z - ijk_to_lps[2, 3]) / 0.6 + 1e-6) + 1)
     assert float(node.GetAttribute(mrml.VERIFICATION_ATTRIBUTE)) <= DEFAULT.verify_mm
+    content = json.loads(node.GetAttribute(mrml.CONTENT_ATTRIBUTE))  # the same check as convert's
+    assert content["ok"] and content["footprint_min"] == 1.0 and content["voxels_checked"] > 0
     assert node.GetAttribute(mrml.SPACING_ATTRIBUTE) == "0.6"
     decisions = json.loads(node.GetAttribute(mrml.DECISIONS_ATTRIBUTE))
     # In the panel's words: its controls, never command-line flags.

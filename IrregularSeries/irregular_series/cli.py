@@ -23,6 +23,7 @@ from pathlib import Path
 
 from . import __version__
 from .analysis import analyze
+from .content_check import content_summary_text
 from .conversion import ConvertResult, convert
 from .decisions import OptionName
 from .limits import DEFAULT_LIMITS, Limits
@@ -217,14 +218,8 @@ def print_outputs(result: ConvertResult) -> None:
         )
         if output.mask_path:
             say(f"  mask {output.mask_path}")
-        content = output.content_check
-        if content:
-            say(f"  content check: {content['slices']} slices, footprint min {content['footprint_min']:.3f}, "
-                  f"NCC min {content['ncc_min']:.3f} (median {content['ncc_median']:.3f}), "
-                  f"{content['exact_slices']} bit-exact, reference error {content['reference_max_error']:.3g} "
-                  f"over {content['voxels_checked']} voxels")
-            for warning in content["warnings"]:
-                say(f"  WARNING: {warning}")
+        if output.content_check:
+            say(f"  {content_summary_text(output.content_check)}")
         for decision in output.decisions:
             say(f"    - {decision.in_words(flag)}")
     for failure in result.failures:

@@ -40,6 +40,9 @@ slices and weights), every 16th row and column, the offsets moving from plane to
 (``reference_sample``). Sparse in-plane because the cost is per voxel; planes that are copies of a
 slice are compared whole, bit for bit, in the per-slice check."""
 
+REFERENCE_CHUNK = 65536
+"""Reference voxels computed at a time."""
+
 REPRODUCTION_STRIDE = 8
 """Every this many pixels along each in-plane axis of a slice are compared with the volume sampled
 there; its footprint is checked at every pixel."""
@@ -500,8 +503,12 @@ def check_content(
 
     # Reference check on the fixed sub-sample.
     kji = reference_sample(volume.shape, reference_stride)
-    reference, data = reference_voxels(pixels, slices, grid, kji, interpolation=interpolation,
-                                       gap_after=gap_after, reach_mm=reach_mm, snap_mm=snap_mm)
+    # In chunks, so that the check's own arrays stay a few MB whatever the volume's size.
+    parts = [reference_voxels(pixels, slices, grid, kji[n:n + REFERENCE_CHUNK], interpolation=interpolation,
+                              gap_after=gap_after, reach_mm=reach_mm, snap_mm=snap_mm)
+             for n in range(0, len(kji), REFERENCE_CHUNK)] or [(np.zeros(0), np.zeros(0, bool))]
+    reference = np.concatenate([p[0] for p in parts])
+    data = np.concatenate([p[1] for p in parts])
     if integer:
         info = np.iinfo(volume.dtype)
         reference = np.clip(reference, info.min, info.max)
@@ -611,10 +618,9 @@ def _reproduction_warnings(results: list[SliceContent], spacing_mm: float, gap_s
     return warnings
 
 
-def content_summary_text(check: ContentCheck) -> str:
-    """One line for panels and logs."""
-    s = check.summary()
-    return (f"content check {'passed' if check.ok else 'FAILED'}: {s['slices']} slices, footprint min "
+def content_summary_text(s: dict[str, Any]) -> str:
+    """One line for panels and logs, from a ``ContentCheck.summary()``."""
+    return (f"content check {'passed' if s['ok'] else 'FAILED'}: {s['slices']} slices, footprint min "
             f"{s['footprint_min']:.3f}, NCC min {s['ncc_min']:.3f} / median {s['ncc_median']:.3f}, "
             f"{s['exact_slices']} exact, reference error {s['reference_max_error']:.3g} over {s['voxels_checked']} voxels")
 

@@ -80,8 +80,10 @@ rebuilds the same volume."""
 SPACING_ATTRIBUTE = "IrregularSeries.sliceSpacingMm"
 VERIFICATION_ATTRIBUTE = "IrregularSeries.verificationMaxMm"
 DECISIONS_ATTRIBUTE = "IrregularSeries.decisions"
-"""Hardened volume node attributes: slice spacing (mm), worst verified slice residual (mm), and
-the decisions made (JSON list of sentences in the module panel's words, see ``panel_setting``)."""
+CONTENT_ATTRIBUTE = "IrregularSeries.contentCheck"
+"""Hardened volume node attributes: slice spacing (mm), worst verified slice residual (mm), the
+decisions made (JSON list of sentences in the module panel's words, see ``panel_setting``), and
+the content check's summary (JSON, the ``content_check`` object of ``report.json``)."""
 
 PANEL_LABELS: dict[str, str] = {
     "spacing": "Slice spacing", "gaps": "Gaps", "sections": "Sections", "tilt": "Gantry tilt",
@@ -372,6 +374,7 @@ def harden(
         node.SetAttribute(SPACING_ATTRIBUTE, f"{volume.spacing_mm:g}")
         node.SetAttribute(VERIFICATION_ATTRIBUTE, f"{volume.verification.max_mm:.6g}")
         node.SetAttribute(DECISIONS_ATTRIBUTE, json.dumps([d.in_words(panel_setting) for d in volume.part.decisions]))
+        node.SetAttribute(CONTENT_ATTRIBUTE, json.dumps(volume.content.summary()))
         node.SetAttribute(OPTIONS_ATTRIBUTE, json.dumps({name: options.to_dict()[name] for name in _HARDEN_OPTIONS}))
         node.SetAttribute(PART_ATTRIBUTE, volume.part.label)
         nodes.append(node)
