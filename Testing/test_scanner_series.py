@@ -90,6 +90,22 @@ def test_the_philips_private_image_type_tells_kinds_apart_when_image_type_does_n
     assert sorted(s.name for s in series.stacks)[0] == "magnitude echo number 1" and len(series.stacks) == 4
 
 
+@pytest.mark.parametrize("syntax", ["explicit_le", "implicit_le", "explicit_be"])
+def test_the_ge_private_image_type_tells_kinds_apart(tmp_path, syntax):
+    """GE (0043,102F): 0 magnitude, 1 phase, in the block of GEMS_PARM_01; ImageType says OTHER."""
+    base = phantoms.magnitude_phase_classic()
+    creator = (0x00430010, "LO", "GEMS_PARM_01")
+    slices = [
+        dataclasses.replace(s, image_type=("ORIGINAL", "PRIMARY", "OTHER"),
+                            private_elements=(creator, (0x0043102F, "SS", 0 if s.image_type[3] == "M" else 1)))
+        for s in base.series.slices
+    ]
+    phantoms.write_series(dataclasses.replace(base.series, slices=slices), tmp_path, transfer_syntax=syntax)
+    (series,) = analyze([tmp_path]).series
+    assert sorted(s.name for s in series.stacks) == [
+        "magnitude echo number 1", "magnitude echo number 2", "phase echo number 1", "phase echo number 2"]
+
+
 # --- true duplicates ----------------------------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ often just says OTHER or AXIAL.
 
 from __future__ import annotations
 
+import os
 from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
@@ -365,7 +366,10 @@ def _split_by_tags(
             continue
         volumes = []
         for value, members in sorted(parts.items(), key=lambda kv: _sortable(kv[0])):
-            text = f"{name} {value:g}{unit}" if isinstance(value, float) else f"{name} {value}"
+            if isinstance(value, float):
+                text = f"{name} {value:g}{unit}"
+            else:  # a file by its name: the folder says nothing about what the volume is
+                text = f"{name} {os.path.basename(value) if name == 'file' else value}"
             volumes.extend((sub, [(name, text)] + labels) for sub, labels in _split_by_tags(members, tol))
         return volumes
     return [(slices, [])]

@@ -76,6 +76,8 @@ HEADER_TAGS: dict[str, str] = {
     "GEAcquisitionCreator": "0019,0010",
     "GEPulseSequenceName": "0019,109C",
     "GEUserData12": "0019,10B3",
+    "GEParameterCreator": "0043,0010",
+    "GEImageType": "0043,102F",
     "PhilipsMRCreator": "2005,0010",
     "PhilipsImageTypeMR": "2005,1011",
     "PixelData": "7FE0,0010",
@@ -98,13 +100,16 @@ _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 _TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UT"})
 
 _UINT_DEFAULTS = {"Rows": 0, "Columns": 0, "SamplesPerPixel": 1, "BitsAllocated": 16, "BitsStored": 0,
-                  "PixelRepresentation": 0}
-"""The unsigned short (US) tags read, with the value assumed when one is absent or malformed."""
+                  "PixelRepresentation": 0, "GEImageType": -1}
+"""The 16-bit integer tags read, with the value assumed when one is absent or malformed. All are
+unsigned shorts (US) but GE's image type, a signed short (SS) whose values 0 to 3 read the same."""
+
+_SHORT_VRS = {"GEImageType": frozenset({b"SS", b"US"})}
 
 # What the raw reader keeps: every header tag but the pixel data (where it stops), with the VRs
 # that make it read exactly as the pydicom path reads it.
 _RAW_WANTED = {
-    tag: frozenset({b"US"}) if k in _UINT_DEFAULTS else frozenset(vr.encode() for vr in _TEXT_VRS)
+    tag: _SHORT_VRS.get(k, frozenset({b"US"})) if k in _UINT_DEFAULTS else frozenset(vr.encode() for vr in _TEXT_VRS)
     for k, tag in _TAG_OF.items()
     if k != "PixelData"
 }
@@ -112,9 +117,9 @@ _RAW_REJECT = frozenset({_FUNCTIONAL_GROUP_TAGS["SharedFunctionalGroupsSequence"
                          _FUNCTIONAL_GROUP_TAGS["PerFrameFunctionalGroupsSequence"]})
 _FIRST_PIXEL_TAG = _FUNCTIONAL_GROUP_TAGS["FloatPixelData"]
 
-_PRIVATE = frozenset(k for k, t in HEADER_TAGS.items() if int(t[:4], 16) % 2)
-"""Private elements read (vendor facts documented by their vendors); all are text. Each is used only
-with its private creator, read beside it."""
+_PRIVATE = frozenset(k for k, t in HEADER_TAGS.items() if int(t[:4], 16) % 2 and k not in _UINT_DEFAULTS)
+"""Private text elements read (vendor facts documented by their vendors). Each private element is
+used only with its private creator, read beside it."""
 
 _FREE_TEXT = frozenset({"SeriesDescription", "PatientID"})
 """Values that may hold any character; every other value read is ASCII by its VR (CS, UI, DS, IS,
@@ -465,7 +470,8 @@ def slice_from_tag_values(path: str, get: Callable[[str], str]) -> SliceHeader |
     presence is not checked here (the database does not store it): callers check it themselves.
     """
     by_keyword = {k: get(t) for k, t in HEADER_TAGS.items()}
-    ints = {k: parse_int(by_keyword[k]) or 0 for k in _UINT_DEFAULTS}
+    ints = {k: default if (value := parse_int(by_keyword[k])) is None else value
+            for k, default in _UINT_DEFAULTS.items()}
     try:
         return _single_frame(path, by_keyword.__getitem__, ints, "", DEFAULT_LIMITS)
     except _REFUSED as err:
@@ -503,7 +509,8 @@ def _single_frame(
         echo_time_ms=parse_hint(get("EchoTime")),
         trigger_time_ms=parse_hint(get("TriggerTime")),
         complex_component=image_kind(get("ComplexImageComponent"), common["image_type"],
-                                     get("PhilipsImageTypeMR"), get("PhilipsMRCreator")),
+                                     get("PhilipsImageTypeMR"), get("PhilipsMRCreator"),
+                                     ints["GEImageType"], get("GEParameterCreator")),
         flip_rows=ge_pepolar_flip(get("Manufacturer"), get("GEAcquisitionCreator"), get("GEPulseSequenceName"),
                                   parse_hint(get("GEUserData12")), temporal_position),
         rescale_slope=slope,

@@ -168,7 +168,7 @@ class SyntheticSlice:
     in_stack_position: int | None = None
     complex_component: str = ""
     manufacturer: str = ""
-    private_elements: tuple[tuple[int, str, str], ...] = ()
+    private_elements: tuple[tuple[int, str, str | int], ...] = ()
     rows_stored_flipped: bool = False
     omit: tuple[str, ...] = ()
 
