@@ -30,6 +30,8 @@ from pydicom.uid import (
 )
 
 import irregular_series
+from irregular_series import pixels as pixels_module
+from irregular_series.headers import scan
 from irregular_series.model import SliceHeader
 from irregular_series.testing.synthetic import save_dataset
 from irregular_series.pixels import (
@@ -325,6 +327,33 @@ def test_fast_path_equals_pydicom_path(tmp_path, spec):
     for syntax, volume in volumes.items():
         assert volume.dtype == volumes[ExplicitVRLittleEndian].dtype, syntax
         np.testing.assert_array_equal(volume, volumes[ExplicitVRLittleEndian], err_msg=syntax)
+
+
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+def test_the_fast_path_reads_where_the_scan_found_the_pixels(tmp_path, syntax, monkeypatch):
+    """The header scan knows where the pixel values start; the reader goes there instead of
+    looking again (and still looks when a header does not say, e.g. built from Slicer's database)."""
+    pixels = stored("int16", -1024, 3071, (2, 8, 9))
+    paths = [write_image(tmp_path / f"{k}.dcm", pixels[k], syntax=syntax) for k in range(2)]
+    scanned = scan(paths).slices
+    element_header = 12 if syntax == ExplicitVRLittleEndian else 8  # tag, (VR, reserved,) length
+    for header in scanned:
+        assert header.pixel_data_offset == Path(header.path).read_bytes().rfind(b"\xe0\x7f\x10\x00") + element_header
+    expected = load_pixels(scanned)
+    np.testing.assert_array_equal(load_pixels([dataclasses.replace(h, pixel_data_offset=None) for h in scanned]),
+                                  expected)
+
+    def no_search(*args):
+        raise AssertionError("looked for the pixel data again")
+
+    monkeypatch.setattr(pixels_module, "_pixel_data_offset", no_search)
+    np.testing.assert_array_equal(load_pixels(scanned), expected)
+
+
+def test_pixel_steps_are_pixel_spacing_the_other_way_round():
+    header = SliceHeader(path="x", frame=0, number_of_frames=1, sop_instance_uid="1", sop_class_uid="2",
+                         series_instance_uid="3", pixel_spacing_mm=(0.5, 0.25))
+    assert header.pixel_steps_mm == (0.25, 0.5)  # (between columns, between rows)
 
 
 def test_threads_give_the_same_array(tmp_path):

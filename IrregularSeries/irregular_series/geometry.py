@@ -35,7 +35,7 @@ from .irregularities import (
     VariableSpacing,
 )
 from .model import Section, SliceHeader, SpacingSummary, StackGeometry
-from .orientation import angle_deg
+from .orientation import angle_deg, positions_along
 from .tolerances import DEFAULT, Tolerances
 
 MAX_RUNS_LISTED = 6
@@ -48,8 +48,8 @@ def slice_corners_lps(slices: Sequence[SliceHeader]) -> np.ndarray:
     ipp = np.array([s.position_lps_mm for s in slices], float)
     row = np.array([s.row_cosines for s in slices], float)
     col = np.array([s.col_cosines for s in slices], float)
-    di = np.array([s.pixel_spacing_mm[1] * s.columns for s in slices], float)[:, None]
-    dj = np.array([s.pixel_spacing_mm[0] * s.rows for s in slices], float)[:, None]
+    di = np.array([s.pixel_steps_mm[0] * s.columns for s in slices], float)[:, None]
+    dj = np.array([s.pixel_steps_mm[1] * s.rows for s in slices], float)[:, None]
     corners = np.empty((len(slices), 2, 2, 3))
     for b in (0, 1):
         for a in (0, 1):
@@ -297,7 +297,7 @@ def analyze_geometry(
     this stack is expected to have."""
     ipp = np.array([s.position_lps_mm for s in slices], float)
     normal = stack_normal(slices)
-    positions = ipp @ normal
+    positions = positions_along(slices, normal)
     steps = np.diff(positions)
     direction = stacking_direction(ipp, normal)
     tilt = angle_deg(direction, normal) if len(slices) > 1 and np.ptp(positions) > tol.position_mm else 0.0

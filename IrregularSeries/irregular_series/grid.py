@@ -26,12 +26,11 @@ from typing import Literal
 import numpy as np
 
 from .model import SliceHeader
-from .orientation import normal_of
+from .orientation import LPS_TO_RAS, normal_of, positions_along
 from .policies import TiltPolicy
 from .tolerances import DEFAULT, Tolerances
 
 
-LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
 @dataclass(frozen=True, eq=False)
@@ -120,10 +119,10 @@ class StackFrame:
         col = np.asarray(first.col_cosines, float)
         normal = normal_of(row, col)
         ipp = np.array([s.position_lps_mm for s in slices], dtype=float)
-        positions = ipp @ normal
+        positions = positions_along(slices, normal)
         if np.any(np.diff(positions) <= 0):
             raise ValueError("slices must be sorted by strictly increasing position along the normal")
-        step_j, step_i = (float(v) for v in first.pixel_spacing_mm)
+        step_i, step_j = first.pixel_steps_mm
         return cls(row, col, normal, step_i, step_j, first.rows, first.columns, ipp, positions)
 
 

@@ -29,7 +29,8 @@ from .messages import one_line, os_reason
 from .model import Excluded, SliceHeader, Vec3
 from .mosaic import MOSAIC_WORD, MosaicError, is_mosaic, read_csa, unpack
 from .quirks import ge_pepolar_flip
-from .rawelements import DEFLATED, RawElements, inflated_size_exceeds, read_elements, read_meta
+from .rawelements import RawElements, inflated_size_exceeds, read_elements, read_meta
+from .transfer_syntaxes import DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN, LITTLE_ENDIAN_NATIVE
 from .walk import find_files
 
 if TYPE_CHECKING:
@@ -696,9 +697,19 @@ def _scan_plain_image(path: str, limits: Limits = DEFAULT_LIMITS) -> ScanResult 
     try:
         if pixel_data_shortfall(_pixel_fields(ints), 1, raw.stop_value_length):
             return None
-        return ScanResult([_single_frame(path, get, ints, raw.transfer_syntax_uid, limits)], [])
+        header = _single_frame(path, get, ints, raw.transfer_syntax_uid, limits)
     except _REFUSED:
         return None
+    return ScanResult([replace(header, pixel_data_offset=_native_pixel_offset(raw, ints))], [])
+
+
+def _native_pixel_offset(raw: RawElements, ints: dict[str, int]) -> int | None:
+    """Where the scan found the pixel values of an uncompressed little-endian file whose Pixel Data
+    holds exactly one frame (plus the pad byte of an odd length); None otherwise."""
+    nbytes = ints["Rows"] * ints["Columns"] * ints["SamplesPerPixel"] * ints["BitsAllocated"] // 8
+    if raw.transfer_syntax_uid in LITTLE_ENDIAN_NATIVE and raw.stop_value_length == nbytes + (nbytes & 1):
+        return raw.stop_value_offset
+    return None
 
 
 def _raw_text(raw: RawElements, keyword: str) -> str:
@@ -728,7 +739,8 @@ def _scan_with_pydicom(path: str, limits: Limits = DEFAULT_LIMITS) -> ScanResult
     if _not_dicom_at_a_glance(head):  # a stray README needs no pydicom to be left out
         return _excluded(path, "not a DICOM file (no DICM marker, and it does not begin like a DICOM data set)")
     meta = read_meta(path)
-    if meta is not None and meta[0] == DEFLATED and inflated_size_exceeds(path, meta[1], limits.header_bytes):
+    deflated = meta is not None and meta[0] == DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN
+    if meta is not None and deflated and inflated_size_exceeds(path, meta[1], limits.header_bytes):
         raise LimitExceeded(f"deflated data set inflates to more than {limits.header_bytes / 2**20:g} MB "
                             "(limit header_bytes)", "header_bytes")
     import pydicom
@@ -798,7 +810,7 @@ def _scan_dataset(path: str, ds: Dataset, head: bytes, limits: Limits) -> tuple[
                                        f"the file is truncated or incomplete ({os.path.getsize(path)} bytes)")]
         return [], [Excluded(path, f"no pixel data: {_sop_class_name(sop_class)}, not an image")]
     # A deflated data set's offsets are in the inflated stream, not in the file.
-    length, cut = _pixel_data_extent(path, ds, pixel_keyword, transfer_syntax == DEFLATED)
+    length, cut = _pixel_data_extent(path, ds, pixel_keyword, transfer_syntax == DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN)
     if cut:
         return [], [Excluded(path, f"truncated: the pixel data ends {cut} bytes beyond the end of the file")]
     ints = {k: _uint(ds, k, default) for k, default in _UINT_DEFAULTS.items()}

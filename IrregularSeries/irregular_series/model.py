@@ -7,7 +7,7 @@ numpy arrays from them in bulk.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from .irregularities import Irregularity
@@ -81,6 +81,11 @@ class SliceHeader:
     transfer_syntax_uid: str = ""
     mosaic_columns: int = 0
     flip_rows: bool = False
+    pixel_data_offset: int | None = field(default=None, compare=False)
+    """File offset of the pixel values when the header scan found them, uncompressed little
+    endian and exactly one frame long; the pixel reader then reads there instead of looking.
+    Not compared: where the values are stored does not make another slice (the pydicom reader and
+    Slicer's database do not know it)."""
 
     @property
     def has_geometry(self) -> bool:
@@ -97,6 +102,15 @@ class SliceHeader:
         if self.pixel_padding_value is None:
             return None
         return self.pixel_padding_value * self.rescale_slope + self.rescale_intercept
+
+    @property
+    def pixel_steps_mm(self) -> tuple[float, float]:
+        """(i step, j step) in mm: the distance between columns (along ``row_cosines``) and
+        between rows (along ``col_cosines``). PixelSpacing lists them the other way round."""
+        if self.pixel_spacing_mm is None:
+            raise ValueError(f"{self.label}: no PixelSpacing")
+        between_rows, between_columns = self.pixel_spacing_mm
+        return between_columns, between_rows
 
     @property
     def orientation(self) -> tuple[float, ...] | None:

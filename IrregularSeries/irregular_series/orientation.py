@@ -1,4 +1,5 @@
-"""Slice orientations: normals, angles between orientations, and plain-word names."""
+"""Slice orientations and coordinates: normals, positions along a normal, angles between
+orientations, plain-word names, and the LPS to RAS flip."""
 
 from __future__ import annotations
 
@@ -14,6 +15,17 @@ def normal_of(row: Sequence[float], col: Sequence[float]) -> np.ndarray:
     """Unit slice normal row x col (LPS); slices of a stack are ordered along it."""
     n = np.cross(np.asarray(row, float), np.asarray(col, float))
     return n / np.linalg.norm(n)
+
+
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+"""Homogeneous DICOM patient coordinates (LPS) to RAS (MRML, NIfTI): x and y change sign."""
+
+
+def positions_along(slices: Sequence[SliceHeader], normal: Sequence[float]) -> np.ndarray:
+    """Each slice's position along ``normal``: IPP · normal (mm). A stack's slices are ordered and
+    reported along its mean normal (``geometry.stack_normal``); an output grid's planes lie along
+    its first slice's normal (``normal_of``), so positions compared with planes use that one."""
+    return np.array([s.position_lps_mm for s in slices], float) @ np.asarray(normal, float)
 
 
 def angle_deg(a: Sequence[float], b: Sequence[float]) -> float:

@@ -26,6 +26,7 @@ import numpy.typing as npt
 
 from .model import SliceHeader
 from .mosaic import tiles_of
+from .transfer_syntaxes import EXPLICIT_VR_LITTLE_ENDIAN, LITTLE_ENDIAN_NATIVE, NATIVE
 
 __all__ = [
     "PixelDecodeError",
@@ -36,11 +37,9 @@ __all__ = [
     "stored_range",
 ]
 
-_EXPLICIT_LE = "1.2.840.10008.1.2.1"
-_IMPLICIT_LE = "1.2.840.10008.1.2"
-# Transfer syntaxes whose pixel data is not compressed (pydicom reads all of them itself). The
-# empty UID is a file without File Meta Information, which pydicom reads as little endian.
-_NATIVE = {_IMPLICIT_LE, _EXPLICIT_LE, "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99", ""}
+# Pixel data pydicom reads itself: the native transfer syntaxes, and the empty UID of a file
+# without File Meta Information, which pydicom reads as little endian.
+_NATIVE = NATIVE | {""}
 
 _GREYSCALE = ("MONOCHROME1", "MONOCHROME2")
 _PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"  # (7FE0,0010), little endian
@@ -227,14 +226,15 @@ def _stored_dtype(header: SliceHeader) -> np.dtype:
 def _readable_from_disk(header: SliceHeader) -> bool:
     return (
         not header.mosaic_columns
-        and header.transfer_syntax_uid in (_EXPLICIT_LE, _IMPLICIT_LE)
+        and header.transfer_syntax_uid in LITTLE_ENDIAN_NATIVE
         and header.bits_allocated in (8, 16, 32)
         and np.little_endian  # the stored bytes are then the in-memory layout
     )
 
 
 def _pixel_data_offset(f, header: SliceHeader, nbytes: int) -> int | None:
-    """File offset of the Pixel Data value, or None when the file has no usable native one.
+    """File offset of the Pixel Data value, or None when the file has no usable native one (for
+    headers the scan did not find it for: multi-frame objects, headers from Slicer's database).
 
     Pixel Data is nearly always the last element, so its header is first looked for right before
     the last ``nbytes`` (plus the pad byte of an odd length). Anything else (trailing padding or
@@ -242,7 +242,7 @@ def _pixel_data_offset(f, header: SliceHeader, nbytes: int) -> int | None:
     """
     size = os.fstat(f.fileno()).st_size
     padded = nbytes + (nbytes & 1)
-    explicit = header.transfer_syntax_uid == _EXPLICIT_LE
+    explicit = header.transfer_syntax_uid == EXPLICIT_VR_LITTLE_ENDIAN
     header_size = 12 if explicit else 8
     start = size - padded - header_size
     if start >= 0:
@@ -284,7 +284,9 @@ def _read_file(path: str, items: list[tuple[int, SliceHeader]], out: np.ndarray)
     stored = _stored_dtype(first)
     frame_bytes = first.rows * first.columns * stored.itemsize
     with open(path, "rb", buffering=0) as f:
-        offset = _pixel_data_offset(f, first, frame_bytes * max(first.number_of_frames, 1))
+        offset = first.pixel_data_offset
+        if offset is None:
+            offset = _pixel_data_offset(f, first, frame_bytes * max(first.number_of_frames, 1))
         if offset is None:
             return False
         for k, header in items:

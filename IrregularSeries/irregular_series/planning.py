@@ -18,6 +18,7 @@ from .irregularities import IrregularityKind
 from .model import SliceHeader, Stack
 from .mosaic import unpack_summary
 from .options import ConvertOptions
+from .orientation import positions_along
 from .pixels import load_pixels
 from .quirks import flip_summary
 from .spacing import nominal_along_table
@@ -35,10 +36,6 @@ class Part:
     label: str
     decisions: list[Decision] = field(default_factory=list)
     left_out: list[SliceHeader] = field(default_factory=list)
-
-
-def positions_along(slices: Sequence[SliceHeader], normal: Sequence[float]) -> np.ndarray:
-    return np.array([s.position_lps_mm for s in slices], float) @ np.asarray(normal, float)
 
 
 def slice_id(s: SliceHeader) -> tuple[str, int]:

@@ -26,17 +26,13 @@ from dataclasses import dataclass, replace
 from typing import BinaryIO
 
 from .limits import DEFAULT_LIMITS, LimitExceeded, Limits
-
-__all__ = ["DEFLATED", "RawElements", "inflated_size_exceeds", "read_elements", "read_meta"]
-
-_IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
-_EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
-DEFLATED = "1.2.840.10008.1.2.1.99"
-_ENCAPSULATED_PREFIXES = (
-    "1.2.840.10008.1.2.4.",  # JPEG, JPEG-LS, JPEG 2000, HTJ2K, MPEG, HEVC...
-    "1.2.840.10008.1.2.5",  # RLE Lossless
-    "1.2.840.10008.1.2.1.98",  # Encapsulated Uncompressed Explicit VR Little Endian
+from .transfer_syntaxes import (
+    ENCAPSULATED_PREFIXES,
+    EXPLICIT_VR_LITTLE_ENDIAN,
+    IMPLICIT_VR_LITTLE_ENDIAN,
 )
+
+__all__ = ["RawElements", "inflated_size_exceeds", "read_elements", "read_meta"]
 
 _UNDEFINED = 0xFFFFFFFF
 _ITEM = 0xFFFEE000
@@ -211,9 +207,9 @@ def _read(
 
 def _is_explicit_little_endian(syntax: str) -> bool | None:
     """True/False for the little-endian data set encodings handled here; None for the others."""
-    if syntax == _IMPLICIT_VR_LITTLE_ENDIAN:
+    if syntax == IMPLICIT_VR_LITTLE_ENDIAN:
         return False
-    if syntax == _EXPLICIT_VR_LITTLE_ENDIAN or syntax.startswith(_ENCAPSULATED_PREFIXES):
+    if syntax == EXPLICIT_VR_LITTLE_ENDIAN or syntax.startswith(ENCAPSULATED_PREFIXES):
         return True
     return None
 

@@ -94,9 +94,9 @@ def _corners(
     axis_i = np.array([p.axis_i for p in placements], float)
     axis_j = np.array([p.axis_j for p in placements], float)
     placed = start[:, None] + columns * axis_i[:, None] + rows * axis_j[:, None]
-    spacing = np.array([h.pixel_spacing_mm for h in slices], float)
-    row_step = spacing[:, 1, None] * np.array([h.row_cosines for h in slices], float)
-    col_step = spacing[:, 0, None] * np.array([h.col_cosines for h in slices], float)
+    steps = np.array([h.pixel_steps_mm for h in slices], float)
+    row_step = steps[:, 0, None] * np.array([h.row_cosines for h in slices], float)
+    col_step = steps[:, 1, None] * np.array([h.col_cosines for h in slices], float)
     ipp = np.array([h.position_lps_mm for h in slices], float)
     expected = ipp[:, None] + columns * row_step[:, None] + rows * col_step[:, None]
     return placed, expected

@@ -20,7 +20,8 @@ from .model import SliceHeader
 from .options import ConvertOptions
 from .pixels import load_pixels, value_dtype
 from .policies import GapPolicy, Interpolation, PositionSource, TiltPolicy
-from .planning import Part, missing_after, override_positions, positions_along, slice_id
+from .orientation import normal_of, positions_along
+from .planning import Part, missing_after, override_positions, slice_id
 from .resample import PlaneSource, ResampleResult, resample_stack, slice_reach_mm
 from .spacing import choose_spacing
 from .verify import VerificationResult, verify_placements
@@ -195,7 +196,9 @@ def build_volume(part: Part, options: ConvertOptions, pixels: np.ndarray | None 
     if options.gaps == GapPolicy.INTERPOLATE and any(slice_id(s) in gap_after for s in slices[:-1]):
         decisions.append(Decision(DecisionKind.GAPS_INTERPOLATED, "missing slices: interpolated across the gaps",
                                   "gaps", "interpolate"))
-    decisions += _plane_notes(result, slices, g.normal, options, reach)
+    # Compared with the grid's planes, so along the grid's normal (its first slice's).
+    grid_normal = normal_of(slices[0].row_cosines, slices[0].col_cosines)
+    decisions += _plane_notes(result, slices, grid_normal, options, reach)
     if result.mask is not None:
         decisions.append(Decision(DecisionKind.BACKGROUND, f"background (voxels no slice reaches, mask 0): {background_why}",
                                   "background", None, {"value": background}))

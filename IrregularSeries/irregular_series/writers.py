@@ -19,6 +19,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from .orientation import LPS_TO_RAS
 from .outputs import atomic_write
 
 GZIP_LEVEL = 1
@@ -29,7 +30,6 @@ QFORM_ORTHOGONALITY = 1e-6
 rotation plus voxel sizes, can stand for the grid. Above it ``qform_code`` is 0 and only the sform
 carries the geometry."""
 
-LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 # numpy dtype name -> (NRRD type, NIfTI datatype code); NIfTI bitpix is the item size in bits.
 _TYPES = {

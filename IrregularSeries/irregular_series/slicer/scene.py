@@ -34,10 +34,10 @@ from vtkmodules.vtkCommonMath import vtkMatrix4x4
 from ..analysis import analyze
 from ..decisions import OptionName
 from ..geometry import analyze_geometry, slice_corners_lps
-from ..grid import LPS_TO_RAS
 from ..headers import scan
 from ..model import Excluded, SliceHeader, Stack
 from ..options import ConvertOptions
+from ..orientation import LPS_TO_RAS
 from ..pixels import PixelDecodeError, load_pixels
 from ..planning import plan_stack
 from ..policies import GapPolicy, Interpolation, SectionPolicy, Spacing, TiltPolicy
@@ -118,8 +118,9 @@ def raw_index_to_lps(stack: Stack) -> np.ndarray:
     """
     first, last = stack.slices[0], stack.slices[-1]
     matrix = np.eye(4)
-    matrix[:3, 0] = np.asarray(first.row_cosines) * first.pixel_spacing_mm[1]
-    matrix[:3, 1] = np.asarray(first.col_cosines) * first.pixel_spacing_mm[0]
+    step_i, step_j = first.pixel_steps_mm
+    matrix[:3, 0] = np.asarray(first.row_cosines) * step_i
+    matrix[:3, 1] = np.asarray(first.col_cosines) * step_j
     span = np.asarray(last.position_lps_mm) - first.position_lps_mm
     if np.linalg.norm(span) > DEFAULT.position_mm:
         matrix[:3, 2] = span / (len(stack.slices) - 1)
