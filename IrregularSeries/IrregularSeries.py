@@ -12,9 +12,8 @@ import tempfile
 from typing import Annotated
 
 import qt
-import vtk
-
 import slicer
+import vtk
 from slicer import vtkMRMLScalarVolumeNode
 from slicer.i18n import tr as _
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
@@ -331,8 +330,9 @@ class IrregularSeriesTest(ScriptedLoadableModuleTest):
 
     def test_PluginWinsAndLoadsTheDemo(self):
         from DICOMLib import DICOMUtils
-        from irregular_series.testing.synthetic import micro_ct_demo_series, write_demo
+
         import IrregularSeriesPlugin
+        from irregular_series.testing.synthetic import micro_ct_demo_series, write_demo
 
         self.delayDisplay("Writing the stitched micro-CT demo series")
         previous = self._withSetting(IrregularSeriesPlugin.LOAD_MODE_SETTING, "transform")

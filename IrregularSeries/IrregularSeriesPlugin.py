@@ -2,7 +2,8 @@
 
 Examination reads the headers from Slicer's DICOM database (multi-frame objects from their files,
 for their functional groups), analyses them with irregular_series and offers one loadable per stack
-(the stacks of one multi-frame object together; see ``irregular_series.slicer.examine``). Loading makes the stack's raw volume, puts it in the subject
+(the stacks of one multi-frame object together; see ``irregular_series.slicer.examine``). Loading
+makes the stack's raw volume, puts it in the subject
 hierarchy, then adds an acquisition transform or hardens it, as the settings panel says.
 """
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from irregular_series.headers import STRICT_ENV
+
 from phantoms import CASES, Phantom
 
 # A fault of the tool while reading one file is raised, not just reported, so that programming
@@ -56,3 +57,14 @@ def write_phantom(tmp_path: Path) -> Callable[..., Path]:
         return folder
 
     return write
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark what a test needs: ``realdata`` when it uses the real-data folder, ``slicer`` when its
+    module runs real Slicer code (imports the slicer-core wheel), so ``-m "not slicer"`` works."""
+    for item in items:
+        if "realdata" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.realdata)
+        module = getattr(item, "module", None)
+        if module is not None and "slicer" in vars(module):
+            item.add_marker(pytest.mark.slicer)

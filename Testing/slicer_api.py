@@ -701,10 +701,12 @@ def hook_findings(release: Release, sources: dict[str, ast.Module]) -> list[Find
             entry = methods.get("settingsPanelEntry")
             for call in panels if entry else []:
                 if not any(_dotted(d) == "staticmethod" for d in entry.decorator_list):
-                    findings.append(Finding(file, entry.lineno, f"{where}.settingsPanelEntry: called on the class, must be static"))
+                    findings.append(Finding(file, entry.lineno,
+                                            f"{where}.settingsPanelEntry: called on the class, must be static"))
                 problem = _fits(entry.args, call, drop_self=False)
                 if problem:
-                    findings.append(Finding(file, entry.lineno, f"{where}.settingsPanelEntry: {problem}, as {DICOM_MODULE} calls it"))
+                    findings.append(Finding(file, entry.lineno,
+                                            f"{where}.settingsPanelEntry: {problem}, as {DICOM_MODULE} calls it"))
             if entry and not panels:
                 findings.append(Finding(file, entry.lineno, f"{where}.settingsPanelEntry: {DICOM_MODULE} never calls it"))
     return findings
@@ -777,7 +779,8 @@ def gui_connector_findings(release: Release, ui_path: Path, file: str, tree: ast
     fields = {}
     for cls in ast.walk(tree):
         if isinstance(cls, ast.ClassDef) and any(
-                aliases.get(_dotted(d) or "", "") == "slicer.parameterNodeWrapper.parameterNodeWrapper" for d in cls.decorator_list):
+                aliases.get(_dotted(d) or "", "") == "slicer.parameterNodeWrapper.parameterNodeWrapper"
+                for d in cls.decorator_list):
             for item in cls.body:
                 if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
                     fields[item.target.id] = _field(release, item, aliases, _our_imports(tree))

@@ -13,17 +13,18 @@ import math
 import numpy as np
 import pytest
 
-import phantoms
 from irregular_series import analyze
 from irregular_series.conversion import convert
-from irregular_series.options import ConvertOptions
 from irregular_series.geometry import analyze_geometry, slice_corners_lps
 from irregular_series.headers import scan
 from irregular_series.irregularities import NominalMismatch, Overlap
 from irregular_series.model import SeriesAnalysis, Stack
+from irregular_series.options import ConvertOptions
 from irregular_series.orientation import plane_name
 from irregular_series.testing.synthetic import SyntheticSlice, write_series
-from irregular_series.tolerances import DEFAULT, Tolerances
+from irregular_series.tolerances import DEFAULT
+
+import phantoms
 
 
 def _analyse(folder) -> SeriesAnalysis:

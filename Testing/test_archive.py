@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from phantoms import CASES
 from irregular_series.analysis import analyze
 from irregular_series.archive import ArchiveConversion, SeriesResult
 from irregular_series.cli import main
@@ -26,6 +25,8 @@ from irregular_series.parallel import Execution
 from irregular_series.runlog import LOG_NAME, RunLog
 from irregular_series.summary import COLUMNS, Action, StackSummary, summarize, write_summary
 from irregular_series.testing.synthetic import uid
+
+from phantoms import CASES
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1] / "IrregularSeries"
 

@@ -14,10 +14,11 @@ import sys
 import pydicom
 import pytest
 
-from test_convert import ENCODING, _recompress_as_mpeg2, encoded, encoding_error, read_nrrd
 from irregular_series.cli import main
 from irregular_series.runlog import LOG_NAME
 from irregular_series.testing.synthetic import micro_ct_demo_series, write_demo
+
+from test_convert import ENCODING, _recompress_as_mpeg2, encoded, encoding_error, read_nrrd
 
 
 def test_demo_converts_the_stitched_series_at_exactly_0_6_mm(tmp_path, capsys):
@@ -120,7 +121,8 @@ def test_positions_override_and_blank_mask_are_printed(tmp_path, capsys):
     assert "    - 3 plane(s) inside missing-slice gaps left blank: no slice reaches them, mask 0 there (--gaps blank)" in out
     report = json.loads((tmp_path / "blank" / "report.json").read_text())
     (blank,) = [d for d in report["outputs"][0]["decisions"] if d["kind"] == "gaps_blank"]
-    assert blank == {"kind": "gaps_blank", "message": "3 plane(s) inside missing-slice gaps left blank: no slice reaches them, mask 0 there",
+    assert blank == {"kind": "gaps_blank",
+                     "message": "3 plane(s) inside missing-slice gaps left blank: no slice reaches them, mask 0 there",
                      "option": "gaps", "choice": "blank", "values": {"planes": 3}}
 
 

@@ -9,10 +9,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from test_resample import encode, make_stack, oblique, tilted
 from irregular_series.content_check import REFERENCE_STRIDE, check_content
 from irregular_series.grid import build_grid
 from irregular_series.resample import resample_stack, slice_reach_mm
+from test_resample import encode, make_stack, oblique, tilted
 
 
 def resampled(slices, spacing, *, tilt="deskew", interpolation="linear", gaps="interpolate", max_gap_mm=None,

@@ -21,18 +21,19 @@ import numpy as np
 import pydicom
 import pytest
 
-from phantoms import CASES, Phantom, regular
-import phantoms
 from irregular_series import conversion as conversion_module
 from irregular_series import volume as volume_module
 from irregular_series.analysis import analyze
 from irregular_series.conversion import STACK_ERRORS, ConvertOptions, OutputVolume, convert
-from irregular_series.planning import plan_stack
-from irregular_series.tolerances import Tolerances
-from irregular_series.volume import VerificationError, build_volume
 from irregular_series.pixels import PixelDecodeError
+from irregular_series.planning import plan_stack
 from irregular_series.runlog import LOG_NAME
 from irregular_series.testing.synthetic import Encoding, uid, write_series
+from irregular_series.tolerances import Tolerances
+from irregular_series.volume import VerificationError, build_volume
+
+import phantoms
+from phantoms import CASES, Phantom, regular
 
 ENCODING = Encoding(axis=(0.2, -0.3, 1.0), scale=10.0)
 ROUNDING = 1.0  # input and output values are int16: 0.5 each

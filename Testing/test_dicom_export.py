@@ -11,7 +11,7 @@ import pydicom
 import pytest
 
 slicer = pytest.importorskip("slicer", reason="needs the slicer-core wheel (requirements/test.txt)")
-import slicer.util  # noqa: E402
+import slicer.util  # noqa: E402, F811 (the submodule, after the skip)
 
 from irregular_series import analyze  # noqa: E402
 from irregular_series.conversion import ConvertOptions, convert  # noqa: E402

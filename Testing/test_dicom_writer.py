@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -23,15 +22,15 @@ import numpy as np
 import pydicom
 import pytest
 
-from test_convert import read_nrrd, tree_digest
-from irregular_series import analyze
-from irregular_series import dicom_writer
+from irregular_series import analyze, dicom_writer
 from irregular_series.conversion import ConvertOptions, convert
 from irregular_series.dicom_writer import DERIVATION_CODES, UID_ROOT, choose_encoding
 from irregular_series.model import SliceHeader
 from irregular_series.runlog import LOG_NAME
 from irregular_series.testing.synthetic import SyntheticSeries, write_demo
+
 from phantoms import CASES, _stack
+from test_convert import read_nrrd, tree_digest
 
 GEOMETRY_MM = 1e-3
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -187,8 +186,8 @@ def test_every_reader_gets_the_nrrd_volume(converted, capfd):
     _assert_holds_reference(sitk.GetArrayFromImage(image), matrix, converted)
 
     slicer = pytest.importorskip("slicer", reason="needs the slicer-core wheel (requirements/test.txt)")
+    import slicer.util  # noqa: F811 (the submodule, after the skip)
     from vtkmodules.util.numpy_support import vtk_to_numpy
-    import slicer.util
 
     for approach in ("GDCM", "DCMTK"):
         capfd.readouterr()

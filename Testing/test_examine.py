@@ -13,9 +13,8 @@ from pathlib import Path
 import pydicom
 import pytest
 
-import phantoms
 from irregular_series import analyze
-from irregular_series.spacing import choose_spacing
+from irregular_series.model import SeriesAnalysis
 from irregular_series.slicer.examine import (
     CONFIDENCE_CORRECTS,
     CONFIDENCE_PLAIN,
@@ -25,9 +24,11 @@ from irregular_series.slicer.examine import (
     slicer_series_name,
     spacing_presets,
 )
-from irregular_series.model import SeriesAnalysis
+from irregular_series.spacing import choose_spacing
 from irregular_series.testing.synthetic import write_series
 from irregular_series.tolerances import Tolerances
+
+import phantoms
 
 SCALAR_VOLUME_PLUGIN_CONFIDENCE = 0.5
 

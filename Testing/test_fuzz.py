@@ -22,8 +22,9 @@ import pydicom.datadict
 import pytest
 from pydicom.uid import ExplicitVRLittleEndian
 
-import phantoms
 from irregular_series.testing.synthetic import save_dataset
+
+import phantoms
 
 PACKAGE = Path(__file__).resolve().parents[1] / "IrregularSeries"
 MEMORY_LIMIT_BYTES = 3 * 2**30

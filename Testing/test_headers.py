@@ -15,9 +15,7 @@ import pytest
 from pydicom.datadict import keyword_for_tag
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ImplicitVRLittleEndian
 
-import phantoms
-from irregular_series import analyze
-from irregular_series import headers
+from irregular_series import analyze, headers
 from irregular_series.conversion import ConvertOptions, convert
 from irregular_series.headers import (
     HEADER_TAGS,
@@ -32,6 +30,8 @@ from irregular_series.headers import (
 )
 from irregular_series.model import Excluded, SliceHeader
 from irregular_series.testing.synthetic import SyntheticSeries, SyntheticSlice, write_non_image_objects, write_series
+
+import phantoms
 
 
 def _patch(path: Path, old: bytes, new: bytes) -> None:

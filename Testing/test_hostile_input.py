@@ -15,12 +15,13 @@ from pydicom.dataelem import DataElement
 from pydicom.sequence import Sequence
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
 
-import phantoms
 from irregular_series import analyze
 from irregular_series.headers import scan
 from irregular_series.limits import Limits
 from irregular_series.rawelements import read_meta
 from irregular_series.testing.synthetic import save_dataset
+
+import phantoms
 
 
 def _series(tmp_path: Path, count: int | None = None) -> list[Path]:

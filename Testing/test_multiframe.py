@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import phantoms
 from irregular_series import analyze
 from irregular_series.model import SeriesAnalysis, Stack
 from irregular_series.report import analysis_to_dict
 from irregular_series.testing.synthetic import write_series
+
+import phantoms
 
 
 def _analyse(folder: Path) -> SeriesAnalysis:
@@ -67,7 +68,8 @@ def test_time_points_of_one_object(write_phantom):
     assert [s.slice_count for s in series.stacks] == [8] * 4
     for k, stack in enumerate(series.stacks):
         assert {s.temporal_position for s in stack.slices} == {k + 1}
-        assert stack.reasons[0] == f"8 images with time point {k + 1}: one of 4 volumes at the same 8 positions, told apart by time point"
+        assert stack.reasons[0] == (f"8 images with time point {k + 1}: one of 4 volumes at the same 8 positions, "
+                                    "told apart by time point")
 
 
 def test_magnitude_and_phase_of_one_object(write_phantom):

@@ -9,14 +9,14 @@ import ast
 import py_compile
 import re
 import struct
-import typing
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
 from irregular_series import analyze
-from irregular_series.policies import GapPolicy, Interpolation, SectionPolicy, TiltPolicy as Tilt
+from irregular_series.policies import GapPolicy, Interpolation, SectionPolicy
+from irregular_series.policies import TiltPolicy as Tilt
 from irregular_series.spacing import choose_spacing
 
 ROOT = Path(__file__).resolve().parents[1]

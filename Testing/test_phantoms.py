@@ -18,7 +18,6 @@ from pydicom.uid import (
     RawDataStorage,
 )
 
-import phantoms
 from irregular_series.testing.synthetic import (
     TRANSFER_SYNTAXES,
     Encoding,
@@ -32,6 +31,8 @@ from irregular_series.testing.synthetic import (
     write_non_image_objects,
     write_series,
 )
+
+import phantoms
 
 
 def _floats(values) -> tuple[float, ...]:

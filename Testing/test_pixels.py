@@ -33,7 +33,6 @@ import irregular_series
 from irregular_series import pixels as pixels_module
 from irregular_series.headers import scan
 from irregular_series.model import SliceHeader
-from irregular_series.testing.synthetic import save_dataset
 from irregular_series.pixels import (
     PixelDecodeError,
     decoder_available,
@@ -41,6 +40,7 @@ from irregular_series.pixels import (
     output_dtype,
     rescaled_range,
 )
+from irregular_series.testing.synthetic import save_dataset
 
 PYDICOM3 = int(pydicom.__version__.split(".")[0]) >= 3
 JPEG2000_PART2_LOSSLESS = "1.2.840.10008.1.2.4.92"

@@ -20,11 +20,11 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless
 
-import phantoms
 from irregular_series import headers
 from irregular_series.rawelements import read_elements
 from irregular_series.testing.synthetic import save_dataset, write_non_image_objects
 
+import phantoms
 
 
 def read_both_ways(path: Path) -> bool:

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-import phantoms
 from irregular_series import analyze
 from irregular_series.cli import main
 from irregular_series.geometry import analyze_geometry
@@ -24,6 +23,8 @@ from irregular_series.irregularities import DETAILS_OF, IrregularityKind
 from irregular_series.model import Stack
 from irregular_series.report import analysis_to_dict, format_summary, stack_to_dict
 from irregular_series.testing.synthetic import write_demo, write_non_image_objects, write_series
+
+import phantoms
 
 SCHEMA_DOC = Path(__file__).resolve().parents[1] / "docs" / "report-schema.md"
 
@@ -216,8 +217,10 @@ def test_inspect_command(tmp_path, capsys):
     assert printed == analysis_to_dict(analyze([tmp_path]))
     (stack,) = printed["series"][0]["stacks"]
     assert [i["message"] for i in stack["irregularities"]] == [
-        "1 slice(s) missing after slice 7 (instance number 9): gap 4.00 mm = 2 acquisition steps of 2.00 mm (the instance numbers and SpacingBetweenSlices 2 mm agree on it)",
-        "2 slice(s) missing after slice 13 (instance numbers 16, 17): gap 6.00 mm = 3 acquisition steps of 2.00 mm (the instance numbers and SpacingBetweenSlices 2 mm agree on it)",
+        "1 slice(s) missing after slice 7 (instance number 9): gap 4.00 mm = 2 acquisition steps of 2.00 mm "
+        "(the instance numbers and SpacingBetweenSlices 2 mm agree on it)",
+        "2 slice(s) missing after slice 13 (instance numbers 16, 17): gap 6.00 mm = 3 acquisition steps of 2.00 mm "
+        "(the instance numbers and SpacingBetweenSlices 2 mm agree on it)",
     ]
     assert main(["inspect", str(tmp_path)]) == 0
     assert capsys.readouterr().out == format_summary(analyze([tmp_path]))

@@ -525,7 +525,7 @@ VOLUME_DIGESTS = {
 
 @pytest.mark.parametrize("interpolation", sorted(VOLUME_DIGESTS))
 def test_volumes_are_identical_across_environments(interpolation):
-    """The same bytes with every pinned numpy/scipy: the arithmetic is float32 IEEE in a fixed
+    """The same bytes with every pinned numpy: the arithmetic is float32 IEEE in a fixed
     order, so a digest pins it."""
     positions = [0.0, 1.25, 2.5, 5.0, 6.0, 6.5, 9.0, 12.5, 13.0]
     slices = tilted(positions)

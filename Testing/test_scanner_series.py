@@ -12,8 +12,6 @@ import pytest
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian
 
-import phantoms
-from test_convert import read_nrrd, voxel_centres_lps
 from irregular_series import analyze
 from irregular_series.conversion import ConvertOptions, convert
 from irregular_series.headers import scan, scan_file
@@ -28,6 +26,10 @@ from irregular_series.testing.synthetic import (
     uid,
     write_mosaics,
 )
+
+import phantoms
+from test_convert import read_nrrd, voxel_centres_lps
+
 
 def _outputs(result) -> list[dict]:
     """The written volumes as their report.json entries, decisions as their messages."""
@@ -169,7 +171,8 @@ def test_a_time_series_of_mosaics_converts_every_volume_exactly(tmp_path):
     for output in _outputs(result):
         assert any(d.startswith("Siemens MOSAIC: 10 tiles of 16x12 pixels") for d in output["decisions"])
         nrrd = read_nrrd(output["path"])
-        assert np.array_equal(nrrd.array, expected_values(series.encoding, voxel_centres_lps(nrrd.array.shape, nrrd.index_to_lps)))
+        centres = voxel_centres_lps(nrrd.array.shape, nrrd.index_to_lps)
+        assert np.array_equal(nrrd.array, expected_values(series.encoding, centres))
 
 
 def test_a_mosaic_without_its_csa_header_is_left_out_with_the_reason(tmp_path):

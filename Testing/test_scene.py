@@ -16,19 +16,17 @@ import pydicom
 import pytest
 
 slicer = pytest.importorskip("slicer", reason="needs the slicer-core wheel (requirements/test.txt)")
-import slicer.util  # noqa: E402
+import slicer.util  # noqa: E402, F811 (the submodule, after the skip)
+from pydicom.multival import MultiValue  # noqa: E402
 from vtkmodules.vtkCommonMath import vtkMatrix4x4  # noqa: E402
 
-from pydicom.multival import MultiValue  # noqa: E402
-
-import phantoms  # noqa: E402
 from irregular_series import analyze  # noqa: E402
 from irregular_series.analysis import analyze_slices  # noqa: E402
 from irregular_series.headers import slice_from_tag_values  # noqa: E402
-from irregular_series.slicer.database import with_transfer_syntax  # noqa: E402
-from irregular_series.slicer import scene as mrml  # noqa: E402
 from irregular_series.model import Stack  # noqa: E402
 from irregular_series.pixels import load_pixels  # noqa: E402
+from irregular_series.slicer import scene as mrml  # noqa: E402
+from irregular_series.slicer.database import with_transfer_syntax  # noqa: E402
 from irregular_series.testing.synthetic import (  # noqa: E402
     SyntheticSeries,
     SyntheticSlice,
@@ -38,6 +36,8 @@ from irregular_series.testing.synthetic import (  # noqa: E402
     write_series,
 )
 from irregular_series.tolerances import DEFAULT, Tolerances  # noqa: E402
+
+import phantoms  # noqa: E402
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
@@ -451,9 +451,9 @@ def test_vtkitk_reader_gives_the_same_pixels(write_phantom):
 
 
 def test_harden_gives_the_same_volume_as_convert(scene, demo, tmp_path):
-    from test_convert import read_nrrd
-
     from irregular_series.conversion import ConvertOptions, convert
+
+    from test_convert import read_nrrd
 
     (output,) = convert([demo], tmp_path / "out", ConvertOptions(spacing=0.6), progress=False).outputs
     written = read_nrrd(output.path)

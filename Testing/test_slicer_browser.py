@@ -24,10 +24,11 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from conftest import SLICER_RELEASES
 from irregular_series import analyze
 from irregular_series.model import SeriesAnalysis
 from irregular_series.slicer.examine import Offer, examine_series, offers, slicer_series_name
+
+from conftest import SLICER_RELEASES
 from phantoms import CASES
 
 DICOM_UTILS = "Modules/Scripted/DICOMLib/DICOMUtils.py"
@@ -77,7 +78,8 @@ def scalar_plugin(root: Path) -> ScalarPlugin:
     caps = [n.value.args[1].value for n in writes if isinstance(n.value, ast.Call) and ast.unparse(n.value.func) == "min"]
     # The model holds only if these are all the confidence writes, and preferred ones keep theirs.
     assert len(default) == 1 and len(constants) == 1 and len(caps) == 1 and len(writes) == 2, [ast.unparse(w) for w in writes]
-    preferred = next(n for n in ast.walk(examine) if isinstance(n, ast.If) and ast.unparse(n.test) == "loadable in preferredLoadables")
+    preferred = next(n for n in ast.walk(examine)
+                     if isinstance(n, ast.If) and ast.unparse(n.test) == "loadable in preferredLoadables")
     assert [ast.unparse(s) for s in preferred.body] == ["loadable.selected = True"]
     assert any("min(loadable.confidence" in ast.unparse(s) for s in preferred.orelse)
     no_pixels = next(w for w in writes if isinstance(w.value, ast.Constant))

@@ -24,13 +24,13 @@ import sys
 import time
 
 import numpy as np
-from benchlib import Child, interleaved, machine, table
-
 import slicer
 import slicer.util
+from benchlib import Child, interleaved, machine, table
 from vtkmodules.vtkCommonCore import VTK_DOUBLE
 from vtkmodules.vtkCommonDataModel import vtkImageData
 from vtkmodules.vtkCommonMath import vtkMatrix4x4
+
 from irregular_series.grid import build_grid
 from irregular_series.model import SliceHeader
 from irregular_series.resample import resample_stack

@@ -42,7 +42,8 @@ def _deduplicate(slices: Sequence[SliceHeader]) -> tuple[list[SliceHeader], list
         key = (s.sop_instance_uid, s.frame)
         if s.sop_instance_uid and key in seen:
             dropped.append(
-                Excluded(s.path, f"same SOP Instance UID as {seen[key]} (a copy of that image)", s.frame if s.number_of_frames > 1 else None)
+                Excluded(s.path, f"same SOP Instance UID as {seen[key]} (a copy of that image)",
+                         s.frame if s.number_of_frames > 1 else None)
             )
             continue
         seen[key] = s.path

@@ -30,10 +30,9 @@ from .limits import DEFAULT_LIMITS, Limits
 from .messages import one_line, printable
 from .model import Analysis
 from .options import ConvertOptions
-from .parallel import Execution
-from .progress import Progress
-from .outfolder import FolderBusyError, OutputInInputError
+from .outfolder import OutputInInputError
 from .outputs import atomic_write
+from .parallel import Execution
 from .policies import (
     GapPolicy,
     Interpolation,
@@ -46,6 +45,7 @@ from .policies import (
     TiltPolicy,
     parse_spacing,
 )
+from .progress import Progress
 from .report import analysis_to_dict, format_summary, json_text, series_title
 
 PROG = "irregular-series"

@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 
 from .grid import OutputGrid
-from .tolerances import DEFAULT
 from .model import SliceHeader
 from .policies import Interpolation
+from .tolerances import DEFAULT
 
 REFERENCE_STRIDE = 16
 """The voxels computed again from the input slices: in every plane (a plane is one decision: its

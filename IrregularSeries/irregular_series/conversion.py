@@ -21,18 +21,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .decisions import Decision, Failure, PolicyError
-from .model import Analysis, Role, SeriesAnalysis, Stack
 from .limits import LimitExceeded
 from .messages import one_line
+from .model import Analysis, Role, SeriesAnalysis, Stack
 from .naming import output_stem
 from .options import ConvertOptions
-from .policies import OutputFormat
 from .outputs import output_path
-from .pixels import PixelDecodeError
 from .parallel import Execution
+from .pixels import PixelDecodeError
 from .planning import Part, plan_stack
+from .policies import OutputFormat
 from .report import analysis_to_dict, json_text, series_title
-from .tolerances import Tolerances
 from .volume import VerificationError, Volume, build_volume
 from .writers import write_volume
 

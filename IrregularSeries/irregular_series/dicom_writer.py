@@ -16,7 +16,8 @@ What a reader of the series gets, and why:
   DerivationDescription in words, DerivationCodeSequence ``DERIVATION_CODES`` (DICOM part 16,
   CID 7203), per plane SourceImageSequence naming the source
   instances (and frames) the plane was made of, ReferencedSeriesSequence naming their series and
-  instances (the Common Instance Reference module lists what the instance references), the source scanner in ContributingEquipmentSequence.
+  instances (the Common Instance Reference module lists what the instance references), the source
+  scanner in ContributingEquipmentSequence.
 * **Values.** ``choose_encoding`` keeps the source's stored representation and rescale when every
   value (background included) is exactly representable with them, else finds a 16-bit rescale that
   holds them exactly; only fractional values that no 16-bit rescale holds (interpolated
@@ -42,8 +43,8 @@ from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import (
     PYDICOM_IMPLEMENTATION_UID,
     PYDICOM_ROOT_UID,
-    ExplicitVRLittleEndian,
     UID,
+    ExplicitVRLittleEndian,
     generate_uid,
 )
 from pydicom.valuerep import format_number_as_ds
@@ -219,7 +220,7 @@ def choose_encoding(array: np.ndarray, mask: np.ndarray | None, slices: Sequence
     if slope is not None and intercept is not None and slope != 0:
         candidates += [(float(slope), float(intercept), signed), (float(slope), float(intercept), not signed)]
     candidates += [(1.0, 0.0, True), (1.0, 0.0, False)]
-    lo, hi = float(data.min()), float(data.max())
+    lo = float(data.min())
     if math.isfinite(lo) and lo.is_integer():
         candidates.append((1.0, lo, False))
     dtype = array.dtype

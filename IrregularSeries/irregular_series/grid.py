@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
@@ -29,8 +28,6 @@ from .model import SliceHeader
 from .orientation import LPS_TO_RAS, normal_of, positions_along
 from .policies import TiltPolicy
 from .tolerances import DEFAULT, Tolerances
-
-
 
 
 @dataclass(frozen=True, eq=False)

@@ -6,7 +6,8 @@ stack line), by image kind (magnitude, phase, real, imaginary: never duplicates 
 by repeated positions (time points, echoes). Every split adds one sentence to the reasons of each
 part it makes, saying what the part is and what it was kept apart from. The volumes that the last
 two splits make of one group form a *volume set*: each is named by what tells it apart
-("phase echo 2"), and a slice one of them lacks is seen against the positions of the others. Roles are then given on the whole series
+("phase echo 2"), and a slice one of them lacks is seen against the positions of the others. Roles
+are then given on the whole series
 at once, because what makes an image a localizer is mostly how it differs from the others: a
 minority orientation, one or few images, a huge slice thickness, instance number 0 — ImageType
 often just says OTHER or AXIAL.

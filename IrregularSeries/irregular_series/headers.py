@@ -23,8 +23,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from .limits import DEFAULT_LIMITS, LimitExceeded, Limits
 from .imagekind import image_kind
+from .limits import DEFAULT_LIMITS, LimitExceeded, Limits
 from .messages import one_line, os_reason
 from .model import Excluded, SliceHeader, Vec3
 from .mosaic import MOSAIC_WORD, MosaicError, is_mosaic, read_csa, unpack

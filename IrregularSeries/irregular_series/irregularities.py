@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields
 from enum import Enum
 from typing import Any, Union
 
+
 class IrregularityKind(str, Enum):
     """A kind of irregularity; the value is the word used in reports.
 
@@ -153,6 +154,8 @@ DETAILS_OF: dict[IrregularityKind, type] = {
 }
 """The details record of each kind."""
 
+_KIND_OF = {kind.value: kind for kind in IrregularityKind}
+
 COMMON_FIELDS = ("kind", "message", "after_index")
 """The fields every irregularity has in the JSON report; no details record may use these names."""
 
@@ -169,7 +172,10 @@ class Irregularity:
     details: Details = field(kw_only=True)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "kind", IrregularityKind(self.kind))
+        kind = _KIND_OF.get(str(self.kind))
+        if kind is None:
+            raise ValueError(f"not an irregularity kind: {self.kind!r}")
+        object.__setattr__(self, "kind", kind)
         if type(self.details) is not DETAILS_OF[self.kind]:
             raise TypeError(f"{self.kind} details must be {DETAILS_OF[self.kind].__name__}, "
                             f"not {type(self.details).__name__}")

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any
 
+from .limits import DEFAULT_LIMITS, Limits
 from .policies import (
     GapPolicy,
     Interpolation,
@@ -17,7 +18,6 @@ from .policies import (
     TiltPolicy,
     parse_spacing,
 )
-from .limits import DEFAULT_LIMITS, Limits
 from .tolerances import DEFAULT, Tolerances
 
 _POLICY_FIELDS = {

@@ -93,7 +93,7 @@ def output_path(outdir: Path, stem: str, suffix: str) -> Path:
     return candidate
 
 
-def atomic_write(path: Path, write: Callable[[BinaryIO], None], *, force: bool) -> None:
+def atomic_write(path: Path, write: Callable[[BinaryIO], object], *, force: bool) -> None:
     """Write a file through ``write(stream)`` so that it appears complete or not at all.
 
     The data goes to a temporary file in the same folder (same file system, so the final rename is

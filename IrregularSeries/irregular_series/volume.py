@@ -18,10 +18,10 @@ from .decisions import Decision, DecisionKind
 from .grid import OutputGrid, build_grid
 from .model import SliceHeader
 from .options import ConvertOptions
-from .pixels import load_pixels, value_dtype
-from .policies import GapPolicy, Interpolation, PositionSource, TiltPolicy
 from .orientation import normal_of, positions_along
+from .pixels import load_pixels, value_dtype
 from .planning import Part, missing_after, override_positions, slice_id
+from .policies import GapPolicy, Interpolation, PositionSource, TiltPolicy
 from .resample import PlaneSource, ResampleResult, resample_stack, slice_reach_mm
 from .spacing import choose_spacing
 from .verify import VerificationResult, verify_placements

@@ -19,12 +19,12 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
 
-from ..policies import Spacing, SpacingRule
-from ..spacing import choose_spacing
-from ..tolerances import DEFAULT, Tolerances
 from ..irregularities import IrregularityKind as Kind
 from ..model import Role, SeriesAnalysis, Stack
 from ..orientation import plane_name
+from ..policies import Spacing, SpacingRule
+from ..spacing import choose_spacing
+from ..tolerances import DEFAULT, Tolerances
 
 CONFIDENCE_CORRECTS = 0.6
 """We load this series right where Slicer's scalar-volume plugin (0.5) does not: ours is chosen."""

@@ -38,11 +38,11 @@ from ..headers import scan
 from ..model import Excluded, SliceHeader, Stack
 from ..options import ConvertOptions
 from ..orientation import LPS_TO_RAS
+from ..outputs import output_path, safe_stem
 from ..pixels import PixelDecodeError, load_pixels
 from ..planning import plan_stack
 from ..policies import GapPolicy, Interpolation, SectionPolicy, Spacing, TiltPolicy
 from ..tolerances import DEFAULT, Tolerances
-from ..outputs import output_path, safe_stem
 from ..volume import VerificationError, Volume, build_volume
 from .database import with_transfer_syntax
 from .examine import LoadableSpec, examine_series, slicer_series_name
