@@ -368,14 +368,20 @@ class IrregularSeriesTest(ScriptedLoadableModuleTest):
                     shNode = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(slicer.mrmlScene)
                     self.assertTrue(shNode.GetItemUID(shNode.GetItemByDataNode(node), "DICOM"))
 
+                    self.delayDisplay("Rebuilding the stack from its instances, found through the database")
+                    logic = IrregularSeriesLogic()
+                    instanceFiles = {database.fileForInstance(uid) for uid in node.GetAttribute("DICOM.instanceUIDs").split()}
+                    self.assertEqual({s.path for s in logic.stack(node).slices}, instanceFiles)
+
                     self.delayDisplay("Hardening at 0.6 mm")
-                    (hardened,) = IrregularSeriesLogic().harden(node, spacing=0.6)
+                    (hardened,) = logic.harden(node, spacing=0.6)
                     self.assertEqual(hardened.GetSpacing(), (0.1, 0.1, 0.6))
                     self.assertIsNone(hardened.GetParentTransformNode())
                     self.assertLessEqual(float(hardened.GetAttribute(irregularScene.VERIFICATION_ATTRIBUTE)), 0.01)
 
                     self.delayDisplay("Exporting to DICOM and adding it to the database")
-                    series = IrregularSeriesLogic().exportDicom(hardened, os.path.join(folder, "export"))
+                    series = logic.exportDicom(hardened, os.path.join(folder, "export"))
+                    logic.cleanup()
                     exported = database.filesForSeries(series.series_instance_uid)
                     self.assertEqual(len(exported), len(series.files))
                     for tag in ("0010,0020", "0020,000D"):  # the same patient and study as the source
