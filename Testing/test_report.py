@@ -16,13 +16,16 @@ from pathlib import Path
 import pytest
 
 from irregular_series import analyze
+from irregular_series.assembly import find_candidates
 from irregular_series.cli import main
+from irregular_series.joining import build_assembly
+from irregular_series.options import ConvertOptions
 from irregular_series.geometry import analyze_geometry
 from irregular_series.headers import scan
 from irregular_series.irregularities import DETAILS_OF, IrregularityKind
 from irregular_series.model import Stack
 from irregular_series.report import analysis_to_dict, format_summary, stack_to_dict
-from irregular_series.testing.synthetic import write_demo, write_non_image_objects, write_series
+from irregular_series.testing.synthetic import uid, write_demo, write_non_image_objects, write_series
 
 import phantoms
 
@@ -128,11 +131,22 @@ def documents(tmp_path_factory) -> list[dict]:
     shuffled = [dataclasses.replace(s, instance_number=n)
                 for s, n in zip(phantoms._stack(10, 2.0), (5, 2, 9, 1, 7, 3, 10, 4, 8, 6))]
     write_series(phantoms._series("instance order", shuffled), root / "order")
+    # Two series that continue each other (their own frame of reference): an assembly candidate.
+    for n, start in enumerate((100.0, 130.0)):
+        station = phantoms._series(f"station {n}", phantoms._stack(20, 2.0, start_mm=start), series_number=20 + n)
+        write_series(dataclasses.replace(station, frame_of_reference_uid=uid("stations")), root / f"station{n}")
     documents = [analysis_to_dict(analyze([root]))]
     # Offset blocks analysed unsplit (as a caller may): a non_collinear stack.
     slices = sorted(scan([_write(phantoms.parallel_offset_blocks(), root / "blocks")]).slices,
                     key=lambda s: s.position_lps_mm[2])
     documents.append({"stack": stack_to_dict(Stack("1", "volume", ["test"], slices, analyze_geometry(slices)))})
+    # Two series 13 mm apart where the step is 2 mm, joined: the assembled stack has a station_gap.
+    for n, start in enumerate((300.0, 351.0)):
+        station = phantoms._series(f"gap station {n}", phantoms._stack(20, 2.0, start_mm=start), series_number=30 + n)
+        write_series(dataclasses.replace(station, frame_of_reference_uid=uid("gap stations")), root / "gap" / str(n))
+    (candidate,) = find_candidates(analyze([root / "gap"]))
+    (joined,) = build_assembly(candidate, ConvertOptions())
+    documents.append({"stack": stack_to_dict(joined.volume.part.stack)})
     return documents
 
 
@@ -145,6 +159,7 @@ def test_documents_follow_the_documented_schema(documents):
     checker = Checker()
     checker.object(documents[0], "document", "document")
     checker.object(documents[1]["stack"], "stack", "stack")
+    checker.object(documents[2]["stack"], "stack", "stack")
     assert set(SCHEMA) - checker.seen == set(), "documented but never produced"
 
 

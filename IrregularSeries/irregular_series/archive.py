@@ -24,7 +24,7 @@ from .conversion import (
     SeriesOutcome,
     SeriesPlan,
     convert_series,
-    plan_series,
+    plan_all,
     report_bytes,
 )
 from .decisions import Failure
@@ -105,8 +105,7 @@ class ArchiveConversion:
             self._progress = progress
             self.analysis: Analysis = analyze(paths, tolerances=options.tolerances, limits=options.limits,
                                               skip=[self.outdir])
-            used: set[str] = set()
-            self.plans = [plan_series(series, options, used) for series in self.analysis.series]
+            self.plans = plan_all(self.analysis, options)
         except BaseException:
             self._lock.release()
             raise

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from . import __version__
 from .analysis import analyze
+from .assembly import candidate_lines, find_candidates
 from .content_check import content_summary_text
 from .conversion import ConvertResult, convert
 from .decisions import OptionName
@@ -37,6 +38,7 @@ from .policies import (
     GapPolicy,
     Interpolation,
     OutputFormat,
+    OverlapPolicy,
     Policy,
     PositionSource,
     SectionPolicy,
@@ -95,6 +97,7 @@ def _scan_progress(bar: Progress) -> Callable[[int, int], None]:
 def cmd_inspect(args: argparse.Namespace) -> int:
     with Progress(0, "files") as bar:
         analysis = analyze(args.paths, workers=args.workers, progress=_scan_progress(bar), limits=args.limits)
+    candidates = find_candidates(analysis)
     if args.summary:
         from .summary import closing_summary, summarize, write_summary
 
@@ -110,6 +113,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             print(f"summary: {args.summary} ({len(rows)} stacks)")
     elif args.json != "-":
         sys.stdout.write(format_summary(analysis))
+        for candidate in candidates:
+            lines = candidate_lines(candidate)
+            print(f"\nAssembly candidate: {lines[0]}")
+            print("\n".join(f"      {line}" for line in lines[1:]))
+            print("      (convert --assemble joins every candidate; --assemble UID,UID,... joins the named series)")
         _limit_hint(analysis)
     try:
         if args.json:
@@ -182,6 +190,9 @@ def _options(args: argparse.Namespace) -> ConvertOptions:
         interpolation=args.interpolation,
         format=args.format,
         positions=args.positions,
+        overlap=args.overlap,
+        assemble=args.assemble,
+        in_plane_spacing_mm=args.in_plane_spacing_mm,
         include_localizers=args.include_localizers,
         force=args.force,
         background=args.background,
@@ -298,6 +309,13 @@ DEMO_MARKER = ".irregular-series-demo"
 those, and never takes a user's folder for its own)."""
 
 
+def _series_uids(text: str) -> tuple[str, ...]:
+    uids = tuple(u.strip() for u in text.split(",") if u.strip())
+    if len(uids) < 2:
+        raise argparse.ArgumentTypeError(f"--assemble needs at least two SeriesInstanceUIDs separated by commas; got {text!r}")
+    return uids
+
+
 def _policy_parser(policy: type[Policy]) -> Callable[[str], Policy]:
     def parse(text: str) -> Policy:
         try:
@@ -317,9 +335,14 @@ def add_convert_options(parser: argparse.ArgumentParser) -> None:
                         help=f"slice spacing: a number of mm (honoured exactly) or {_choices(SpacingRule)}")
     for flag, policy in (("--gaps", GapPolicy), ("--sections", SectionPolicy), ("--tilt", TiltPolicy),
                          ("--interpolation", Interpolation), ("--format", OutputFormat),
-                         ("--positions", PositionSource)):
+                         ("--positions", PositionSource), ("--overlap", OverlapPolicy)):
         parser.add_argument(flag, type=_policy_parser(policy), default=list(policy)[0],
                             metavar="{" + ",".join(policy.values()) + "}", help=f"{policy.title()}: {_choices(policy)}")
+    parser.add_argument("--assemble", nargs="?", const=True, default=False, type=_series_uids, metavar="UID,UID,...",
+                        help="join several series into one volume: every candidate 'inspect' lists, or exactly the "
+                             "named series (which may also span frames of reference within one study)")
+    parser.add_argument("--in-plane-spacing-mm", type=_positive_mm, default=None, metavar="MM",
+                        help="pixel spacing of assembled volumes whose series differ in-plane (default: the finest)")
     parser.add_argument("--include-localizers", action="store_true", help="also write localizer stacks")
     parser.add_argument("--background", type=_number, default=None, metavar="VALUE",
                         help="value of voxels no slice reaches (default: the rescaled PixelPaddingValue, "

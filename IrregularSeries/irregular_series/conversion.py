@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .assembly import AssemblyCandidate, find_candidates
 from .decisions import Decision, Failure, PolicyError
+from .joining import assembly_groups, build_assembly
 from .limits import LimitExceeded
 from .messages import one_line
 from .model import Analysis, Role, SeriesAnalysis, Stack
@@ -79,6 +81,9 @@ class OutputVolume:
     max_error_vs_dicom_mm: float
     decisions: tuple[Decision, ...]
     dicom_series: DicomSeries | None = None
+    assembly: dict[str, Any] | None = None
+    """For a volume joined from several series: its sources, junctions and intensity differences
+    (``joining.AssembledVolume.record``)."""
 
     @property
     def positions_overridden(self) -> bool:
@@ -108,7 +113,7 @@ class OutputVolume:
             "max_error_vs_dicom_mm": self.max_error_vs_dicom_mm,
             "decisions": [d.to_dict() for d in self.decisions],
             "dicom_series": self.dicom_series.to_dict() if self.dicom_series else None,
-        }
+        } | ({} if self.assembly is None else {"assembly": self.assembly})
 
 
 @dataclass
@@ -235,10 +240,34 @@ class SeriesPlan:
 
     series: SeriesAnalysis
     steps: list[PlannedPart | Failure]
+    assembly: AssemblyCandidate | None = None
+    """Set for the plan of series joined into one volume (``series`` then names the group, and
+    its stacks are the stations): converting it builds the assembly, named ``assembly_stem``."""
+    assembly_stem: str = ""
 
     @property
     def parts(self) -> list[PlannedPart]:
         return [step for step in self.steps if isinstance(step, PlannedPart)]
+
+
+def plan_all(analysis: Analysis, options: ConvertOptions) -> list[SeriesPlan]:
+    """One plan per series, in report order, then one per group of series ``options.assemble``
+    joins (those series' volume stacks are left out of their own plans), and one holding the
+    failure of a named group that cannot be joined."""
+    _, groups, failures = assembly_groups(analysis, options)
+    joined = {uid for group in groups for uid in group.series_uids}
+    used: set[str] = set()
+    plans = [plan_series(series, options, used, volumes=series.series_instance_uid not in joined)
+             for series in analysis.series]
+    for group in groups:
+        series = SeriesAnalysis("+".join(group.series_uids), None, group.title,
+                                group.stations[0].series.modality, [st.stack for st in group.stations], [])
+        stem = output_stem(series, Stack("1", "volume", [], []), Part(group.stations[0].stack, [], ""), used)
+        plans.append(SeriesPlan(series, [], group, stem))
+    for failure in failures:
+        plans.append(SeriesPlan(SeriesAnalysis("assembly:" + ",".join(options.assemble), None, "assembly", "", [], []),
+                                [failure]))
+    return plans
 
 
 @dataclass
@@ -253,12 +282,14 @@ class SeriesOutcome:
         return [o.to_dict() for o in self.outputs], [str(f) for f in self.failures]
 
 
-def plan_series(series: SeriesAnalysis, options: ConvertOptions, used: set[str]) -> SeriesPlan:
+def plan_series(series: SeriesAnalysis, options: ConvertOptions, used: set[str], *,
+                volumes: bool = True) -> SeriesPlan:
     """The parts of every wanted stack of ``series``, each with its output stem (``used``: the stems
-    taken so far in this run, updated)."""
+    taken so far in this run, updated); without its volume stacks when ``volumes`` is false (they
+    are joined with other series')."""
     steps: list[PlannedPart | Failure] = []
     for stack in series.stacks:
-        if not _wanted(stack, options):
+        if not _wanted(stack, options) or (not volumes and stack.role == "volume"):
             continue
         title = f"{series_title(series)} stack {stack.id}"
         try:
@@ -277,6 +308,20 @@ def convert_series(plan: SeriesPlan, outdir: Path, options: ConvertOptions) -> S
     outcome = SeriesOutcome([], [])
     series = plan.series
     derived = 0  # DICOM series derived from this one so far
+    if plan.assembly is not None:
+        try:
+            for joined in build_assembly(plan.assembly, options):
+                label = joined.volume.part.label
+                stem = plan.assembly_stem + (f"_{label}" if label else "")
+                if options.format == OutputFormat.DICOM:
+                    derived += 1
+                    dicom = _write_dicom(joined.volume, series, outdir, stem, options, derived)
+                    record = _record(series, joined.volume, dicom.folder, None, dicom)
+                else:
+                    record = _record(series, joined.volume, *_write(joined.volume, outdir, stem, options))
+                outcome.outputs.append(replace(record, assembly=joined.record))
+        except STACK_ERRORS as err:  # a group that cannot be joined must not stop the others
+            outcome.failures.append(_failure(plan.assembly.title, err, "; nothing written"))
     for step in plan.steps:
         if isinstance(step, Failure):
             outcome.failures.append(step)
@@ -298,7 +343,7 @@ def convert_series(plan: SeriesPlan, outdir: Path, options: ConvertOptions) -> S
 def report_bytes(analysis: Analysis, options: ConvertOptions, outputs: list[dict[str, Any]],
                  failures: list[str]) -> bytes:
     """``report.json``: the inspect report plus ``options``, the ``outputs`` and the ``failures``."""
-    document = analysis_to_dict(analysis)
+    document = analysis_to_dict(analysis, find_candidates(analysis, options.tolerances))
     document["options"] = options.to_dict()
     document["outputs"] = outputs
     document["failures"] = failures

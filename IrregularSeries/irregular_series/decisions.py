@@ -16,6 +16,7 @@ from typing import Any, Literal
 OptionName = Literal[
     "spacing", "gaps", "sections", "tilt", "interpolation", "format", "positions", "include_localizers", "force",
     "background", "mask", "allow_output_in_input", "limits",
+    "overlap", "assemble", "in_plane_spacing_mm",
 ]
 """A ``ConvertOptions`` field."""
 
@@ -46,6 +47,12 @@ class DecisionKind(str, Enum):
     NO_INTERPOLATION = "no_interpolation"
     MOSAIC_UNPACKED = "mosaic_unpacked"
     ROWS_FLIPPED = "rows_flipped"
+    ASSEMBLED = "assembled"
+    STATION_USED = "station_used"
+    OVERLAPS_RESOLVED = "overlaps_resolved"
+    IN_PLANE_LATTICE = "in_plane_lattice"
+    STATION_GAP = "station_gap"
+    INTENSITY_DIFFERENCE = "intensity_difference"
 
     def __str__(self) -> str:
         return str(self.value)

@@ -69,6 +69,7 @@ class IrregularityKind(str, Enum):
     GANTRY_TILT = "gantry_tilt", False, True
     NOMINAL_MISMATCH = "nominal_mismatch", False, False
     INSTANCE_ORDER = "instance_order", False, False
+    STATION_GAP = "station_gap", True, True, False, True, "tab:red"
 
 @dataclass(frozen=True)
 class MissingSlices:
@@ -136,9 +137,14 @@ class InstanceOrder:
     evidence: str
     restarts: int
 
+@dataclass(frozen=True)
+class StationGap:
+    gap_mm: float
+    local_step_mm: float
+
 Details = Union[
     MissingSlices, VariableSpacing, DuplicatePositions, StitchedSections, NonParallel, NonCollinear,
-    GantryTilt, NominalMismatch, InstanceOrder,
+    GantryTilt, NominalMismatch, InstanceOrder, StationGap,
 ]
 
 DETAILS_OF: dict[IrregularityKind, type] = {
@@ -151,6 +157,7 @@ DETAILS_OF: dict[IrregularityKind, type] = {
     IrregularityKind.GANTRY_TILT: GantryTilt,
     IrregularityKind.NOMINAL_MISMATCH: NominalMismatch,
     IrregularityKind.INSTANCE_ORDER: InstanceOrder,
+    IrregularityKind.STATION_GAP: StationGap,
 }
 """The details record of each kind."""
 

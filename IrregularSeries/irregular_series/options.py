@@ -11,6 +11,7 @@ from .policies import (
     GapPolicy,
     Interpolation,
     OutputFormat,
+    OverlapPolicy,
     PositionSource,
     SectionPolicy,
     Spacing,
@@ -27,6 +28,7 @@ _POLICY_FIELDS = {
     "interpolation": Interpolation,
     "format": OutputFormat,
     "positions": PositionSource,
+    "overlap": OverlapPolicy,
 }
 
 
@@ -45,6 +47,12 @@ class ConvertOptions:
     interpolation: Interpolation = Interpolation.LINEAR
     format: OutputFormat = OutputFormat.NRRD
     positions: PositionSource = PositionSource.DICOM
+    overlap: OverlapPolicy = OverlapPolicy.MIDDLE
+    assemble: bool | tuple[str, ...] = False
+    """Assembly of several series into one volume: False (none), True (every group the analysis
+    offers), or the SeriesInstanceUIDs of exactly the series to join."""
+    in_plane_spacing_mm: float | None = None
+    """Pixel spacing of assembled volumes whose series differ in-plane; None: the finest."""
     include_localizers: bool = False
     force: bool = False
     background: float | None = None
@@ -71,6 +79,18 @@ class ConvertOptions:
         for name in ("include_localizers", "force", "mask", "allow_output_in_input"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False; got {getattr(self, name)!r}")
+        if isinstance(self.assemble, (list, tuple)):
+            uids = tuple(str(u).strip() for u in self.assemble if str(u).strip())
+            if len(uids) < 2:
+                raise ValueError(f"assemble names {len(uids)} series; joining needs at least two")
+            object.__setattr__(self, "assemble", uids)
+        elif not isinstance(self.assemble, bool):
+            raise ValueError(f"assemble must be True, False or SeriesInstanceUIDs; got {self.assemble!r}")
+        if self.in_plane_spacing_mm is not None:
+            spacing = parse_spacing(self.in_plane_spacing_mm)
+            if isinstance(spacing, SpacingRule):
+                raise ValueError(f"in-plane spacing must be a number of mm; got {self.in_plane_spacing_mm!r}")
+            object.__setattr__(self, "in_plane_spacing_mm", spacing)
         if not isinstance(self.tolerances, Tolerances):
             raise ValueError(f"tolerances must be a Tolerances record; got {type(self.tolerances).__name__}")
         if not isinstance(self.limits, Limits):

@@ -134,12 +134,17 @@ def _split_sections(stack: Stack) -> list[Part]:
     ]
 
 
+GAP_KINDS = frozenset({IrregularityKind.MISSING_SLICES, IrregularityKind.STATION_GAP})
+"""Irregularity kinds the gap policy applies to: slices missing within a series, and the space
+between two series assembled into one volume (``joining.py``)."""
+
+
 def missing_after(stack: Stack) -> set[tuple[str, int]]:
-    """Ids of the slices that a missing-slice gap follows (from the geometry analysis)."""
+    """Ids of the slices that a gap follows (missing slices, or a gap between assembled series)."""
     return {
         slice_id(stack.slices[i.after_index])
         for i in stack.geometry.irregularities
-        if i.kind == IrregularityKind.MISSING_SLICES and i.after_index is not None
+        if i.kind in GAP_KINDS and i.after_index is not None
     }
 
 

@@ -75,6 +75,15 @@ class SectionPolicy(Policy):
     SPLIT = "split", "one volume per section"
 
 
+class OverlapPolicy(Policy):
+    """overlap policy: which series supplies the slices where assembled series overlap."""
+
+    MIDDLE = "middle", "each overlap is cut at its middle: each series keeps the half nearer its own interior"
+    FIRST = "first", "the series earlier along the stack (lower position along the normal) keeps the overlap"
+    LAST = "last", "the series later along the stack keeps the overlap"
+    BLEND = "blend", "across the overlap, weights go linearly from the earlier series to the later one"
+
+
 class TiltPolicy(Policy):
     """tilt policy: what happens to a gantry-tilted stack."""
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from . import __version__
 from .messages import printable
+from .assembly import AssemblyCandidate, candidate_to_dict, find_candidates
 from .model import Analysis, Excluded, SeriesAnalysis, Stack
 from .orientation import plane_name
 
@@ -115,14 +116,17 @@ def _finite(value: Any, where: str, replaced: dict[str, str]) -> Any:
     return value
 
 
-def analysis_to_dict(analysis: Analysis) -> dict[str, Any]:
-    """The ``inspect --json`` document."""
+def analysis_to_dict(analysis: Analysis, candidates: list[AssemblyCandidate] | None = None) -> dict[str, Any]:
+    """The ``inspect --json`` document. ``candidates``: the series groups offered for assembly
+    (default: ``find_candidates`` at the default tolerances)."""
     return {
         "tool": "irregular-series",
         "version": __version__,
         "schema_version": SCHEMA_VERSION,
         "series": [series_to_dict(s) for s in analysis.series],
         "excluded": [excluded_to_dict(e) for e in analysis.excluded],
+        "assembly_candidates": [candidate_to_dict(c) for c in
+                                (find_candidates(analysis) if candidates is None else candidates)],
     }
 
 

@@ -22,7 +22,7 @@ from .orientation import normal_of, positions_along
 from .pixels import load_pixels, value_dtype
 from .planning import Part, missing_after, override_positions, slice_id
 from .policies import GapPolicy, Interpolation, PositionSource, TiltPolicy
-from .resample import PlaneSource, ResampleResult, resample_stack, slice_reach_mm
+from .resample import PlaneSource, ResampleResult, SlicePlacement, resample_stack, slice_reach_mm
 from .spacing import choose_spacing
 from .verify import VerificationResult, verify_placements
 
@@ -50,6 +50,8 @@ class Volume:
     extrapolated: list[dict]
     """Planes filled from one slice they lie outside of: plane index, the slice's label and the
     plane's signed distance from it along the normal (mm)."""
+    placements: tuple[SlicePlacement, ...] = ()
+    """Where the resampler put each of ``part.slices`` (output voxel indices)."""
 
 
 class VerificationError(RuntimeError):
@@ -227,4 +229,5 @@ def build_volume(part: Part, options: ConvertOptions, pixels: np.ndarray | None 
                                   "no interpolation: every voxel is a copy of an input pixel"))
     return Volume(replace(part, decisions=decisions), result.volume, result.mask, grid, spacing,
                   result.interpolated, verification, dicom_error, result.planes, content,
-                  background if result.mask is not None else None, _extrapolated(result, slices, g.normal))
+                  background if result.mask is not None else None, _extrapolated(result, slices, g.normal),
+                  tuple(result.placements))
