@@ -1,6 +1,7 @@
 """Analysed stacks to verified regular volumes on disk, and ``report.json``.
 
-Per series: ``plan_series`` plans every wanted stack (``planning``) and names its parts;
+Per series: ``plan_series`` plans every wanted stack (``planning``) and names its parts
+(``plan_all`` adds one plan per group of series joined into one volume, ``joining``);
 ``convert_series`` builds and verifies each part (``volume``) and writes its files; ``report_bytes``
 makes the report of them all. ``convert`` runs these over every series found (through ``archive``,
 which may spread the series over processes). Nothing is written for a part whose verification

@@ -3,9 +3,9 @@ series, under the same rules as stitched sections within one series.
 
 Each station first goes through its own plan (its stitched sections merged, duplicate positions
 dropped). Every slice is then mapped onto one in-plane lattice (``inplane.py``): a copy when the
-series share their in-plane grid, an in-plane resampling otherwise; pixels a station does not
-reach are NaN in float work arrays, so that any plane that would blend them is marked in the mask
-rather than filled from nothing. Where stations overlap, the overlap policy picks the slices:
+series share their in-plane grid, an in-plane resampling otherwise (rounded into integer types, as
+the resampler rounds); an output voxel made from a slice that does not reach it becomes background
+with mask 0 rather than being filled from nothing. Where stations overlap, the overlap policy picks the slices:
 ``middle`` cuts each overlap at its middle, ``first``/``last`` give it to the earlier/later
 station, ``blend`` builds the volume both ways on one grid and weights them linearly across the
 overlap. The chosen slices form one stack whose gaps between stations follow the gap policy, and
