@@ -18,12 +18,12 @@ import pytest
 from irregular_series import analyze
 from irregular_series.assembly import find_candidates
 from irregular_series.cli import main
-from irregular_series.joining import build_assembly
-from irregular_series.options import ConvertOptions
 from irregular_series.geometry import analyze_geometry
 from irregular_series.headers import scan
 from irregular_series.irregularities import DETAILS_OF, IrregularityKind
+from irregular_series.joining import build_assembly
 from irregular_series.model import Stack
+from irregular_series.options import ConvertOptions
 from irregular_series.report import analysis_to_dict, format_summary, stack_to_dict
 from irregular_series.testing.synthetic import uid, write_demo, write_non_image_objects, write_series
 

@@ -31,8 +31,8 @@ from .inplane import SliceMapping, UnionLattice, slice_mapping, union_lattice
 from .irregularities import Irregularity, IrregularityKind, StationGap
 from .model import Analysis, SeriesAnalysis, SliceHeader, Stack
 from .options import ConvertOptions
-from .pixels import load_pixels, output_dtype
 from .orientation import positions_along
+from .pixels import load_pixels, output_dtype
 from .planning import Part, plan_stack, slice_id
 from .policies import GapPolicy, OverlapPolicy, SectionPolicy
 from .resample import PlaneSource, SlicePlacement

@@ -7,8 +7,8 @@ import math
 from typing import Any
 
 from . import __version__
-from .messages import printable
 from .assembly import AssemblyCandidate, candidate_to_dict, find_candidates
+from .messages import printable
 from .model import Analysis, Excluded, SeriesAnalysis, Stack
 from .orientation import plane_name
 
