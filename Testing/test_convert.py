@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from irregular_series import conversion as conversion_module
 from irregular_series import volume as volume_module
@@ -28,7 +29,7 @@ from irregular_series.conversion import STACK_ERRORS, ConvertOptions, OutputVolu
 from irregular_series.pixels import PixelDecodeError
 from irregular_series.planning import plan_stack
 from irregular_series.runlog import LOG_NAME
-from irregular_series.testing.synthetic import Encoding, uid, write_series
+from irregular_series.testing.synthetic import Encoding, save_dataset, uid, write_series
 from irregular_series.tolerances import Tolerances
 from irregular_series.volume import VerificationError, build_volume
 
@@ -419,6 +420,30 @@ def test_gaps_interpolate_fills_the_gap_from_real_positions(tmp_path):
     assert output.shape == (32, 32, 24) and output.interpolated is True and output.mask_path is None
     assert "missing slices: interpolated across the gaps" in said(output)
     assert encoding_error(read_nrrd(output.path)) <= ROUNDING
+
+
+@pytest.mark.parametrize("implicit", [False, True], ids=["explicit", "implicit"])
+def test_pixel_padding_value_is_the_background_read_signed_as_the_pixels(tmp_path, implicit):
+    """PixelPaddingValue (SS for signed pixels; in implicit VR only PixelRepresentation says so),
+    rescaled, fills the deskew edges, below every value the data holds."""
+    folder = tmp_path / "in"
+    encoded("gantry_tilt").write(folder)
+    for path in sorted(folder.rglob("*.dcm")):
+        ds = pydicom.dcmread(path)
+        signed = ds.PixelRepresentation == 1
+        padding = -2000 if signed else 0
+        ds.add_new(0x00280120, "SS" if signed else "US", padding)
+        save_dataset(ds, path, ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian)
+    assert signed  # the phantom's CT values are signed: the SS reading is what is tested
+    (first,) = {s.pixel_padding_value for s in analyze([folder]).series[0].stacks[0].slices}
+    assert first == padding
+    result = convert([folder], tmp_path / "out", ConvertOptions(), progress=False)
+    (output,) = result.outputs
+    expected = padding * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+    assert output.background == expected
+    volume = read_nrrd(output.path)
+    assert (volume.array == expected).any() and (volume.array[volume.array != expected] > expected).all()
+    assert any("the rescaled PixelPaddingValue" in message for message in said(output))
 
 
 def test_gaps_blank_writes_a_mask_that_is_zero_exactly_in_the_gaps(tmp_path):

@@ -70,6 +70,7 @@ HEADER_TAGS: dict[str, str] = {
     "BitsAllocated": "0028,0100",
     "BitsStored": "0028,0101",
     "PixelRepresentation": "0028,0103",
+    "PixelPaddingValue": "0028,0120",
     "RescaleIntercept": "0028,1052",
     "RescaleSlope": "0028,1053",
     "Manufacturer": "0008,0070",
@@ -100,12 +101,16 @@ _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 
 _TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UT"})
 
-_UINT_DEFAULTS = {"Rows": 0, "Columns": 0, "SamplesPerPixel": 1, "BitsAllocated": 16, "BitsStored": 0,
-                  "PixelRepresentation": 0, "GEImageType": -1}
-"""The 16-bit integer tags read, with the value assumed when one is absent or malformed. All are
-unsigned shorts (US) but GE's image type, a signed short (SS) whose values 0 to 3 read the same."""
+_ABSENT_SHORT = -(1 << 16)
+"""Stands for an absent 16-bit value that has no default: outside both the US and the SS range."""
 
-_SHORT_VRS = {"GEImageType": frozenset({b"SS", b"US"})}
+_UINT_DEFAULTS = {"Rows": 0, "Columns": 0, "SamplesPerPixel": 1, "BitsAllocated": 16, "BitsStored": 0,
+                  "PixelRepresentation": 0, "GEImageType": -1, "PixelPaddingValue": _ABSENT_SHORT}
+"""The 16-bit integer tags read, with the value assumed when one is absent or malformed. All are
+unsigned shorts (US) but GE's image type, a signed short (SS) whose values 0 to 3 read the same,
+and PixelPaddingValue, US or SS as PixelRepresentation says (read as its 16 bits, then signed)."""
+
+_SHORT_VRS = {"GEImageType": frozenset({b"SS", b"US"}), "PixelPaddingValue": frozenset({b"SS", b"US"})}
 
 # What the raw reader keeps: every header tag but the pixel data (where it stops), with the VRs
 # that make it read exactly as the pydicom path reads it.
@@ -409,7 +414,17 @@ def _pixel_fields(ints: dict[str, int]) -> dict:
         bits_allocated=allocated,
         bits_stored=stored,
         pixel_representation=ints["PixelRepresentation"],
+        pixel_padding_value=_padding_value(ints["PixelPaddingValue"], ints["PixelRepresentation"]),
     )
+
+
+def _padding_value(value: int, pixel_representation: int) -> int | None:
+    """PixelPaddingValue as a stored pixel value: its 16 bits read signed when the pixels are
+    (PixelRepresentation 1; implicit-VR files do not say which), ``None`` when absent."""
+    if value == _ABSENT_SHORT:
+        return None
+    bits = value & 0xFFFF
+    return bits - (1 << 16) if pixel_representation == 1 and bits >= 1 << 15 else bits
 
 
 def _rescale(slope_text: str, intercept_text: str, fields: dict) -> tuple[float, float]:
