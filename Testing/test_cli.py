@@ -17,8 +17,7 @@ import pytest
 from irregular_series.cli import main
 from irregular_series.runlog import LOG_NAME
 from irregular_series.testing.synthetic import micro_ct_demo_series, write_demo
-
-from test_convert import ENCODING, _recompress_as_mpeg2, encoded, encoding_error, read_nrrd
+from volume_checks import ENCODING, encoded, encoding_error, read_nrrd, recompress_as_mpeg2
 
 
 def test_demo_converts_the_stitched_series_at_exactly_0_6_mm(tmp_path, capsys):
@@ -75,7 +74,7 @@ def test_existing_outputs_are_kept_without_force(tmp_path, capsys):
 def test_failures_exit_non_zero_with_one_line_each(tmp_path, capsys):
     encoded("regular").write(tmp_path / "in" / "good")
     for path in encoded("missing_slices", series_number=2).write(tmp_path / "in" / "bad"):
-        _recompress_as_mpeg2(path)
+        recompress_as_mpeg2(path)
     assert main(["convert", str(tmp_path / "in"), "-o", str(tmp_path / "out")]) == 1
     captured = capsys.readouterr()
     (failure,) = captured.err.splitlines()

@@ -15,14 +15,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 import slicer_api as api
 
 from conftest import SLICER_RELEASES
 
 pytest.importorskip("slicer", reason="the wrapper's NodeSerializer needs the slicer-core wheel")
 
-REPOSITORY = Path(__file__).resolve().parents[1]
+REPOSITORY = Path(__file__).resolve().parents[2]
 MODULE_FOLDER = REPOSITORY / "IrregularSeries"
 PACKAGE = MODULE_FOLDER / "irregular_series"
 SLICER_MODULES = ("slicer", "DICOMLib", "DICOMUtils", "qt", "ctk")
