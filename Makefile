@@ -29,7 +29,7 @@ dicom-validator:
 	  else echo "dciodvfy not found (as root: apt-get install dicom3tools): the DICOM validator test will skip"; fi; }
 
 test: dicom-validator $(foreach p,$(PINS),$(VENVS)/$(p)/.ready)
-	$(VENVS)/slicer-5.12/bin/python -m ruff check IrregularSeries Testing benchmarks
+	$(VENVS)/slicer-5.12/bin/python -m ruff check --no-cache IrregularSeries Testing benchmarks
 	$(VENVS)/slicer-5.12/bin/python -m mypy
 	@set -e; for p in $(PINS); do \
 	  echo "=== tests with $$p pins: $$($(VENVS)/$$p/bin/python -c 'import sys,numpy,pydicom; print(sys.version.split()[0], "numpy", numpy.__version__, "pydicom", pydicom.__version__)')"; \

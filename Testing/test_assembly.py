@@ -16,9 +16,9 @@ from irregular_series.analysis import analyze
 from irregular_series.assembly import JunctionKind, find_candidates, requested_candidate
 from irregular_series.conversion import ConvertOptions, convert
 from irregular_series.testing.synthetic import Encoding, uid, write_series
-from volume_checks import COPY_ROUNDING, ENCODING, ROUNDING, data_voxels, encoding_error, read_nrrd
 
 from phantoms import SAGITTAL, _series, _stack
+from volume_checks import COPY_ROUNDING, ENCODING, ROUNDING, data_voxels, encoding_error, read_nrrd
 
 
 def station(root: Path, name: str, count: int, step_mm: float, start_mm: float, number: int, *,

@@ -17,6 +17,7 @@ import pytest
 from irregular_series.cli import main
 from irregular_series.runlog import LOG_NAME
 from irregular_series.testing.synthetic import micro_ct_demo_series, write_demo
+
 from volume_checks import ENCODING, encoded, encoding_error, read_nrrd, recompress_as_mpeg2
 
 

@@ -12,6 +12,7 @@ import pytest
 from irregular_series.content_check import REFERENCE_STRIDE, check_content
 from irregular_series.grid import build_grid
 from irregular_series.resample import resample_stack, slice_reach_mm
+
 from test_resample import encode, make_stack, oblique, tilted
 
 

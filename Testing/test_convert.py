@@ -31,6 +31,9 @@ from irregular_series.runlog import LOG_NAME
 from irregular_series.testing.synthetic import save_dataset, uid, write_series
 from irregular_series.tolerances import Tolerances
 from irregular_series.volume import VerificationError, build_volume
+
+import phantoms
+from phantoms import CASES, Phantom, regular
 from volume_checks import (
     COPY_ROUNDING,
     ROUNDING,
@@ -42,9 +45,6 @@ from volume_checks import (
     recompress_as_mpeg2,
     tree_digest,
 )
-
-import phantoms
-from phantoms import CASES, Phantom, regular
 
 
 def run(tmp_path: Path, case: Phantom | str, *, out: str = "out", **options):

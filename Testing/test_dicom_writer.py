@@ -28,9 +28,9 @@ from irregular_series.dicom_writer import DERIVATION_CODES, UID_ROOT, choose_enc
 from irregular_series.model import SliceHeader
 from irregular_series.runlog import LOG_NAME
 from irregular_series.testing.synthetic import SyntheticSeries, write_demo
-from volume_checks import read_nrrd, tree_digest
 
 from phantoms import CASES, _stack
+from volume_checks import read_nrrd, tree_digest
 
 GEOMETRY_MM = 1e-3
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])

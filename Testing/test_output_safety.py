@@ -18,6 +18,7 @@ from irregular_series.cli import main
 from irregular_series.conversion import convert
 from irregular_series.outfolder import FolderBusyError, OutputInInputError, claim_output_folder
 from irregular_series.report import json_text
+
 from volume_checks import encoded
 
 PACKAGE = Path(__file__).resolve().parents[1] / "IrregularSeries"

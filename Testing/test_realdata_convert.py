@@ -15,6 +15,7 @@ import pytest
 
 from irregular_series.conversion import ConvertOptions, convert
 from irregular_series.pixels import decoder_available
+
 from volume_checks import read_nrrd, tree_digest
 
 GE_TILT = "ct_tilt_varspacing_ge"

@@ -26,6 +26,7 @@ import pytest
 from irregular_series import analyze
 from irregular_series.conversion import ConvertOptions, convert
 from irregular_series.pixels import _INSTALL, decoder_available, load_pixels
+
 from volume_checks import read_nrrd, voxel_centres_lps
 
 PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"

@@ -26,9 +26,9 @@ from irregular_series.testing.synthetic import (
     uid,
     write_mosaics,
 )
-from volume_checks import read_nrrd, voxel_centres_lps
 
 import phantoms
+from volume_checks import read_nrrd, voxel_centres_lps
 
 
 def _outputs(result) -> list[dict]:

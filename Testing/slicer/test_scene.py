@@ -452,6 +452,7 @@ def test_vtkitk_reader_gives_the_same_pixels(write_phantom):
 
 def test_harden_gives_the_same_volume_as_convert(scene, demo, tmp_path):
     from irregular_series.conversion import ConvertOptions, convert
+
     from volume_checks import read_nrrd
 
     (output,) = convert([demo], tmp_path / "out", ConvertOptions(spacing=0.6), progress=False).outputs

@@ -15,8 +15,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-import slicer_api as api
 
+import slicer_api as api
 from conftest import SLICER_RELEASES
 
 pytest.importorskip("slicer", reason="the wrapper's NodeSerializer needs the slicer-core wheel")
