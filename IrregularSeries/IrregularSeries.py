@@ -26,6 +26,7 @@ from slicer.ScriptedLoadableModule import (
 from slicer.util import VTKObservationMixin
 
 from irregular_series.content_check import content_summary_text
+from irregular_series.options import ConvertOptions
 from irregular_series.report import stack_line
 from irregular_series.slicer import scene as irregularScene
 from irregular_series.slicer.examine import spacing_presets
@@ -237,14 +238,18 @@ class IrregularSeriesLogic(ScriptedLoadableModuleLogic):
 
     def loadSeries(self, files, spacing=0.6, **policies):
         """Load the series in ``files`` (files or folders); ``spacing`` None keeps irregular stacks
-        under an acquisition transform, else they are hardened (mm or "auto"/"nominal"/...)."""
-        return irregularScene.load_series(slicer.mrmlScene, files, spacing=spacing, **policies)
+        under an acquisition transform, else they are hardened (mm or "auto"/"nominal"/...).
+        ``policies`` are further ``ConvertOptions`` fields: interpolation, gaps, sections, tilt."""
+        loadMode = "transform" if spacing is None else "harden"
+        options = ConvertOptions(spacing="auto" if spacing is None else spacing, **policies)
+        return irregularScene.load_series(slicer.mrmlScene, files, options, load_mode=loadMode)
 
     def harden(self, volumeNode, spacing=0.6, outputVolume=None, **policies):
         """Hardened copies of ``volumeNode`` (one, or one per part with the split policies); the
-        first goes into ``outputVolume`` when given. Policies: interpolation, gaps, sections, tilt."""
-        return irregularScene.harden(slicer.mrmlScene, volumeNode, self.stack(volumeNode), None, spacing,
-                                     into=outputVolume, **policies)
+        first goes into ``outputVolume`` when given. ``policies`` are further ``ConvertOptions``
+        fields: interpolation, gaps, sections, tilt."""
+        return irregularScene.harden(slicer.mrmlScene, volumeNode, self.stack(volumeNode), None,
+                                     ConvertOptions(spacing=spacing, **policies), into=outputVolume)
 
     def exportDicom(self, volumeNode, folder, importIntoDatabase=True):
         """A hardened volume as a new DICOM series in ``folder/<volume name>/``, written by the same

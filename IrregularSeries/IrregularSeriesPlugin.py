@@ -15,6 +15,7 @@ from slicer.i18n import tr as _
 
 from irregular_series.analysis import analyze_slices
 from irregular_series.headers import HEADER_TAGS
+from irregular_series.options import ConvertOptions
 from irregular_series.slicer import scene as irregularScene
 from irregular_series.slicer.database import database_headers
 from irregular_series.slicer.examine import examine_series, offers
@@ -80,12 +81,12 @@ class IrregularSeriesPluginClass(DICOMPlugin):
     def examineFiles(self, files):
         analysis = analyze_slices(*database_headers(slicer.dicomDatabase, files))
         loadMode = slicer.util.settingsValue(LOAD_MODE_SETTING, "transform")
-        spacing = slicer.util.settingsValue(SPACING_SETTING, "auto")
+        options = ConvertOptions(spacing=slicer.util.settingsValue(SPACING_SETTING, "auto"))
         loadables = []
         for series in analysis.series:
             stacks = {stack.id: stack for stack in series.stacks}
             label = self.defaultSeriesNodeName(series.series_instance_uid)
-            for offer in offers(examine_series(series, label, load_mode=loadMode, spacing=spacing), label):
+            for offer in offers(examine_series(series, label, load_mode=loadMode, options=options), label):
                 loadable = DICOMLoadable()
                 loadable.files = list(offer.files)
                 loadable.name = offer.name

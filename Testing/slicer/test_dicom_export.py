@@ -44,7 +44,7 @@ def _stack(folder: Path):
 def _hardened(scene, folder: Path, **policies):
     stack = _stack(folder)
     raw = mrml.add_stack_volume(scene, stack, mrml.stack_pixels(stack), "demo")
-    return stack, mrml.harden(scene, raw, stack, None, 0.6, **policies)
+    return stack, mrml.harden(scene, raw, stack, None, ConvertOptions(spacing=0.6, **policies))
 
 
 def _headers(folder: Path) -> list[pydicom.Dataset]:

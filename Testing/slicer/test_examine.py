@@ -15,6 +15,7 @@ import pytest
 
 from irregular_series import analyze
 from irregular_series.model import SeriesAnalysis
+from irregular_series.options import ConvertOptions
 from irregular_series.slicer.examine import (
     CONFIDENCE_CORRECTS,
     CONFIDENCE_PLAIN,
@@ -120,7 +121,7 @@ def test_missing_slices_are_a_warning(write_phantom):
 
 
 def test_requested_spacing_is_used(write_phantom):
-    (spec,) = _examine(write_phantom("stitched_sections"), spacing=0.5)[1]
+    (spec,) = _examine(write_phantom("stitched_sections"), options=ConvertOptions(spacing=0.5))[1]
     assert spec.spacing_mm == 0.5 and spec.name.endswith("harden at 0.5 mm")
     assert "0.5 mm as requested" in spec.tooltip
 
@@ -271,7 +272,8 @@ def test_the_users_tolerances_choose_the_spacing(tmp_path):
     (stack,) = analyze([tmp_path], tolerances=strict).series[0].stacks
     assert spacing_presets(stack).startswith("auto = nominal 2.5 mm")
     assert spacing_presets(stack, strict).startswith("auto = finest run 2.53 mm")
-    (spec,) = examine_series(analyze([tmp_path], tolerances=strict).series[0], "1: tolerance", tolerances=strict)
+    (spec,) = examine_series(analyze([tmp_path], tolerances=strict).series[0], "1: tolerance",
+                            options=ConvertOptions(tolerances=strict))
     assert spec.action == "harden" and spec.spacing_mm == pytest.approx(2.53)
 
 

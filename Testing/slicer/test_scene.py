@@ -24,6 +24,7 @@ from irregular_series import analyze  # noqa: E402
 from irregular_series.analysis import analyze_slices  # noqa: E402
 from irregular_series.headers import slice_from_tag_values  # noqa: E402
 from irregular_series.model import Stack  # noqa: E402
+from irregular_series.options import ConvertOptions  # noqa: E402
 from irregular_series.pixels import load_pixels  # noqa: E402
 from irregular_series.slicer import scene as mrml  # noqa: E402
 from irregular_series.slicer.database import with_transfer_syntax  # noqa: E402
@@ -166,7 +167,7 @@ def test_harden_gives_exactly_the_requested_spacing_at_the_dicom_geometry(scene,
     pixels = mrml.stack_pixels(stack)
     raw = mrml.add_stack_volume(scene, stack, pixels, "raw")
     transform = mrml.create_acquisition_transform(scene, raw, stack)
-    (node,) = mrml.harden(scene, raw, stack, pixels, 0.6, replace=True)
+    (node,) = mrml.harden(scene, raw, stack, pixels, ConvertOptions(spacing=0.6), replace=True)
 
     assert node is raw and node.GetParentTransformNode() is None
     assert scene.GetNodeByID(transform.GetID()) is None  # the acquisition transform is gone
@@ -199,7 +200,7 @@ def test_harden_into_a_new_node_keeps_the_raw_volume(scene, demo):
     stack = _volume_stack(demo)
     raw = mrml.add_stack_volume(scene, stack, mrml.stack_pixels(stack), "raw")
     transform = mrml.create_acquisition_transform(scene, raw, stack)
-    (node,) = mrml.harden(scene, raw, stack, None, 0.6)
+    (node,) = mrml.harden(scene, raw, stack, None, ConvertOptions(spacing=0.6))
     assert node is not raw and node.GetName() == "raw 0.6 mm"
     assert raw.GetParentTransformNode() is transform and node.GetParentTransformNode() is None
     assert slicer.util.arrayFromVolume(raw).shape == (stack.slice_count, 64, 64)
@@ -212,8 +213,9 @@ def test_harden_into_a_chosen_node_with_one_node_per_part(scene, demo):
     stack = _volume_stack(demo)
     raw = mrml.add_stack_volume(scene, stack, mrml.stack_pixels(stack), "raw")
     chosen = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "chosen")
-    first, second = mrml.harden(scene, raw, stack, None, 0.6, gaps="split")  # split at the missing slice
-    again = mrml.harden(scene, raw, stack, None, 0.6, gaps="split", into=chosen)
+    first, second = mrml.harden(scene, raw, stack, None,
+                                ConvertOptions(spacing=0.6, gaps="split"))  # split at the missing slice
+    again = mrml.harden(scene, raw, stack, None, ConvertOptions(spacing=0.6, gaps="split"), into=chosen)
     assert again[0] is chosen and again[1].GetName() == "raw 0.6 mm run2_1"
     for node, reference in zip(again, (first, second)):
         assert node.GetSpacing() == (0.1, 0.1, 0.6)
@@ -245,7 +247,7 @@ def test_harden_matches_slicers_hardened_acquisition_transform(scene, tmp_path):
     transform = mrml.create_acquisition_transform(scene, theirs, stack)
     assert slicer.vtkSlicerTransformLogic().hardenTransform(theirs)
     ours_raw = mrml.add_stack_volume(scene, stack, pixels, "ours")
-    (ours,) = mrml.harden(scene, ours_raw, stack, pixels, float(z[-1] - z[0]) / (len(z) - 1))
+    (ours,) = mrml.harden(scene, ours_raw, stack, pixels, ConvertOptions(spacing=float(z[-1] - z[0]) / (len(z) - 1)))
 
     np.testing.assert_allclose(_ijk_to_ras(ours), _ijk_to_ras(theirs), atol=1e-9)
     a, b = slicer.util.arrayFromVolume(ours), slicer.util.arrayFromVolume(theirs)
@@ -311,7 +313,7 @@ def test_load_series_transform_mode(scene, demo):
 
 
 def test_load_series_harden_mode(scene, demo):
-    (node,) = mrml.load_series(scene, [demo], spacing="auto")
+    (node,) = mrml.load_series(scene, [demo], load_mode="harden")
     assert node.GetSpacing() == (0.1, 0.1, 0.6) and node.GetParentTransformNode() is None
     assert scene.GetNodesByClass("vtkMRMLGridTransformNode").GetNumberOfItems() == 0
 
@@ -322,8 +324,9 @@ def test_load_series_applies_the_users_tolerances(scene, tmp_path):
     positions = [round(2.53 * k, 6) for k in range(12) if k != 6]
     slices = phantoms._slices_at(positions, slice_thickness_mm=2.5, spacing_between_slices_mm=2.5)
     write_series(phantoms._series("tolerance", slices), tmp_path)
-    (default,) = mrml.load_series(scene, [tmp_path], spacing="auto")
-    (strict,) = mrml.load_series(scene, [tmp_path], spacing="auto", tolerances=Tolerances(nominal_mm=0.01))
+    (default,) = mrml.load_series(scene, [tmp_path], load_mode="harden")
+    (strict,) = mrml.load_series(scene, [tmp_path], ConvertOptions(tolerances=Tolerances(nominal_mm=0.01)),
+                                 load_mode="harden")
     assert default.GetSpacing()[2] == pytest.approx(2.5) and strict.GetSpacing()[2] == pytest.approx(2.53)
 
 
@@ -407,7 +410,7 @@ def test_load_series_starts_no_worker_processes(scene, demo, monkeypatch):
 
     monkeypatch.setattr(headers, "PARALLEL_THRESHOLD", 1)
     monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", refuse)
-    (node,) = mrml.load_series(scene, [demo], spacing=0.6)
+    (node,) = mrml.load_series(scene, [demo], ConvertOptions(spacing=0.6), load_mode="harden")
     assert node.GetSpacing() == (0.1, 0.1, 0.6)
 
 
@@ -451,7 +454,7 @@ def test_vtkitk_reader_gives_the_same_pixels(write_phantom):
 
 
 def test_harden_gives_the_same_volume_as_convert(scene, demo, tmp_path):
-    from irregular_series.conversion import ConvertOptions, convert
+    from irregular_series.conversion import convert
 
     from volume_checks import read_nrrd
 
@@ -461,7 +464,7 @@ def test_harden_gives_the_same_volume_as_convert(scene, demo, tmp_path):
     stack = _volume_stack(demo)
     pixels = mrml.stack_pixels(stack)
     raw = mrml.add_stack_volume(scene, stack, pixels, "raw")
-    (node,) = mrml.harden(scene, raw, stack, pixels, 0.6)
+    (node,) = mrml.harden(scene, raw, stack, pixels, ConvertOptions(spacing=0.6))
     np.testing.assert_array_equal(slicer.util.arrayFromVolume(node), written.array)
     np.testing.assert_allclose(LPS_TO_RAS @ _ijk_to_ras(node), written.index_to_lps, atol=1e-9)
 
@@ -475,7 +478,7 @@ def test_real_tilted_ct_in_the_scene(scene, realdata):
     transform = mrml.create_acquisition_transform(scene, raw, stack)
     assert transform is not None  # the 4 mm / 7 mm steps need one, the tilt alone would not
     assert np.abs(_world_corners(raw) - _dicom_corners_ras(stack)).max() <= DEFAULT.corner_mm
-    (node,) = mrml.harden(scene, raw, stack, pixels, 4.0)
+    (node,) = mrml.harden(scene, raw, stack, pixels, ConvertOptions(spacing=4.0))
     ijk_to_ras = _ijk_to_ras(node)
     normal = np.cross(ijk_to_ras[:3, 0], ijk_to_ras[:3, 1])
     assert float(ijk_to_ras[:3, 2] @ normal / np.linalg.norm(normal)) == pytest.approx(4.0, abs=1e-9)

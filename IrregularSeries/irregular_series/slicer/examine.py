@@ -21,8 +21,9 @@ from typing import Literal
 
 from ..irregularities import IrregularityKind as Kind
 from ..model import Role, SeriesAnalysis, Stack
+from ..options import ConvertOptions
 from ..orientation import plane_name
-from ..policies import Spacing, SpacingRule
+from ..policies import SpacingRule
 from ..spacing import choose_spacing
 from ..tolerances import DEFAULT, Tolerances
 
@@ -72,15 +73,14 @@ def examine_series(
     series_label: str,
     *,
     load_mode: LoadMode = "harden",
-    spacing: Spacing | str = SpacingRule.AUTO,
-    tolerances: Tolerances = DEFAULT,
+    options: ConvertOptions = ConvertOptions(),
 ) -> list[LoadableSpec]:
     """The loadables for one series (as ``analyze`` makes it: every stack has its geometry): its
     volume stacks first, then its other stacks.
 
     ``series_label`` names the series in loadable names (Slicer uses "<number>: <description>").
-    ``spacing`` is the slice-spacing policy for hardening (see ``spacing.choose_spacing``), applied
-    with ``tolerances`` (those the analysis used).
+    Hardening takes the slice spacing ``options.spacing`` (see ``spacing.choose_spacing``), applied
+    with ``options.tolerances`` (those the analysis used).
     """
     volumes = [s for s in analysis.stacks if s.role == "volume"]
     others = [s for s in analysis.stacks if s.role != "volume"]
@@ -92,7 +92,7 @@ def examine_series(
     for index, stack in enumerate(volumes, start=1):
         findings = _findings(stack)
         action = _action(stack, load_mode)
-        chosen = choose_spacing(stack, spacing, tolerances) if action == "harden" else None
+        chosen = choose_spacing(stack, options.spacing, options.tolerances) if action == "harden" else None
         spacing_mm = chosen.value_mm if chosen else None
         spacing_reason = chosen.reason if chosen else ""
         which = [] if len(volumes) == 1 else [f"volume {index} of {len(volumes)}" + (f", {stack.name}" if stack.name else "")]

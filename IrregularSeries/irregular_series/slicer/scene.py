@@ -17,6 +17,7 @@ that every slice lands where its header says.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Callable, Iterable
@@ -41,11 +42,10 @@ from ..orientation import LPS_TO_RAS
 from ..outputs import output_path, safe_stem
 from ..pixels import PixelDecodeError, load_pixels
 from ..planning import plan_stack
-from ..policies import GapPolicy, Interpolation, SectionPolicy, Spacing, TiltPolicy
 from ..tolerances import DEFAULT, Tolerances
 from ..volume import VerificationError, Volume, build_volume
 from .database import with_transfer_syntax
-from .examine import LoadableSpec, examine_series, slicer_series_name
+from .examine import LoadableSpec, LoadMode, examine_series, slicer_series_name
 
 if TYPE_CHECKING:
     from ..dicom_writer import DicomSeries
@@ -323,34 +323,30 @@ def harden(
     volume_node,
     stack: Stack,
     pixels: np.ndarray | None,
-    spacing: Spacing,
+    options: ConvertOptions,
     *,
-    interpolation: Interpolation = "linear",
-    gaps: GapPolicy = "interpolate",
-    sections: SectionPolicy = "merge",
-    tilt: TiltPolicy = TiltPolicy.DESKEW,
     replace: bool = False,
     into=None,
-    tolerances: Tolerances = DEFAULT,
 ) -> list:
-    """The stack resampled onto regular grids and verified, as ``irregular-series convert`` does:
-    one volume node, or one per part under the ``split`` gap or section policies.
+    """The stack resampled onto regular grids and verified, as ``irregular-series convert`` does
+    with the same ``options``: one volume node, or one per part under the ``split`` gap or section
+    policies.
 
-    ``spacing`` is mm between slices along the normal, or a policy (see ``spacing.choose_spacing``).
+    ``options.spacing`` is mm between slices along the normal, or a rule (see
+    ``spacing.choose_spacing``); the gap, section, tilt and interpolation policies and the
+    tolerances are those of ``options`` too.
     ``pixels`` are the stack's slices (N, rows, columns); ``None`` reads them from its files.
     Results go into new nodes next to ``volume_node`` (under its parent transform, less an
     acquisition transform); the first goes into ``into`` instead when given, or into
     ``volume_node`` itself with ``replace`` (or ``into=volume_node``), which also removes its
     acquisition transform. Raises ``VerificationError`` when a slice would land further than the
-    verification tolerance (``tolerances.verify_mm``) from where its header says (nothing is
+    verification tolerance (``options.tolerances.verify_mm``) from where its header says (nothing is
     changed then).
     """
     if pixels is None:
         pixels = stack_pixels(stack)
     if len(pixels) != stack.slice_count:
         raise ValueError(f"{len(pixels)} pixel slices for a stack of {stack.slice_count}")
-    options = ConvertOptions(spacing=spacing, gaps=gaps, sections=sections, tilt=tilt, interpolation=interpolation,
-                             tolerances=tolerances)
     volumes = _build_volumes(stack, pixels, options)
 
     parent = volume_node.GetParentTransformNode()
@@ -514,55 +510,46 @@ def regularize(
     stack: Stack,
     spec: LoadableSpec,
     pixels: np.ndarray,
-    *,
-    interpolation: Interpolation = "linear",
-    gaps: GapPolicy = "interpolate",
-    sections: SectionPolicy = "merge",
-    tilt: TiltPolicy = TiltPolicy.DESKEW,
-    tolerances: Tolerances = DEFAULT,
+    options: ConvertOptions = ConvertOptions(),
 ) -> list:
     """Do what ``spec.action`` says to the stack's raw volume: nothing (``load``), add an
-    acquisition transform (``transform``), or harden in place at ``spec.spacing_mm``
-    (``harden``). Returns the volume nodes: ``volume_node``, plus any further parts of a split."""
+    acquisition transform (``transform``), or harden in place at ``spec.spacing_mm`` with the
+    other choices of ``options`` (``harden``). Returns the volume nodes: ``volume_node``, plus any
+    further parts of a split."""
     if spec.action == "transform":
-        create_acquisition_transform(scene, volume_node, stack, tolerances)
+        create_acquisition_transform(scene, volume_node, stack, options.tolerances)
     elif spec.action == "harden":
-        return harden(scene, volume_node, stack, pixels, spec.spacing_mm, interpolation=interpolation,
-                      gaps=gaps, sections=sections, tilt=tilt, replace=True, tolerances=tolerances)
+        return harden(scene, volume_node, stack, pixels, dataclasses.replace(options, spacing=spec.spacing_mm),
+                      replace=True)
     return [volume_node]
 
 
 def load_series(
     scene,
     paths: Iterable[str | os.PathLike],
+    options: ConvertOptions = ConvertOptions(),
     *,
-    spacing: Spacing | None = None,
-    interpolation: Interpolation = "linear",
-    gaps: GapPolicy = "interpolate",
-    sections: SectionPolicy = "merge",
-    tilt: TiltPolicy = TiltPolicy.DESKEW,
-    tolerances: Tolerances = DEFAULT,
+    load_mode: LoadMode = "transform",
 ) -> list:
     """Load every series found in ``paths`` (files or folders) into ``scene`` as the DICOM plugin
     does: the stacks it selects by default, each as a volume node. Returns the nodes in order.
 
-    ``spacing=None`` keeps irregular stacks as acquired, under an acquisition transform; a policy
-    (``"auto"``, ``"nominal"``, ``"median"``, ``"min"``) or a number of mm hardens them.
-    ``tolerances`` apply to the analysis, the spacing rule, hardening and the acquisition transform.
+    ``load_mode`` ``"transform"`` keeps irregular stacks as acquired, under an acquisition
+    transform; ``"harden"`` resamples them with ``options`` (its spacing and policies).
+    ``options.tolerances`` apply to the analysis, the spacing rule, hardening and the acquisition
+    transform.
     """
-    mode = "transform" if spacing is None else "harden"
     nodes = []
-    for series in analyze(paths, tolerances=tolerances, workers=1).series:  # no worker processes inside Slicer (see read_files)
+    # No worker processes inside Slicer (see read_files).
+    for series in analyze(paths, tolerances=options.tolerances, workers=1).series:
         stacks = {stack.id: stack for stack in series.stacks}
-        for spec in examine_series(series, slicer_series_name(series), load_mode=mode,
-                                   spacing="auto" if spacing is None else spacing, tolerances=tolerances):
+        for spec in examine_series(series, slicer_series_name(series), load_mode=load_mode, options=options):
             if not spec.selected:
                 continue
             stack = stacks[spec.stack_id]
             pixels = stack_pixels(stack)
             node = add_stack_volume(scene, stack, pixels, spec.node_name)
-            nodes += regularize(scene, node, stack, spec, pixels, interpolation=interpolation, gaps=gaps,
-                                sections=sections, tilt=tilt, tolerances=tolerances)
+            nodes += regularize(scene, node, stack, spec, pixels, options)
     return nodes
 
 
