@@ -5,6 +5,7 @@ logic ``irregular_series.slicer.scene``; this file is the thin Slicer layer: mod
 parameter node, GUI, a logic that delegates to the scene logic, and a self-test.
 """
 
+import dataclasses
 import json
 import logging
 import os
@@ -25,11 +26,14 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
+from irregular_series.analysis import analyze
 from irregular_series.content_check import content_summary_text
 from irregular_series.options import ConvertOptions
+from irregular_series.policies import GapPolicy, Interpolation, SectionPolicy, SpacingRule, TiltPolicy
 from irregular_series.report import stack_line
 from irregular_series.slicer import scene as irregularScene
-from irregular_series.slicer.examine import spacing_presets
+from irregular_series.slicer import series_options
+from irregular_series.slicer.examine import slicer_series_name, spacing_presets
 
 SPACING_CHART_REFERENCE = "IrregularSeriesSpacingChart"
 """Volume node reference to the plot chart of its slice spacing (made once, then reused)."""
@@ -112,6 +116,7 @@ class IrregularSeriesWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.applyTransformButton.connect("clicked(bool)", self.onApplyTransformButton)
         self.ui.hardenButton.connect("clicked(bool)", self.onHardenButton)
         self.ui.exportDicomButton.connect("clicked(bool)", self.onExportDicomButton)
+        self.seriesOptions = SeriesOptionsSection(self.ui, self.logic)
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
@@ -204,6 +209,163 @@ class IrregularSeriesWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 count=len(series.files), folder=series.folder))
 
 
+class SeriesOptionsSection:
+    """The "Load with options" section: lists the series of the DICOM browser's selection or of a
+    folder, shows what examining one under the chosen options gives, loads it so, and remembers
+    or forgets the choice for that series (``irregular_series.slicer.series_options``)."""
+
+    POLICIES = {"Gaps": GapPolicy, "Sections": SectionPolicy, "Tilt": TiltPolicy, "Interpolation": Interpolation}
+    """The section's policy combo boxes (``seriesOptions<key>ComboBox``) and the policy each offers."""
+
+    def __init__(self, ui, logic) -> None:
+        self.ui = ui
+        self.logic = logic
+        self.settings = slicer.app.settings()
+        self._series = []  # (SeriesAnalysis, label, files, fromDatabase), in list order
+        for mode, words in series_options.LOAD_MODE_WORDS.items():
+            ui.seriesOptionsLoadModeComboBox.addItem(words, mode)
+        for rule in SpacingRule:
+            ui.seriesOptionsSpacingComboBox.addItem(f"{rule.value}: {rule.help}", rule.value)
+        ui.seriesOptionsSpacingComboBox.addItem(_("custom"), "custom")
+        for key, policy in self.POLICIES.items():
+            comboBox = getattr(ui, f"seriesOptions{key}ComboBox")
+            for member in policy:
+                comboBox.addItem(f"{member.value}: {member.help}", member.value)
+        ui.seriesOptionsBrowserButton.connect("clicked(bool)", self.listBrowserSelection)
+        ui.seriesOptionsFolderButton.connect("clicked(bool)", self.onFolderButton)
+        ui.seriesOptionsListWidget.connect("currentRowChanged(int)", self.onSeriesChanged)
+        ui.seriesOptionsLoadButton.connect("clicked(bool)", self.onLoadButton)
+        ui.seriesOptionsForgetButton.connect("clicked(bool)", self.onForgetButton)
+        for key in ("LoadMode", "Spacing", *self.POLICIES):
+            getattr(ui, f"seriesOptions{key}ComboBox").connect("currentIndexChanged(int)", self.showFindings)
+        ui.seriesOptionsCustomSpacingSpinBox.connect("valueChanged(double)", self.showFindings)
+        ui.seriesOptionsLocalizersCheckBox.connect("toggled(bool)", self.showFindings)
+
+    def listBrowserSelection(self) -> None:
+        """The series selected in the DICOM module's browser, read from Slicer's DICOM database."""
+        import IrregularSeriesPlugin
+
+        if not hasattr(slicer.modules, "DICOMWidget"):
+            slicer.modules.dicom.widgetRepresentation()  # makes the DICOM module's widget and browser
+        plugin = IrregularSeriesPlugin.IrregularSeriesPluginClass()
+        found = []
+        with slicer.util.tryWithErrorDisplay(_("Failed to read the selected series."), waitCursor=True):
+            for files in slicer.modules.DICOMWidget.browserWidget.fileLists:
+                for series in IrregularSeriesPlugin.analyzeDatabaseFiles(files).series:
+                    found.append((series, plugin.defaultSeriesNodeName(series.series_instance_uid), files, True))
+        self._setSeries(found, _("Select series in the DICOM module's browser first."))
+
+    def onFolderButton(self) -> None:
+        folder = qt.QFileDialog.getExistingDirectory(slicer.util.mainWindow(), _("Folder of DICOM files"))
+        if folder:
+            self.listFolder(folder)
+
+    def listFolder(self, folder) -> None:
+        """The series in ``folder`` (searched recursively)."""
+        with slicer.util.tryWithErrorDisplay(_("Failed to read the folder."), waitCursor=True):
+            analysis = analyze([folder], workers=1)  # no worker processes in Slicer
+            found = [(series, slicer_series_name(series), _seriesFiles(series), False) for series in analysis.series]
+            self._setSeries(found, _("No DICOM images found in {folder}.").format(folder=folder))
+
+    def _setSeries(self, found, none) -> None:
+        self._series = found
+        self.ui.seriesOptionsListWidget.clear()
+        for series, label, _files, _fromDatabase in found:
+            self.ui.seriesOptionsListWidget.addItem(_("{label} ({count} stacks)").format(label=label, count=len(series.stacks)))
+        self.ui.seriesOptionsFindingsLabel.text = "" if found else none
+        self.ui.seriesOptionsListWidget.setCurrentRow(0 if found else -1)
+        self.onSeriesChanged(self.ui.seriesOptionsListWidget.currentRow)
+
+    def _current(self):
+        row = self.ui.seriesOptionsListWidget.currentRow
+        return self._series[row] if 0 <= row < len(self._series) else None
+
+    def onSeriesChanged(self, row=None) -> None:
+        """Show the series' remembered choice (else the defaults) in the controls."""
+        current = self._current()
+        self.ui.seriesOptionsLoadButton.enabled = current is not None
+        self.ui.seriesOptionsForgetButton.enabled = False
+        self.ui.seriesOptionsRememberedLabel.text = ""
+        if current is None:
+            return
+        recalled = series_options.recall(self.settings, current[0].series_instance_uid, self.defaults())
+        self.setChoice(recalled.choice or self.defaults())
+        self.ui.seriesOptionsRememberCheckBox.checked = recalled.choice is not None
+        self.ui.seriesOptionsForgetButton.enabled = recalled.choice is not None or bool(recalled.problem)
+        self.ui.seriesOptionsRememberedLabel.text = recalled.problem or (
+            _("Remembered for this series: {options}").format(options="; ".join(recalled.choice.words()))
+            if recalled.choice else _("Nothing remembered for this series: the DICOM browser loads it with the defaults."))
+        self.showFindings()
+
+    @staticmethod
+    def defaults():
+        import IrregularSeriesPlugin
+
+        return IrregularSeriesPlugin.IrregularSeriesPluginClass.defaultChoice()
+
+    def setChoice(self, choice) -> None:
+        ui = self.ui
+        spacing = choice.options.spacing
+        ui.seriesOptionsLoadModeComboBox.setCurrentIndex(ui.seriesOptionsLoadModeComboBox.findData(choice.load_mode))
+        custom = not isinstance(spacing, SpacingRule)
+        spacingComboBox = ui.seriesOptionsSpacingComboBox
+        spacingComboBox.setCurrentIndex(spacingComboBox.findData("custom" if custom else str(spacing)))
+        if custom:
+            ui.seriesOptionsCustomSpacingSpinBox.value = spacing
+        for key in self.POLICIES:
+            comboBox = getattr(ui, f"seriesOptions{key}ComboBox")
+            comboBox.setCurrentIndex(comboBox.findData(str(getattr(choice.options, key.lower()))))
+        ui.seriesOptionsLocalizersCheckBox.checked = choice.options.include_localizers
+
+    def choice(self):
+        """The choice the controls show, over the defaults (``ValueError`` for an invalid one)."""
+        ui = self.ui
+        spacing = ui.seriesOptionsSpacingComboBox.currentData
+        chosen = {key.lower(): getattr(ui, f"seriesOptions{key}ComboBox").currentData for key in self.POLICIES}
+        options = dataclasses.replace(
+            self.defaults().options, spacing=ui.seriesOptionsCustomSpacingSpinBox.value if spacing == "custom" else spacing,
+            include_localizers=ui.seriesOptionsLocalizersCheckBox.checked, **chosen)
+        return series_options.SeriesChoice(ui.seriesOptionsLoadModeComboBox.currentData, options)
+
+    def showFindings(self, *args) -> None:
+        """What examining the series under the chosen options offers: each loadable's name and reasons."""
+        current = self._current()
+        self.ui.seriesOptionsCustomSpacingSpinBox.enabled = self.ui.seriesOptionsSpacingComboBox.currentData == "custom"
+        if current is None:
+            return
+        series, label, _files, _fromDatabase = current
+        try:
+            examined = series_options.examine_with(series, label, self.choice())
+        except ValueError as error:
+            self.ui.seriesOptionsFindingsLabel.text = str(error)
+            return
+        self.ui.seriesOptionsFindingsLabel.text = "\n\n".join(
+            ("" if offer.selected else _("(not loaded by default) ")) + f"{offer.name}\n{offer.tooltip}"
+            + (f"\n{offer.warning}" if offer.warning else "") for offer in examined.offers)
+
+    def onLoadButton(self) -> None:
+        current = self._current()
+        with slicer.util.tryWithErrorDisplay(_("Loading failed."), waitCursor=True):
+            self.load(current, self.choice(), remember=self.ui.seriesOptionsRememberCheckBox.checked)
+
+    def load(self, current, choice, remember):
+        """Load the series as ``choice`` says, remembering it for the series first if asked."""
+        series, _label, files, fromDatabase = current
+        if remember:
+            self.logic.rememberOptions(series.series_instance_uid, choice)
+        nodes = self.logic.loadWithChoice(files, choice, fromDatabase=fromDatabase)
+        if nodes:
+            slicer.util.setSliceViewerLayers(background=nodes[0], fit=True)
+        self.onSeriesChanged()
+        return nodes
+
+    def onForgetButton(self) -> None:
+        current = self._current()
+        if current is not None:
+            self.logic.forgetOptions(current[0].series_instance_uid)
+            self.onSeriesChanged()
+
+
 #
 # IrregularSeriesLogic
 #
@@ -243,6 +405,36 @@ class IrregularSeriesLogic(ScriptedLoadableModuleLogic):
         loadMode = "transform" if spacing is None else "harden"
         options = ConvertOptions(spacing="auto" if spacing is None else spacing, **policies)
         return irregularScene.load_series(slicer.mrmlScene, files, options, load_mode=loadMode)
+
+    def loadWithChoice(self, files, choice, fromDatabase=False):
+        """Load the series in ``files`` as ``choice`` (a ``series_options.SeriesChoice``) says:
+        files of Slicer's DICOM database through the DICOM plugin, as the browser loads them (into
+        the patient and study of the subject hierarchy), else files or folders on disk. Returns
+        the volume nodes."""
+        if not fromDatabase:
+            return irregularScene.load_series(slicer.mrmlScene, files, choice.options, load_mode=choice.load_mode)
+        import IrregularSeriesPlugin
+
+        plugin = IrregularSeriesPlugin.IrregularSeriesPluginClass()
+        nodes = []
+        for loadable in plugin.examineFilesWithChoice(files, choice):
+            if loadable.selected:
+                nodes += plugin.loadAll(loadable)
+        return nodes
+
+    def rememberOptions(self, seriesInstanceUID, choice):
+        """Remember ``choice`` for the series: the DICOM plugin then loads it so."""
+        import IrregularSeriesPlugin
+
+        series_options.remember(slicer.app.settings(), seriesInstanceUID, choice)
+        IrregularSeriesPlugin.dropBrowserExaminations()
+
+    def forgetOptions(self, seriesInstanceUID):
+        """Forget the series' remembered options: the DICOM plugin loads it with the defaults again."""
+        import IrregularSeriesPlugin
+
+        series_options.forget(slicer.app.settings(), seriesInstanceUID)
+        IrregularSeriesPlugin.dropBrowserExaminations()
 
     def harden(self, volumeNode, spacing=0.6, outputVolume=None, **policies):
         """Hardened copies of ``volumeNode`` (one, or one per part with the split policies); the
@@ -287,6 +479,11 @@ class IrregularSeriesLogic(ScriptedLoadableModuleLogic):
             if content:
                 lines.append(content_summary_text(json.loads(content)))
         return "\n".join(lines)
+
+
+def _seriesFiles(series):
+    """The files of a series' stacks, each once."""
+    return list(dict.fromkeys(s.path for stack in series.stacks for s in stack.slices))
 
 
 def _fileForInstance(sopInstanceUID):

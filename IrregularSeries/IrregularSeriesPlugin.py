@@ -18,7 +18,7 @@ from irregular_series.headers import HEADER_TAGS
 from irregular_series.options import ConvertOptions
 from irregular_series.slicer import scene as irregularScene
 from irregular_series.slicer.database import database_headers
-from irregular_series.slicer.examine import examine_series, offers
+from irregular_series.slicer.series_options import SeriesChoice, examine_remembered, examine_with
 
 LOAD_MODE_SETTING = "DICOM/IrregularSeries/LoadMode"
 """What loading does to irregular stacks: "transform" (acquisition transform) or "harden"."""
@@ -79,14 +79,25 @@ class IrregularSeriesPluginClass(DICOMPlugin):
         return loadables
 
     def examineFiles(self, files):
-        analysis = analyze_slices(*database_headers(slicer.dicomDatabase, files))
-        loadMode = slicer.util.settingsValue(LOAD_MODE_SETTING, "transform")
-        options = ConvertOptions(spacing=slicer.util.settingsValue(SPACING_SETTING, "auto"))
+        return self.examineFilesWithChoice(files)
+
+    @staticmethod
+    def defaultChoice():
+        """How series without options of their own are loaded: as the settings panel says."""
+        return SeriesChoice(slicer.util.settingsValue(LOAD_MODE_SETTING, "transform"),
+                            ConvertOptions(spacing=slicer.util.settingsValue(SPACING_SETTING, "auto")))
+
+    def examineFilesWithChoice(self, files, choice=None):
+        """The loadables of ``files``: every series in them loaded as ``choice`` (a SeriesChoice)
+        says when given, else as remembered for that series (module panel), else by default."""
+        analysis = analyzeDatabaseFiles(files)
         loadables = []
         for series in analysis.series:
             stacks = {stack.id: stack for stack in series.stacks}
             label = self.defaultSeriesNodeName(series.series_instance_uid)
-            for offer in offers(examine_series(series, label, load_mode=loadMode, options=options), label):
+            examined = examine_with(series, label, choice) if choice is not None else \
+                examine_remembered(series, label, slicer.app.settings(), self.defaultChoice())
+            for offer in examined.offers:
                 loadable = DICOMLoadable()
                 loadable.files = list(offer.files)
                 loadable.name = offer.name
@@ -94,13 +105,17 @@ class IrregularSeriesPluginClass(DICOMPlugin):
                 loadable.warning = offer.warning
                 loadable.selected = offer.selected
                 loadable.confidence = offer.confidence
-                self._examined[loadable] = (offer, [stacks[spec.stack_id] for spec in offer.parts])
+                self._examined[loadable] = (offer, [stacks[spec.stack_id] for spec in offer.parts], examined.choice.options)
                 loadables.append(loadable)
         return loadables
 
     def load(self, loadable):
-        """One volume per stack of the loadable (usually one); returns the first."""
-        offer, stacks = self._examined[loadable]
+        """One volume per stack of the loadable (usually one, more with the split policies); returns the first."""
+        return self.loadAll(loadable)[0]
+
+    def loadAll(self, loadable):
+        """Every volume node loading the loadable makes."""
+        offer, stacks, options = self._examined[loadable]
         scene = slicer.mrmlScene
         volumeNodes = []
         for spec, stack in zip(offer.parts, stacks):
@@ -109,12 +124,26 @@ class IrregularSeriesPluginClass(DICOMPlugin):
             name = spec.node_name if loadable.name == offer.name else loadable.name
             volumeNode = irregularScene.add_stack_volume(scene, stack, pixels, name)
             self.addSeriesInSubjectHierarchy(loadable, volumeNode)
-            irregularScene.regularize(scene, volumeNode, stack, spec, pixels)
-            volumeNodes.append(volumeNode)
+            volumeNodes += irregularScene.regularize(scene, volumeNode, stack, spec, pixels, options)
         selectionNode = slicer.app.applicationLogic().GetSelectionNode()
         selectionNode.SetActiveVolumeID(volumeNodes[0].GetID())
         slicer.app.applicationLogic().PropagateVolumeSelection()
-        return volumeNodes[0]
+        return volumeNodes
+
+
+def analyzeDatabaseFiles(files):
+    """The analysis of ``files`` of Slicer's DICOM database, from the tags it caches."""
+    return analyze_slices(*database_headers(slicer.dicomDatabase, files))
+
+
+def dropBrowserExaminations():
+    """Forget what the DICOM browser's instance of this plugin examined: it keeps the loadables of
+    each file list for as long as the browser lives, and remembered options change them."""
+    widget = getattr(slicer.modules, "DICOMWidget", None)
+    browser = widget.browserWidget if widget is not None else None
+    plugin = browser.pluginInstances.get("IrregularSeriesPlugin") if browser is not None else None
+    if plugin is not None:
+        plugin.loadableCache.clear()
 
 
 class IrregularSeriesPlugin:

@@ -80,7 +80,8 @@ def examine_series(
 
     ``series_label`` names the series in loadable names (Slicer uses "<number>: <description>").
     Hardening takes the slice spacing ``options.spacing`` (see ``spacing.choose_spacing``), applied
-    with ``options.tolerances`` (those the analysis used).
+    with ``options.tolerances`` (those the analysis used). ``options.include_localizers`` selects
+    the localizers next to the volumes.
     """
     volumes = [s for s in analysis.stacks if s.role == "volume"]
     others = [s for s in analysis.stacks if s.role != "volume"]
@@ -118,6 +119,9 @@ def examine_series(
     for index, stack in enumerate(others, start=1):
         what = _role_word(stack.role) if len(others) == 1 else f"{_role_word(stack.role)} {index} of {len(others)}"
         details = [what + (" (excluded from volume)" if volumes else "")]
+        # Included localizers load next to the volumes: selected, and as sure as them, since the
+        # browser loads only the most confident loadables of a series.
+        included = not volumes or (options.include_localizers and stack.role == "localizer")
         specs.append(
             LoadableSpec(
                 files=_files(stack),
@@ -126,8 +130,8 @@ def examine_series(
                 node_name=f"{series_label} — {what}",
                 tooltip=_tooltip(stack, "load", None, "", excluded_note),
                 warning="",
-                selected=not volumes,
-                confidence=CONFIDENCE_ALTERNATIVE if volumes else CONFIDENCE_PLAIN,
+                selected=included,
+                confidence=CONFIDENCE_PLAIN if not volumes else CONFIDENCE_CORRECTS if included else CONFIDENCE_ALTERNATIVE,
                 stack_id=stack.id,
                 role=stack.role,
                 action="load",

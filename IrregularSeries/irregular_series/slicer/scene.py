@@ -87,7 +87,7 @@ the content check's summary (JSON, the ``content_check`` object of ``report.json
 
 PANEL_LABELS: dict[str, str] = {
     "spacing": "Slice spacing", "gaps": "Gaps", "sections": "Sections", "tilt": "Gantry tilt",
-    "interpolation": "Interpolation",
+    "interpolation": "Interpolation", "include_localizers": "Include localizers",
 }
 """The module panel's label of each conversion option it offers (``ConvertOptions`` field names)."""
 
