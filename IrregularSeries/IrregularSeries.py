@@ -523,6 +523,8 @@ class IrregularSeriesTest(ScriptedLoadableModuleTest):
         self.test_PluginWinsAndLoadsTheDemo()
         self.setUp()
         self.test_LogicLoadsAndHardens()
+        self.setUp()
+        self.test_PanelLoadsWithOptionsRememberedPerSeries()
 
     def _withSetting(self, key, value):
         settings = qt.QSettings()
@@ -602,4 +604,64 @@ class IrregularSeriesTest(ScriptedLoadableModuleTest):
             chart = IrregularSeriesLogic().spacingChart(node)
             self.assertEqual(chart.GetNumberOfPlotSeriesNodes(), 2)
         logging.info("IrregularSeries logic test passed")
+        self.delayDisplay("Test passed")
+
+    def test_PanelLoadsWithOptionsRememberedPerSeries(self):
+        from DICOMLib import DICOMUtils
+
+        from irregular_series.testing.synthetic import micro_ct_demo_series, write_demo
+
+        slicer.util.selectModule("IrregularSeries")
+        section = slicer.modules.IrregularSeriesWidget.seriesOptions
+        ui = section.ui
+        uid = micro_ct_demo_series().series_instance_uid
+        logic = IrregularSeriesLogic()
+        logic.forgetOptions(uid)
+        try:
+            with tempfile.TemporaryDirectory() as folder:
+                write_demo(os.path.join(folder, "dicom"))
+                with DICOMUtils.TemporaryDICOMDatabase() as database:
+                    DICOMUtils.importDicom(os.path.join(folder, "dicom"), database)
+                    files = database.filesForSeries(uid)
+
+                    self.delayDisplay("Listing the series selected in the DICOM browser")
+                    slicer.modules.dicom.widgetRepresentation()
+                    slicer.modules.DICOMWidget.browserWidget.onSeriesSelected([uid])
+                    section.listBrowserSelection()
+                    self.assertEqual(ui.seriesOptionsListWidget.count, 1)
+                    self.assertIn("3 sections stitched", ui.seriesOptionsFindingsLabel.text)
+                    self.assertIn("Nothing remembered", ui.seriesOptionsRememberedLabel.text)
+
+                    self.delayDisplay("Loading with sections split at 0.6 mm, remembered for the series")
+                    ui.seriesOptionsLoadModeComboBox.setCurrentIndex(ui.seriesOptionsLoadModeComboBox.findData("harden"))
+                    ui.seriesOptionsSpacingComboBox.setCurrentIndex(ui.seriesOptionsSpacingComboBox.findData("custom"))
+                    ui.seriesOptionsCustomSpacingSpinBox.value = 0.6
+                    ui.seriesOptionsSectionsComboBox.setCurrentIndex(ui.seriesOptionsSectionsComboBox.findData("split"))
+                    self.assertIn("harden at 0.6 mm", ui.seriesOptionsFindingsLabel.text)
+                    ui.seriesOptionsRememberCheckBox.checked = True
+                    ui.seriesOptionsLoadButton.click()
+                    parts = [n for n in slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode")
+                             if n.GetAttribute(irregularScene.PART_ATTRIBUTE)]
+                    self.assertEqual(len(parts), 3)
+                    self.assertTrue(all(n.GetSpacing()[2] == 0.6 for n in parts))
+                    self.assertIn("Sections: split", ui.seriesOptionsRememberedLabel.text)
+                    self.assertTrue(ui.seriesOptionsForgetButton.enabled)
+
+                    self.delayDisplay("The DICOM browser now loads the series with the remembered options")
+                    slicer.mrmlScene.Clear()
+                    byPlugin, _loadEnabled = DICOMUtils.getLoadablesFromFileLists([files])
+                    plugin = next(p for p in byPlugin if type(p).__name__ == "IrregularSeriesPluginClass")
+                    (volume,) = [loadable for loadable in byPlugin[plugin] if loadable.selected]
+                    self.assertIn("(your options: Irregular stacks: harden; Slice spacing: 0.6 mm; Sections: split)",
+                                  volume.name)
+                    self.assertEqual(len(plugin.loadAll(volume)), 3)
+
+                    self.delayDisplay("Forgetting them")
+                    ui.seriesOptionsForgetButton.click()
+                    self.assertIn("Nothing remembered", ui.seriesOptionsRememberedLabel.text)
+                    byPlugin, _loadEnabled = DICOMUtils.getLoadablesFromFileLists([files])
+                    plugin = next(p for p in byPlugin if type(p).__name__ == "IrregularSeriesPluginClass")
+                    self.assertFalse(any("your options" in loadable.name for loadable in byPlugin[plugin]))
+        finally:
+            logic.forgetOptions(uid)
         self.delayDisplay("Test passed")
