@@ -26,13 +26,14 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-from irregular_series.analysis import analyze
+from irregular_series.analysis import analyze_slices
 from irregular_series.content_check import content_summary_text
 from irregular_series.options import ConvertOptions
-from irregular_series.policies import GapPolicy, Interpolation, SectionPolicy, SpacingRule, TiltPolicy
+from irregular_series.policies import GapPolicy, Interpolation, SectionPolicy, SpacingRule, StackSplit, TiltPolicy
 from irregular_series.report import stack_line
 from irregular_series.slicer import scene as irregularScene
 from irregular_series.slicer import series_options
+from irregular_series.slicer.database import database_headers
 from irregular_series.slicer.examine import slicer_series_name, spacing_presets
 
 SPACING_CHART_REFERENCE = "IrregularSeriesSpacingChart"
@@ -209,6 +210,22 @@ class IrregularSeriesWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 count=len(series.files), folder=series.folder))
 
 
+@dataclasses.dataclass
+class SeriesEntry:
+    """A series the "Load with options" section lists: as analysed by default, the headers it was
+    analysed from (of its files, which may hold other series), and where its files are."""
+
+    series: object
+    label: str
+    slices: list
+    excluded: list
+    files: list
+    fromDatabase: bool
+
+    def seriesSlices(self):
+        return [s for s in self.slices if s.series_instance_uid == self.series.series_instance_uid]
+
+
 class SeriesOptionsSection:
     """The "Load with options" section: lists the series of the DICOM browser's selection or of a
     folder, shows what examining one under the chosen options gives, loads it so, and remembers
@@ -221,7 +238,7 @@ class SeriesOptionsSection:
         self.ui = ui
         self.logic = logic
         self.settings = slicer.app.settings()
-        self._series = []  # (SeriesAnalysis, label, files, fromDatabase), in list order
+        self._series = []  # SeriesEntry per series, in list order
         for mode, words in series_options.LOAD_MODE_WORDS.items():
             ui.seriesOptionsLoadModeComboBox.addItem(words, mode)
         for rule in SpacingRule:
@@ -231,6 +248,15 @@ class SeriesOptionsSection:
             comboBox = getattr(ui, f"seriesOptions{key}ComboBox")
             for member in policy:
                 comboBox.addItem(f"{member.value}: {member.help}", member.value)
+        self.keepTogetherCheckBoxes = {}
+        keepLayout = qt.QHBoxLayout(ui.seriesOptionsKeepTogetherWidget)
+        keepLayout.setContentsMargins(0, 0, 0, 0)
+        for split in StackSplit:
+            checkBox = qt.QCheckBox(split.value)
+            checkBox.toolTip = split.help
+            checkBox.connect("toggled(bool)", self.showFindings)
+            keepLayout.addWidget(checkBox)
+            self.keepTogetherCheckBoxes[split] = checkBox
         ui.seriesOptionsBrowserButton.connect("clicked(bool)", self.listBrowserSelection)
         ui.seriesOptionsFolderButton.connect("clicked(bool)", self.onFolderButton)
         ui.seriesOptionsListWidget.connect("currentRowChanged(int)", self.onSeriesChanged)
@@ -251,8 +277,10 @@ class SeriesOptionsSection:
         found = []
         with slicer.util.tryWithErrorDisplay(_("Failed to read the selected series."), waitCursor=True):
             for files in slicer.modules.DICOMWidget.browserWidget.fileLists:
-                for series in IrregularSeriesPlugin.analyzeDatabaseFiles(files).series:
-                    found.append((series, plugin.defaultSeriesNodeName(series.series_instance_uid), files, True))
+                slices, excluded = database_headers(slicer.dicomDatabase, files)
+                for series in analyze_slices(slices, excluded).series:
+                    found.append(SeriesEntry(series, plugin.defaultSeriesNodeName(series.series_instance_uid),
+                                             slices, excluded, files, True))
         self._setSeries(found, _("Select series in the DICOM module's browser first."))
 
     def onFolderButton(self) -> None:
@@ -263,15 +291,17 @@ class SeriesOptionsSection:
     def listFolder(self, folder) -> None:
         """The series in ``folder`` (searched recursively)."""
         with slicer.util.tryWithErrorDisplay(_("Failed to read the folder."), waitCursor=True):
-            analysis = analyze([folder], workers=1)  # no worker processes in Slicer
-            found = [(series, slicer_series_name(series), _seriesFiles(series), False) for series in analysis.series]
+            slices, excluded = irregularScene.read_files([folder])
+            found = [SeriesEntry(series, slicer_series_name(series), slices, excluded, _seriesFiles(series), False)
+                     for series in analyze_slices(slices, excluded).series]
             self._setSeries(found, _("No DICOM images found in {folder}.").format(folder=folder))
 
     def _setSeries(self, found, none) -> None:
         self._series = found
         self.ui.seriesOptionsListWidget.clear()
-        for series, label, _files, _fromDatabase in found:
-            self.ui.seriesOptionsListWidget.addItem(_("{label} ({count} stacks)").format(label=label, count=len(series.stacks)))
+        for entry in found:
+            self.ui.seriesOptionsListWidget.addItem(
+                _("{label} ({count} stacks)").format(label=entry.label, count=len(entry.series.stacks)))
         self.ui.seriesOptionsFindingsLabel.text = "" if found else none
         self.ui.seriesOptionsListWidget.setCurrentRow(0 if found else -1)
         self.onSeriesChanged(self.ui.seriesOptionsListWidget.currentRow)
@@ -288,7 +318,7 @@ class SeriesOptionsSection:
         self.ui.seriesOptionsRememberedLabel.text = ""
         if current is None:
             return
-        recalled = series_options.recall(self.settings, current[0].series_instance_uid, self.defaults())
+        recalled = series_options.recall(self.settings, current.series.series_instance_uid, self.defaults())
         self.setChoice(recalled.choice or self.defaults())
         self.ui.seriesOptionsRememberCheckBox.checked = recalled.choice is not None
         self.ui.seriesOptionsForgetButton.enabled = recalled.choice is not None or bool(recalled.problem)
@@ -316,6 +346,8 @@ class SeriesOptionsSection:
             comboBox = getattr(ui, f"seriesOptions{key}ComboBox")
             comboBox.setCurrentIndex(comboBox.findData(str(getattr(choice.options, key.lower()))))
         ui.seriesOptionsLocalizersCheckBox.checked = choice.options.include_localizers
+        for split, checkBox in self.keepTogetherCheckBoxes.items():
+            checkBox.checked = split in choice.options.keep_together
 
     def choice(self):
         """The choice the controls show, over the defaults (``ValueError`` for an invalid one)."""
@@ -324,7 +356,8 @@ class SeriesOptionsSection:
         chosen = {key.lower(): getattr(ui, f"seriesOptions{key}ComboBox").currentData for key in self.POLICIES}
         options = dataclasses.replace(
             self.defaults().options, spacing=ui.seriesOptionsCustomSpacingSpinBox.value if spacing == "custom" else spacing,
-            include_localizers=ui.seriesOptionsLocalizersCheckBox.checked, **chosen)
+            include_localizers=ui.seriesOptionsLocalizersCheckBox.checked,
+            keep_together=[split for split, checkBox in self.keepTogetherCheckBoxes.items() if checkBox.checked], **chosen)
         return series_options.SeriesChoice(ui.seriesOptionsLoadModeComboBox.currentData, options)
 
     def showFindings(self, *args) -> None:
@@ -333,9 +366,9 @@ class SeriesOptionsSection:
         self.ui.seriesOptionsCustomSpacingSpinBox.enabled = self.ui.seriesOptionsSpacingComboBox.currentData == "custom"
         if current is None:
             return
-        series, label, _files, _fromDatabase = current
         try:
-            examined = series_options.examine_with(series, label, self.choice())
+            ((_series, examined),) = series_options.examine_headers(
+                current.seriesSlices(), current.excluded, lambda uid: current.label, None, self.choice())
         except ValueError as error:
             self.ui.seriesOptionsFindingsLabel.text = str(error)
             return
@@ -350,10 +383,9 @@ class SeriesOptionsSection:
 
     def load(self, current, choice, remember):
         """Load the series as ``choice`` says, remembering it for the series first if asked."""
-        series, _label, files, fromDatabase = current
         if remember:
-            self.logic.rememberOptions(series.series_instance_uid, choice)
-        nodes = self.logic.loadWithChoice(files, choice, fromDatabase=fromDatabase)
+            self.logic.rememberOptions(current.series.series_instance_uid, choice)
+        nodes = self.logic.loadWithChoice(current.files, choice, fromDatabase=current.fromDatabase)
         if nodes:
             slicer.util.setSliceViewerLayers(background=nodes[0], fit=True)
         self.onSeriesChanged()
@@ -362,7 +394,7 @@ class SeriesOptionsSection:
     def onForgetButton(self) -> None:
         current = self._current()
         if current is not None:
-            self.logic.forgetOptions(current[0].series_instance_uid)
+            self.logic.forgetOptions(current.series.series_instance_uid)
             self.onSeriesChanged()
 
 

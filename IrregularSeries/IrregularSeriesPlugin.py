@@ -13,12 +13,11 @@ import slicer
 from DICOMLib import DICOMLoadable, DICOMPlugin
 from slicer.i18n import tr as _
 
-from irregular_series.analysis import analyze_slices
 from irregular_series.headers import HEADER_TAGS
 from irregular_series.options import ConvertOptions
 from irregular_series.slicer import scene as irregularScene
 from irregular_series.slicer.database import database_headers
-from irregular_series.slicer.series_options import SeriesChoice, examine_remembered, examine_with
+from irregular_series.slicer.series_options import SeriesChoice, examine_headers
 
 LOAD_MODE_SETTING = "DICOM/IrregularSeries/LoadMode"
 """What loading does to irregular stacks: "transform" (acquisition transform) or "harden"."""
@@ -90,13 +89,12 @@ class IrregularSeriesPluginClass(DICOMPlugin):
     def examineFilesWithChoice(self, files, choice=None):
         """The loadables of ``files``: every series in them loaded as ``choice`` (a SeriesChoice)
         says when given, else as remembered for that series (module panel), else by default."""
-        analysis = analyzeDatabaseFiles(files)
+        slices, excluded = database_headers(slicer.dicomDatabase, files)
+        settings = slicer.app.settings() if choice is None else None
         loadables = []
-        for series in analysis.series:
+        for series, examined in examine_headers(slices, excluded, self.defaultSeriesNodeName, settings,
+                                                choice or self.defaultChoice()):
             stacks = {stack.id: stack for stack in series.stacks}
-            label = self.defaultSeriesNodeName(series.series_instance_uid)
-            examined = examine_with(series, label, choice) if choice is not None else \
-                examine_remembered(series, label, slicer.app.settings(), self.defaultChoice())
             for offer in examined.offers:
                 loadable = DICOMLoadable()
                 loadable.files = list(offer.files)
@@ -129,11 +127,6 @@ class IrregularSeriesPluginClass(DICOMPlugin):
         selectionNode.SetActiveVolumeID(volumeNodes[0].GetID())
         slicer.app.applicationLogic().PropagateVolumeSelection()
         return volumeNodes
-
-
-def analyzeDatabaseFiles(files):
-    """The analysis of ``files`` of Slicer's DICOM database, from the tags it caches."""
-    return analyze_slices(*database_headers(slicer.dicomDatabase, files))
 
 
 def dropBrowserExaminations():

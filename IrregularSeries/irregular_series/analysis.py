@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 
 from .geometry import analyze_geometry
 from .grouping import group_series
 from .headers import scan
 from .limits import DEFAULT_LIMITS, Limits
 from .model import Analysis, Excluded, SeriesAnalysis, SliceHeader
+from .policies import StackSplit
 from .tolerances import DEFAULT, Tolerances
 
 
@@ -22,16 +23,18 @@ def analyze(
     limits: Limits = DEFAULT_LIMITS,
     skip: Iterable[str | os.PathLike] = (),
     progress: Callable[[int, int], None] | None = None,
+    keep_together: Collection[StackSplit] = (),
 ) -> Analysis:
     """Scan files and folders and explain every series found in them. ``limits`` bound what the
     scan accepts (``irregular_series.limits``); folders in ``skip`` are not entered;
-    ``progress(files_done, files_found)`` is called as the header scan goes.
+    ``progress(files_done, files_found)`` is called as the header scan goes; the splits into
+    stacks in ``keep_together`` are not made.
 
     >>> analysis = analyze(["/data/skull_microct"])          # doctest: +SKIP
     >>> [(s.id, s.role, s.slice_count) for s in analysis.series[0].stacks]  # doctest: +SKIP
     """
     result = scan(paths, workers=workers, limits=limits, skip=skip, progress=progress)
-    return analyze_slices(result.slices, result.excluded, tolerances)
+    return analyze_slices(result.slices, result.excluded, tolerances, keep_together)
 
 
 def _deduplicate(slices: Sequence[SliceHeader]) -> tuple[list[SliceHeader], list[Excluded]]:
@@ -68,8 +71,10 @@ def analyze_slices(
     slices: Sequence[SliceHeader],
     excluded: Sequence[Excluded] = (),
     tolerances: Tolerances = DEFAULT,
+    keep_together: Collection[StackSplit] = (),
 ) -> Analysis:
-    """Analysis of already-read headers (the Slicer plugin builds them from its database).
+    """Analysis of already-read headers (the Slicer plugin builds them from its database); the
+    splits into stacks in ``keep_together`` are not made.
 
     Excluded files are reported with their series (``Excluded.series_instance_uid``, else the
     series of the file's other frames) when it has images, e.g. a Raw Data object stored in an
@@ -94,7 +99,7 @@ def analyze_slices(
             for s in members
             if not s.has_geometry
         )
-        stacks = group_series(placed, tolerances) if placed else []
+        stacks = group_series(placed, tolerances, keep_together) if placed else []
         volume_sets: dict[str, list[SliceHeader]] = defaultdict(list)
         for stack in stacks:
             if stack.volume_set:

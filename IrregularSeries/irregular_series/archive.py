@@ -104,7 +104,7 @@ class ArchiveConversion:
                         "resume it to keep what it finished, replace it, or choose another output folder")
             self._progress = progress
             self.analysis: Analysis = analyze(paths, tolerances=options.tolerances, limits=options.limits,
-                                              skip=[self.outdir])
+                                              skip=[self.outdir], keep_together=options.keep_together)
             self.plans = plan_all(self.analysis, options)
         except BaseException:
             self._lock.release()

@@ -44,6 +44,7 @@ from .policies import (
     SectionPolicy,
     Spacing,
     SpacingRule,
+    StackSplit,
     TiltPolicy,
     parse_spacing,
 )
@@ -96,7 +97,8 @@ def _scan_progress(bar: Progress) -> Callable[[int, int], None]:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     with Progress(0, "files") as bar:
-        analysis = analyze(args.paths, workers=args.workers, progress=_scan_progress(bar), limits=args.limits)
+        analysis = analyze(args.paths, workers=args.workers, progress=_scan_progress(bar), limits=args.limits,
+                           keep_together=args.keep_together)
     candidates = find_candidates(analysis)
     if args.summary:
         from .summary import closing_summary, summarize, write_summary
@@ -194,6 +196,7 @@ def _options(args: argparse.Namespace) -> ConvertOptions:
         assemble=args.assemble,
         in_plane_spacing_mm=args.in_plane_spacing_mm,
         include_localizers=args.include_localizers,
+        keep_together=args.keep_together,
         force=args.force,
         background=args.background,
         mask=args.mask,
@@ -316,6 +319,19 @@ def _series_uids(text: str) -> tuple[str, ...]:
     return uids
 
 
+def _stack_splits(text: str) -> tuple[StackSplit, ...]:
+    try:
+        return tuple(StackSplit.parse(word) for word in text.split(",") if word.strip())
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def add_keep_together_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--keep-together", type=_stack_splits, default=(), metavar="SPLIT,...",
+                        help="splits of a series into stacks not to make, for a series one of them parts wrongly: "
+                             + _choices(StackSplit).replace(" (default: %(default)s)", ""))
+
+
 def _policy_parser(policy: type[Policy]) -> Callable[[str], Policy]:
     def parse(text: str) -> Policy:
         try:
@@ -344,6 +360,7 @@ def add_convert_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--in-plane-spacing-mm", type=_positive_mm, default=None, metavar="MM",
                         help="pixel spacing of assembled volumes whose series differ in-plane (default: the finest)")
     parser.add_argument("--include-localizers", action="store_true", help="also write localizer stacks")
+    add_keep_together_option(parser)
     parser.add_argument("--background", type=_number, default=None, metavar="VALUE",
                         help="value of voxels no slice reaches (default: the rescaled PixelPaddingValue, "
                              "else the lowest value in the data)")
@@ -428,6 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--workers", type=int, default=None, help="processes for the header scan (default: all cores)")
     inspect.add_argument("--force", action="store_true", help="replace an existing --json file or --plot pictures")
     add_limit_option(inspect)
+    add_keep_together_option(inspect)
     inspect.set_defaults(func=cmd_inspect)
 
     conv = sub.add_parser("convert", help="write each volume stack as a verified regular NRRD/NIfTI volume")

@@ -16,7 +16,7 @@ from typing import Any, Literal
 OptionName = Literal[
     "spacing", "gaps", "sections", "tilt", "interpolation", "format", "positions", "include_localizers", "force",
     "background", "mask", "allow_output_in_input", "limits",
-    "overlap", "assemble", "in_plane_spacing_mm",
+    "overlap", "assemble", "in_plane_spacing_mm", "keep_together",
 ]
 """A ``ConvertOptions`` field."""
 

@@ -11,13 +11,17 @@ are then given on the whole series
 at once, because what makes an image a localizer is mostly how it differs from the others: a
 minority orientation, one or few images, a huge slice thickness, instance number 0 — ImageType
 often just says OTHER or AXIAL.
+
+The image-type, storage and collinearity splits can be undone (``StackSplit``, for a series one of
+them parts wrongly): the group is then kept whole, with a reason saying what it was kept together
+despite. The others cannot: what they part cannot be one volume.
 """
 
 from __future__ import annotations
 
 import os
 from collections import Counter, defaultdict
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Collection, Hashable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,6 +29,7 @@ import numpy as np
 from .model import Role, SliceHeader, Stack
 from .mosaic import unpack_summary
 from .orientation import format_cosines, normal_of, orientation_difference_deg, plane_name
+from .policies import StackSplit
 from .tolerances import DEFAULT, Tolerances
 
 LOCALIZER_WORDS = ("LOCALIZER", "SCOUT", "SURVIEW", "TOPOGRAM", "REF_SURVIEW")
@@ -35,6 +40,9 @@ LOCALIZER_DESCRIPTION_WORDS = ("LOCALIZER", "LOCALISER", "SCOUT", "SURVEY", "SUR
 image, one position): a 3D volume may well be called "scout" (e.g. Siemens AutoAlign Scout)."""
 
 SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
+
+_NOT_SLICES = ("localizer", "projection", "secondary capture")
+"""Image-type classes that are never slices of a volume: kept apart even when image types are kept together."""
 
 
 @dataclass
@@ -170,6 +178,25 @@ def _parts_to_groups(
         )
         for k, part in enumerate(parts)
     ]
+
+
+def _slice_class(s: SliceHeader) -> str:
+    """``image_class`` for the classes that are never slices of a volume, else one class for all."""
+    kind = image_class(s)
+    return kind if kind in _NOT_SLICES else "slices"
+
+
+def kept_together(groups: list[Group], split: Callable[[list[Group]], list[Group]], despite: str) -> list[Group]:
+    """``groups`` as they are where ``split`` would part them, each such group with a reason:
+    "20 images kept in one stack despite different image types (2 groups), as chosen"."""
+    out: list[Group] = []
+    for g in groups:
+        parts = split([g])
+        if len(parts) > 1:
+            g = Group(g.slices, g.reasons + [f"{count(len(g.slices), 'image')} kept in one stack despite {despite} "
+                                             f"({len(parts)} groups), as chosen"], g.family, list(g.names))
+        out.append(g)
+    return out
 
 
 def split_kind(groups: list[Group]) -> list[Group]:
@@ -518,14 +545,33 @@ def _volume_or_other(g: Group, tol: Tolerances, series_description: str) -> tupl
 # ---------------------------------------------------------------------------------------------
 
 
-def group_series(slices: Sequence[SliceHeader], tol: Tolerances = DEFAULT) -> list[Stack]:
-    """Stacks of one series (slices must carry geometry), volumes first, slices in spatial order."""
+def group_series(
+    slices: Sequence[SliceHeader], tol: Tolerances = DEFAULT, keep_together: Collection[StackSplit] = ()
+) -> list[Stack]:
+    """Stacks of one series (slices must carry geometry), volumes first, slices in spatial order;
+    the splits in ``keep_together`` are not made."""
+
+    def by_image_type(groups: list[Group]) -> list[Group]:
+        return split_by(groups, image_class, _image_type_label, "image type")
+
+    def by_storage(groups: list[Group]) -> list[Group]:
+        return split_by(groups, _storage_key, _storage_label, "storage")
+
+    def by_line(groups: list[Group]) -> list[Group]:
+        return split_collinear(groups, tol)
+
     groups = [Group(list(slices))]
-    groups = split_by(groups, image_class, _image_type_label, "image type")
+    if StackSplit.IMAGE_TYPE in keep_together:
+        groups = kept_together(split_by(groups, _slice_class, _image_type_label, "image type"), by_image_type,
+                               "different image types")
+    else:
+        groups = by_image_type(groups)
     groups = split_orientation(groups, tol)
     groups = split_by(groups, _size_key, _size_label, "image size")
-    groups = split_by(groups, _storage_key, _storage_label, "storage")
-    groups = split_collinear(groups, tol)
+    groups = kept_together(groups, by_storage, "different storage") if StackSplit.STORAGE in keep_together \
+        else by_storage(groups)
+    groups = kept_together(groups, by_line, "positions on different lines") if StackSplit.LINE in keep_together \
+        else by_line(groups)
     for family, g in enumerate(groups):
         g.family = family
     groups = split_kind(groups)

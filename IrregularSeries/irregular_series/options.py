@@ -16,6 +16,7 @@ from .policies import (
     SectionPolicy,
     Spacing,
     SpacingRule,
+    StackSplit,
     TiltPolicy,
     parse_spacing,
 )
@@ -54,6 +55,9 @@ class ConvertOptions:
     in_plane_spacing_mm: float | None = None
     """Pixel spacing of assembled volumes whose series differ in-plane; None: the finest."""
     include_localizers: bool = False
+    keep_together: tuple[StackSplit, ...] = ()
+    """Splits of a series into stacks not made (each given as a member or its text), for a series
+    that one of them parts wrongly; the stacks' reasons say what was kept together."""
     force: bool = False
     background: float | None = None
     """The value of voxels no slice reaches; None: the rescaled PixelPaddingValue when the slices
@@ -79,6 +83,10 @@ class ConvertOptions:
         for name in ("include_localizers", "force", "mask", "allow_output_in_input"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False; got {getattr(self, name)!r}")
+        if not isinstance(self.keep_together, (list, tuple, set, frozenset)):
+            raise ValueError(f"keep_together must be a list of {', '.join(StackSplit.values())}; got {self.keep_together!r}")
+        kept = {StackSplit.parse(split) for split in self.keep_together}
+        object.__setattr__(self, "keep_together", tuple(split for split in StackSplit if split in kept))
         if isinstance(self.assemble, (list, tuple)):
             uids = tuple(str(u).strip() for u in self.assemble if str(u).strip())
             if len(uids) < 2:
@@ -102,5 +110,6 @@ class ConvertOptions:
         for f in fields(self):
             value = getattr(self, f.name)
             out[f.name] = value.__dict__ if isinstance(value, (Tolerances, Limits)) else (
-                str(value) if isinstance(value, SpacingRule) or f.name in _POLICY_FIELDS else value)
+                str(value) if isinstance(value, SpacingRule) or f.name in _POLICY_FIELDS else
+                [str(split) for split in value] if f.name == "keep_together" else value)
         return out

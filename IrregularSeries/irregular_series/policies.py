@@ -84,6 +84,15 @@ class OverlapPolicy(Policy):
     BLEND = "blend", "across the overlap, weights go linearly from the earlier series to the later one"
 
 
+class StackSplit(Policy):
+    """stack split: a split of a series into stacks that can be undone for a series it parts wrongly."""
+
+    IMAGE_TYPE = "image-type", ("images whose ImageType differs stay in one stack (localizers, projections and "
+                                "secondary captures still apart)")
+    STORAGE = "storage", "single-frame images and the stacks of multi-frame objects (StackID) stay in one stack"
+    LINE = "line", "parallel blocks whose positions lie on different lines (a table moved in-plane) stay in one stack"
+
+
 class TiltPolicy(Policy):
     """tilt policy: what happens to a gantry-tilted stack."""
 

@@ -87,7 +87,7 @@ the content check's summary (JSON, the ``content_check`` object of ``report.json
 
 PANEL_LABELS: dict[str, str] = {
     "spacing": "Slice spacing", "gaps": "Gaps", "sections": "Sections", "tilt": "Gantry tilt",
-    "interpolation": "Interpolation", "include_localizers": "Include localizers",
+    "interpolation": "Interpolation", "include_localizers": "Include localizers", "keep_together": "Keep together",
 }
 """The module panel's label of each conversion option it offers (``ConvertOptions`` field names)."""
 
@@ -541,7 +541,7 @@ def load_series(
     """
     nodes = []
     # No worker processes inside Slicer (see read_files).
-    for series in analyze(paths, tolerances=options.tolerances, workers=1).series:
+    for series in analyze(paths, tolerances=options.tolerances, workers=1, keep_together=options.keep_together).series:
         stacks = {stack.id: stack for stack in series.stacks}
         for spec in examine_series(series, slicer_series_name(series), load_mode=load_mode, options=options):
             if not spec.selected:

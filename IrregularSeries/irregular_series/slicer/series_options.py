@@ -6,9 +6,9 @@ module panel (``CHOSEN_FIELDS``). ``remember`` stores it as JSON under ``SETTING
 SeriesInstanceUID; ``recall`` reads it back and validates it again, so a value this version does
 not accept (edited by hand, or written by another version) gives a ``Recalled`` that says what is
 wrong and holds no choice: the plugin then uses its defaults and says why, it never fails.
-``examine_remembered`` is what the plugin offers for a series: ``examine_series`` under the
-remembered choice (else the defaults), each loadable's name saying so; ``examine_with`` the same
-under a choice made in the module panel.
+``examine_headers`` is what the plugin offers for the series of some headers: each analysed and
+examined (``examine_series``) under its remembered choice (else the defaults), each loadable's
+name saying so; ``examine_with`` examines one analysed series under a given choice.
 
 ``settings`` is anything with Qt's ``QSettings`` interface as PythonQt exposes it: ``value(key,
 default)``, ``setValue(key, value)``, ``remove(key)``. In Slicer that is ``slicer.app.settings()``
@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, get_args
 
-from ..model import SeriesAnalysis
+from ..analysis import analyze_slices
+from ..model import Excluded, SeriesAnalysis, SliceHeader
 from ..options import ConvertOptions
 from ..policies import SpacingRule
 from .examine import LoadMode, Offer, examine_series, offers
@@ -34,7 +36,7 @@ SETTINGS_PREFIX = "IrregularSeries/SeriesOptions/"
 RECORD_VERSION = 1
 """Version of the stored record; a record of another version is refused (and the defaults used)."""
 
-CHOSEN_FIELDS = ("spacing", "gaps", "sections", "tilt", "interpolation", "include_localizers")
+CHOSEN_FIELDS = ("spacing", "gaps", "sections", "tilt", "interpolation", "include_localizers", "keep_together")
 """The ``ConvertOptions`` fields a series' choice sets; the others stay the plugin's."""
 
 LOAD_MODE_WORDS: dict[str, str] = {"harden": "harden", "transform": "acquisition transform"}
@@ -113,6 +115,8 @@ class SeriesChoice:
                 found.append(panel_setting(name, str(getattr(self.options, name))))  # type: ignore[arg-type]
         if self.options.include_localizers:
             found.append(panel_setting("include_localizers", None))
+        if self.options.keep_together:
+            found.append(panel_setting("keep_together", ", ".join(self.options.keep_together)))
         return found
 
 
@@ -178,8 +182,25 @@ def examine_with(series: SeriesAnalysis, series_label: str, choice: SeriesChoice
     return Examined(choice, found, recalled)
 
 
-def examine_remembered(series: SeriesAnalysis, series_label: str, settings: Settings, defaults: SeriesChoice) -> Examined:
-    """What the plugin offers for ``series``: its remembered choice (``recall``) if there is a
-    usable one, else ``defaults``, as ``examine_with`` says."""
-    recalled = recall(settings, series.series_instance_uid, defaults)
-    return examine_with(series, series_label, recalled.choice or defaults, recalled)
+def examine_headers(
+    slices: Sequence[SliceHeader],
+    excluded: Sequence[Excluded],
+    series_label: Callable[[str], str],
+    settings: Settings | None,
+    defaults: SeriesChoice,
+) -> list[tuple[SeriesAnalysis, Examined]]:
+    """What the plugin offers for every series of these headers, each as analysed for its choice:
+    the series' remembered choice (``recall``) when it has a usable one, else ``defaults`` (with
+    ``settings`` ``None``: ``defaults`` for every series, a choice made in the module panel). A
+    series whose choice keeps stacks together is grouped again without those splits.
+    ``series_label(SeriesInstanceUID)`` names a series' loadables."""
+    found = []
+    for series in analyze_slices(slices, excluded, defaults.options.tolerances).series:
+        uid = series.series_instance_uid
+        recalled = recall(settings, uid, defaults) if settings is not None else Recalled(None)
+        choice = recalled.choice or defaults
+        if choice.options.keep_together:
+            (series,) = analyze_slices([s for s in slices if s.series_instance_uid == uid], excluded,
+                                       choice.options.tolerances, choice.options.keep_together).series
+        found.append((series, examine_with(series, series_label(uid), choice, recalled)))
+    return found
