@@ -40,12 +40,13 @@ from ..model import Excluded, SliceHeader, Stack
 from ..options import ConvertOptions
 from ..orientation import LPS_TO_RAS
 from ..outputs import output_path, safe_stem
-from ..pixels import PixelDecodeError, load_pixels
+from ..pixels import PixelDecodeError, load_pixels, output_dtype
 from ..planning import plan_stack
 from ..tolerances import DEFAULT, Tolerances
 from ..volume import VerificationError, Volume, build_volume
 from .database import with_transfer_syntax
 from .examine import LoadableSpec, LoadMode, examine_series, slicer_series_name
+from .progress import Progress, ReportProgress, all_or_nothing, progress_of
 
 if TYPE_CHECKING:
     from ..dicom_writer import DicomSeries
@@ -164,12 +165,34 @@ def add_stack_volume(scene, stack: Stack, pixels: np.ndarray, name: str):
     return node
 
 
-def stack_pixels(stack: Stack) -> np.ndarray:
+_PROGRESS_READS = 50
+"""Pixel reading reports its progress about this many times (in groups of whole files)."""
+
+
+def stack_pixels(stack: Stack, progress: ReportProgress | Progress | None = None) -> np.ndarray:
     """The stack's rescaled pixels (N, rows, columns): this package's reader (uncompressed files
     directly, the rest through pydicom), or Slicer's vtkITK reader (GDCM, then DCMTK) for
-    single-frame files pydicom cannot decode here."""
+    single-frame files pydicom cannot decode here. ``progress`` (see ``progress``) is told as
+    groups of files are read."""
+    slices = with_transfer_syntax(stack.slices)
+    report = progress_of(progress)
     try:
-        return load_pixels(with_transfer_syntax(stack.slices))
+        if report.report is None:
+            return load_pixels(slices)
+        by_file: dict[str, list[int]] = {}
+        for k, s in enumerate(slices):
+            by_file.setdefault(s.path, []).append(k)
+        files = list(by_file.values())
+        # Whole files per group, so that a multi-frame file is still decoded once; groups of at
+        # least 16 files keep the reader's threads busy.
+        size = max(16, -(-len(files) // _PROGRESS_READS))
+        out = np.empty((len(slices), slices[0].rows, slices[0].columns), output_dtype(slices))
+        report(0.0, "Reading the pixels")
+        for start in range(0, len(files), size):
+            rows = [k for group in files[start:start + size] for k in group]
+            out[rows] = load_pixels([slices[k] for k in rows], dtype=out.dtype)
+            report(min(start + size, len(files)) / len(files), "Reading the pixels")
+        return out
     except PixelDecodeError:
         if any(s.number_of_frames > 1 for s in stack.slices):
             raise
@@ -327,6 +350,7 @@ def harden(
     *,
     replace: bool = False,
     into=None,
+    progress: ReportProgress | Progress | None = None,
 ) -> list:
     """The stack resampled onto regular grids and verified, as ``irregular-series convert`` does
     with the same ``options``: one volume node, or one per part under the ``split`` gap or section
@@ -340,15 +364,25 @@ def harden(
     acquisition transform); the first goes into ``into`` instead when given, or into
     ``volume_node`` itself with ``replace`` (or ``into=volume_node``), which also removes its
     acquisition transform. Raises ``VerificationError`` when a slice would land further than the
-    verification tolerance (``options.tolerances.verify_mm``) from where its header says (nothing is
-    changed then).
+    verification tolerance (``options.tolerances.verify_mm``) from where its header says, and
+    ``Cancelled`` when ``progress`` asks to stop (see ``progress``); nothing is changed then.
     """
+    report = progress_of(progress)
     if pixels is None:
-        pixels = stack_pixels(stack)
+        pixels = stack_pixels(stack, report.part(0.0, 0.5))
+        report = report.part(0.5, 1.0)
     if len(pixels) != stack.slice_count:
         raise ValueError(f"{len(pixels)} pixel slices for a stack of {stack.slice_count}")
-    volumes = _build_volumes(stack, pixels, options)
+    volumes = _build_volumes(stack, pixels, options, report.part(0.0, 0.95))
+    with all_or_nothing(scene):
+        nodes = _harden_into_nodes(scene, volume_node, volumes, options, replace=replace, into=into)
+    report.finished("Hardened")
+    return nodes
 
+
+def _harden_into_nodes(scene, volume_node, volumes: list[Volume], options: ConvertOptions, *, replace: bool,
+                       into) -> list:
+    """``harden``'s volumes put into nodes (see there)."""
     parent = volume_node.GetParentTransformNode()
     acquisition = parent if parent is not None and parent.GetAttribute(ACQUISITION_TRANSFORM_ATTRIBUTE) else None
     if acquisition is not None:
@@ -380,11 +414,20 @@ def harden(
     return nodes
 
 
-def _build_volumes(stack: Stack, pixels: np.ndarray, options: ConvertOptions) -> list[Volume]:
-    """The verified volumes of every part of ``stack`` (``pixels`` in the stack's slice order)."""
+def _build_volumes(stack: Stack, pixels: np.ndarray, options: ConvertOptions,
+                   progress: Progress | None = None) -> list[Volume]:
+    """The verified volumes of every part of ``stack`` (``pixels`` in the stack's slice order),
+    reporting to ``progress`` before each part."""
+    report = progress or Progress()
     row_of = {_slice_key(s): k for k, s in enumerate(stack.slices)}
-    return [build_volume(part, options, pixels[[row_of[_slice_key(s)] for s in part.slices]])
-            for part in plan_stack(stack, options)]
+    parts = plan_stack(stack, options)
+    volumes = []
+    for n, part in enumerate(parts):
+        what = f" part {n + 1} of {len(parts)}" if len(parts) > 1 else ""
+        report(n / len(parts), f"Resampling and verifying{what}")
+        volumes.append(build_volume(part, options, pixels[[row_of[_slice_key(s)] for s in part.slices]]))
+    report(1.0, "Resampled and verified")
+    return volumes
 
 
 # ---------------------------------------------------------------------------------------------
@@ -511,16 +554,18 @@ def regularize(
     spec: LoadableSpec,
     pixels: np.ndarray,
     options: ConvertOptions = ConvertOptions(),
+    progress: ReportProgress | Progress | None = None,
 ) -> list:
     """Do what ``spec.action`` says to the stack's raw volume: nothing (``load``), add an
     acquisition transform (``transform``), or harden in place at ``spec.spacing_mm`` with the
     other choices of ``options`` (``harden``). Returns the volume nodes: ``volume_node``, plus any
-    further parts of a split."""
+    further parts of a split. ``progress`` as for ``harden``, which is all that takes long."""
     if spec.action == "transform":
         create_acquisition_transform(scene, volume_node, stack, options.tolerances)
     elif spec.action == "harden":
         return harden(scene, volume_node, stack, pixels, dataclasses.replace(options, spacing=spec.spacing_mm),
-                      replace=True)
+                      replace=True, progress=progress)
+    progress_of(progress).finished("Loaded")
     return [volume_node]
 
 
@@ -530,6 +575,7 @@ def load_series(
     options: ConvertOptions = ConvertOptions(),
     *,
     load_mode: LoadMode = "transform",
+    progress: ReportProgress | Progress | None = None,
 ) -> list:
     """Load every series found in ``paths`` (files or folders) into ``scene`` as the DICOM plugin
     does: the stacks it selects by default, each as a volume node. Returns the nodes in order.
@@ -537,19 +583,25 @@ def load_series(
     ``load_mode`` ``"transform"`` keeps irregular stacks as acquired, under an acquisition
     transform; ``"harden"`` resamples them with ``options`` (its spacing and policies).
     ``options.tolerances`` apply to the analysis, the spacing rule, hardening and the acquisition
-    transform.
+    transform. ``progress`` (see ``progress``) is told as headers and pixels are read and stacks
+    hardened; when it asks to stop, or anything fails, no node of this call stays in the scene.
     """
+    report = progress_of(progress)
     nodes = []
-    # No worker processes inside Slicer (see read_files).
-    for series in analyze(paths, tolerances=options.tolerances, workers=1, keep_together=options.keep_together).series:
-        stacks = {stack.id: stack for stack in series.stacks}
-        for spec in examine_series(series, slicer_series_name(series), load_mode=load_mode, options=options):
-            if not spec.selected:
-                continue
-            stack = stacks[spec.stack_id]
-            pixels = stack_pixels(stack)
+    with all_or_nothing(scene):
+        # No worker processes inside Slicer (see read_files).
+        analysis = analyze(paths, tolerances=options.tolerances, workers=1, keep_together=options.keep_together,
+                           progress=report.part(0.0, 0.1).counting("Reading the headers"))
+        loads = [(series, spec) for series in analysis.series
+                 for spec in examine_series(series, slicer_series_name(series), load_mode=load_mode, options=options)
+                 if spec.selected]
+        for n, (series, spec) in enumerate(loads):
+            share = report.part(0.1 + 0.9 * n / len(loads), 0.1 + 0.9 * (n + 1) / len(loads))
+            stack = next(stack for stack in series.stacks if stack.id == spec.stack_id)
+            pixels = stack_pixels(stack, share.part(0.0, 0.4))
             node = add_stack_volume(scene, stack, pixels, spec.node_name)
-            nodes += regularize(scene, node, stack, spec, pixels, options)
+            nodes += regularize(scene, node, stack, spec, pixels, options, share.part(0.4, 1.0))
+    report.finished("Loaded")
     return nodes
 
 
