@@ -94,6 +94,37 @@ def test_three_stations_of_different_pixel_spacing_and_matrix(tmp_path):
     assert valid[:, 24, 24].all()  # the centre line is covered everywhere
 
 
+def test_non_square_pixels_keep_their_row_and_column_steps(tmp_path):
+    """PixelSpacing lists the step between rows first: a station of 40 columns 0.75 mm apart and 20
+    rows 1.5 mm apart, joined with one of square 1 mm pixels, gives a lattice of the finest step
+    along each axis (0.75 mm along i, 1 mm along j), every voxel where its encoding says. Reading
+    the two steps the other way round gives 1 x 0.75 mm and misplaces the voxels."""
+    root = tmp_path / "in"
+    station(root, "square", 20, 2.5, -25.0, 4)
+    slices = [dataclasses.replace(s, rows=20, columns=40, pixel_spacing_mm=(1.5, 0.75),
+                                  position_lps_mm=(-14.625, -14.25, s.position_lps_mm[2]))
+              for s in _stack(20, 2.5, start_mm=12.5)]
+    write_series(_series("oblong", slices, series_number=5, encoding=ENCODING), root / "oblong", names="shuffled")
+    (candidate,) = find_candidates(analyze([root]))
+    assert candidate.stations[1].grid_phrase == "40x20 pixels of 0.75x1.5 mm"
+    _, report = joined(tmp_path, assemble=True, mask=True)
+    (output,) = report["outputs"]
+    assert output["spacing"][:2] == [0.75, 1.0] and output["interpolated"] is True
+    # The square station's 31 mm field holds the oblong one's (29.25 x 28.5 mm): 43 x 32 pixels.
+    assert output["shape"][:2] == [43, 32]
+    assert output["max_position_error_mm"] <= 0.01
+    volume = read_nrrd(output["path"])
+    assert encoding_error(volume) <= ROUNDING + 1e-9  # both interpolations round: 0.5 each, and float noise
+    valid = data_voxels(volume)
+    # The oblong station's planes (from 17.5 mm) reach 14.625 mm either side of the centre along
+    # x and 14.25 mm along y: in the square station's 15.5 mm field, not beyond.
+    x_mm, y_mm = volume.index_to_lps[0, 3] + 0.75 * np.arange(volume.array.shape[2]), \
+        volume.index_to_lps[1, 3] + 1.0 * np.arange(volume.array.shape[1])
+    last = valid[-1]
+    assert last[:, np.abs(x_mm) > 14.7].sum() == 0 and last[np.abs(y_mm) > 14.3].sum() == 0
+    assert last[np.ix_(np.abs(y_mm) < 14.2, np.abs(x_mm) < 14.6)].all()
+
+
 def test_abutting_stations(tmp_path):
     root = tmp_path / "in"
     station(root, "a", 10, 2.0, 0.0, 1)

@@ -7,6 +7,7 @@ ones: truncated, corrupt, non-numeric, missing tags, other transfer syntaxes.
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import numpy as np
@@ -167,6 +168,17 @@ def test_missing_geometry_tags_are_reported_per_tag(tmp_path):
     (excluded,) = series.excluded
     assert excluded.path == str(paths[3])
     assert "ImageOrientationPatient, PixelSpacing" in excluded.reason
+
+
+def test_the_pose_of_a_header_without_a_position_names_the_file_and_the_tag(tmp_path):
+    base = phantoms.regular()
+    slices = list(base.series.slices)
+    slices[3] = dataclasses.replace(slices[3], omit=("ImagePositionPatient",))
+    paths = write_series(dataclasses.replace(base.series, slices=slices), tmp_path)
+    by_path = {h.path: h for h in scan([tmp_path]).slices}
+    assert by_path[str(paths[0])].pose.position_lps_mm == by_path[str(paths[0])].position_lps_mm
+    with pytest.raises(ValueError, match=re.escape(f"{paths[3]}: no ImagePositionPatient: the image cannot be placed")):
+        by_path[str(paths[3])].pose
 
 
 def test_corrupt_and_truncated_files_never_stop_the_scan(tmp_path):

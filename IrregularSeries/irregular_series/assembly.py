@@ -23,8 +23,8 @@ from enum import Enum
 import numpy as np
 
 from .geometry import steps_agree
-from .model import Analysis, SeriesAnalysis, Stack
-from .orientation import normal_of, orientation_difference_deg, plane_name
+from .model import Analysis, SeriesAnalysis, Stack, Vec3, as_vec3
+from .orientation import normal_of, orientation_difference_deg, pixel_centre_range_mm, plane_name
 from .tolerances import DEFAULT, Tolerances
 
 MAX_OFFERED_OVERLAP = 0.5
@@ -58,8 +58,8 @@ class Station:
     def grid_phrase(self) -> str:
         """In-plane grid in words: "320x256 pixels of 0.8x0.8 mm"."""
         first = self.stack.slices[0]
-        row_mm, col_mm = first.pixel_spacing_mm
-        return f"{first.columns}x{first.rows} pixels of {col_mm:.4g}x{row_mm:.4g} mm"
+        step_i, step_j = first.pixel_steps_mm
+        return f"{first.columns}x{first.rows} pixels of {step_i:.4g}x{step_j:.4g} mm"
 
 
 @dataclass(frozen=True)
@@ -79,8 +79,15 @@ class Junction:
         if self.kind is JunctionKind.OVERLAP:
             return f"overlap {self.overlap_mm:.1f} mm"
         if self.kind is JunctionKind.GAP:
-            return f"gap {-self.overlap_mm - (self.step_mm or 0.0):.1f} mm"
+            return f"gap {self.gap_mm:.1f} mm"
         return "abutting"
+
+    @property
+    def gap_mm(self) -> float:
+        """The space a gap leaves beyond one slice step (0 at other junctions)."""
+        if self.kind is not JunctionKind.GAP or self.step_mm is None:  # a gap has a step: see ``_junction``
+            return 0.0
+        return -self.overlap_mm - self.step_mm
 
 
 @dataclass(frozen=True, eq=False)
@@ -93,7 +100,7 @@ class AssemblyCandidate:
 
     stations: tuple[Station, ...]
     junctions: tuple[Junction, ...]
-    normal: tuple[float, float, float]
+    normal: Vec3
     requested: bool
     reasons: tuple[str, ...]
 
@@ -206,7 +213,7 @@ def candidate_to_dict(candidate: AssemblyCandidate) -> dict:
                 "end_mm": round(s.end_mm, 4),
                 "rows": s.stack.slices[0].rows,
                 "columns": s.stack.slices[0].columns,
-                "pixel_spacing_mm": list(s.stack.slices[0].pixel_spacing_mm),
+                "pixel_spacing_mm": list(s.stack.slices[0].pixel_spacing_mm or ()),
             }
             for s in candidate.stations
         ],
@@ -240,7 +247,7 @@ def _single_volume(series: SeriesAnalysis) -> Stack | None:
 
 
 def _normal(station: Station) -> np.ndarray:
-    first = station.stack.slices[0]
+    first = station.stack.slices[0].pose
     return normal_of(first.row_cosines, first.col_cosines)
 
 
@@ -301,31 +308,20 @@ def _offerable_overlap(a: Station, b: Station) -> bool:
     return overlap <= MAX_OFFERED_OVERLAP * shorter or overlap <= 0
 
 
-def _in_plane_extent(station: Station, axis: np.ndarray) -> tuple[float, float]:
-    """Range (mm) of the station's pixel centres along an in-plane direction."""
-    first = station.stack.slices[0]
-    row_mm, col_mm = first.pixel_spacing_mm
-    ipp = np.array([s.position_lps_mm for s in station.stack.slices], float) @ axis
-    reach = np.array([0.0, (first.columns - 1) * col_mm * float(np.dot(first.row_cosines, axis)),
-                      (first.rows - 1) * row_mm * float(np.dot(first.col_cosines, axis))])
-    lows = ipp + np.minimum(reach[1], 0) + np.minimum(reach[2], 0)
-    highs = ipp + np.maximum(reach[1], 0) + np.maximum(reach[2], 0)
-    return float(lows.min()), float(highs.max())
-
-
 def _in_plane_overlap(a: Station, b: Station) -> bool:
     """Whether the two stations' fields of view overlap across the normal (side-by-side fields
     are not one stack)."""
-    first = a.stack.slices[0]
-    for axis in (np.asarray(first.row_cosines, float), np.asarray(first.col_cosines, float)):
-        (a_lo, a_hi), (b_lo, b_hi) = _in_plane_extent(a, axis), _in_plane_extent(b, axis)
+    first = a.stack.slices[0].pose
+    for axis in (first.row_cosines, first.col_cosines):
+        (a_lo, a_hi), (b_lo, b_hi) = (pixel_centre_range_mm(a.stack.slices, axis),
+                                      pixel_centre_range_mm(b.stack.slices, axis))
         if min(a_hi, b_hi) < max(a_lo, b_lo):
             return False
     return True
 
 
 def _median_step(station: Station) -> float | None:
-    return station.stack.geometry.spacing.median if station.stack.geometry else None
+    return station.stack.known_geometry.spacing.median
 
 
 def _junction(index: int, a: Station, b: Station, tol: Tolerances) -> Junction:
@@ -388,7 +384,7 @@ def _candidate(stations: Sequence[Station], *, requested: bool, tol: Tolerances)
     if len(set(grids)) > 1:
         reasons.append("their in-plane grids differ (" + "; ".join(f"{s.name}: {g}" for s, g in zip(stations, grids))
                        + "): the assembled volume covers them all at the finest pixel spacing")
-    return AssemblyCandidate(stations, junctions, tuple(float(v) for v in normal), requested, tuple(reasons))
+    return AssemblyCandidate(stations, junctions, as_vec3(normal), requested, tuple(reasons))
 
 
 def _and(values: Sequence[str]) -> str:

@@ -19,7 +19,9 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import Field
 from pathlib import Path
+from typing import Any
 
 from . import __version__
 from .analysis import analyze
@@ -380,7 +382,7 @@ def add_limit_option(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(limits=None)
 
 
-def _limit_fields():
+def _limit_fields() -> tuple[Field[Any], ...]:
     from dataclasses import fields
 
     return fields(Limits)

@@ -577,7 +577,8 @@ def check_content(
             if not exact and failure is None:
                 failure = (f"content check failed: {header.label} lies on plane {k} of the output but the plane "
                            "is not a bit-for-bit copy of it")
-        footprint = 1.0 if exact and mask is None else _footprint(mask, volume.shape, start, *pixels.shape[1:], snap)
+        footprint = (1.0 if exact and mask is None
+                     else _footprint(mask, volume.shape, start, pixels.shape[1], pixels.shape[2], snap))
         if exact:
             ncc, diff = 1.0, 0.0
         else:
@@ -605,7 +606,7 @@ def _reproduction_warnings(results: list[SliceContent], spacing_mm: float, gap_s
     other = [r for r in low if r not in coarse]
     warnings = []
     if coarse:
-        keep = min(r.local_step_mm for r in coarse)
+        keep = min(step for r in coarse if (step := r.local_step_mm) is not None)
         warnings.append(
             f"{len(coarse)} slice(s) reproduced at NCC {min(r.ncc for r in coarse):.2f}–{max(r.ncc for r in coarse):.2f} "
             f"(from {coarse[0].label}): the {spacing_mm:.4g} mm spacing is coarser than their {keep:.4g} mm step; "

@@ -185,17 +185,15 @@ def _write(volume: Volume, outdir: Path, stem: str, options: ConvertOptions) -> 
     suffix = OutputFormat(options.format).suffix
     path = output_path(outdir, stem, suffix)
     mask_path = None
-    mask = volume.mask
-    if options.mask or (mask is not None and options.gaps == "blank"):
+    if options.mask or (volume.mask is not None and options.gaps == "blank"):
         mask_path = output_path(outdir, stem + "_mask", suffix)
-        if mask is None:
-            mask = np.ones(volume.array.shape, np.uint8)
     if not options.force:
         for target in (path, mask_path):
             if target is not None and os.path.lexists(target):
                 raise FileExistsError(f"{target} already exists; not overwriting it")
     write_volume(path, volume.array, volume.grid.index_to_lps, force=options.force)
     if mask_path is not None:
+        mask = volume.mask if volume.mask is not None else np.ones(volume.array.shape, np.uint8)
         write_volume(mask_path, mask, volume.grid.index_to_lps, force=options.force)
     return path, mask_path
 
@@ -265,8 +263,9 @@ def plan_all(analysis: Analysis, options: ConvertOptions) -> list[SeriesPlan]:
                                 group.stations[0].series.modality, [st.stack for st in group.stations], [])
         stem = output_stem(series, Stack("1", "volume", [], []), Part(group.stations[0].stack, [], ""), used)
         plans.append(SeriesPlan(series, [], group, stem))
+    named = options.assemble if isinstance(options.assemble, tuple) else ()  # the only groups that can fail
     for failure in failures:
-        plans.append(SeriesPlan(SeriesAnalysis("assembly:" + ",".join(options.assemble), None, "assembly", "", [], []),
+        plans.append(SeriesPlan(SeriesAnalysis("assembly:" + ",".join(named), None, "assembly", "", [], []),
                                 [failure]))
     return plans
 

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 import pydicom
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import (
@@ -359,7 +360,7 @@ def _searched(ds: Dataset, frame: int) -> list[Dataset]:
     return places
 
 
-def _lookup(ds: Dataset, keyword: str, frame: int):
+def _lookup(ds: Dataset, keyword: str, frame: int) -> DataElement | None:
     """The first element named ``keyword`` (or its enhanced name) where ``_searched`` looks."""
     for place in _searched(ds, frame):
         for name in (keyword, _ENHANCED_NAMES.get(keyword)):
@@ -532,7 +533,7 @@ def _base_dataset(volume: Volume, options: ConvertOptions, encoding: PixelEncodi
     matrix = volume.grid.index_to_lps
     row, col = (matrix[:3, a] / np.linalg.norm(matrix[:3, a]) for a in range(2))
     ds.ImageOrientationPatient = [_ds(v) for v in (*row, *col)]
-    ds.PixelSpacing = [_ds(np.linalg.norm(matrix[:3, 1])), _ds(np.linalg.norm(matrix[:3, 0]))]
+    ds.PixelSpacing = [_ds(float(np.linalg.norm(matrix[:3, 1]))), _ds(float(np.linalg.norm(matrix[:3, 0])))]
     ds.SliceThickness = _ds(volume.spacing_mm)
     ds.SpacingBetweenSlices = _ds(volume.spacing_mm)
 
@@ -570,10 +571,10 @@ def write_dicom_series(
     slices = volume.part.slices
     sources = {s.sop_class_uid for s in slices}
     classes = {CLASSIC_SOP_CLASS.get(uid) for uid in sources}
-    if len(classes) != 1 or None in classes:
-        names = ", ".join(sorted(sources))
-        raise ValueError(f"DICOM output is written for CT and MR image sources only; this volume's slices are {names}")
-    (sop_class,) = classes
+    sop_class = classes.pop() if len(classes) == 1 else None
+    if sop_class is None:
+        raise ValueError("DICOM output is written for CT and MR image sources only; this volume's slices are "
+                         + ", ".join(sorted(sources)))
     planes = volume.grid.shape_kji[0]
     _check_stack(volume.grid.index_to_lps, planes, options.tolerances)
     encoding = choose_encoding(volume.array, volume.mask, slices)

@@ -16,6 +16,7 @@ import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from .grouping import count
 from .irregularities import (
@@ -34,7 +35,7 @@ from .irregularities import (
     StitchedSections,
     VariableSpacing,
 )
-from .model import Section, SliceHeader, SpacingSummary, StackGeometry
+from .model import Section, SliceHeader, SpacingSummary, StackGeometry, as_vec3
 from .orientation import angle_deg, positions_along
 from .tolerances import DEFAULT, Tolerances
 
@@ -223,7 +224,7 @@ def _section(index: int, run: list[int], positions: np.ndarray, evidence: str, t
 
 def number_ranges(numbers: Sequence[int]) -> str:
     """"3, 7–9, 12" from [3, 7, 8, 9, 12]."""
-    parts: list[str] = []
+    parts: list[list[int]] = []  # [first, last] of each range
     for n in sorted(numbers):
         if parts and parts[-1][1] == n - 1:
             parts[-1][1] = n
@@ -273,17 +274,18 @@ def acquisition_step(slices: Sequence[SliceHeader], positions: np.ndarray, tol: 
     return None
 
 
-def _filled_steps(steps: Sequence[float], missing: Sequence[Irregularity]) -> np.ndarray:
+def _filled_steps(steps: Sequence[float] | npt.NDArray[np.float64], missing: Sequence[Irregularity]
+                  ) -> npt.NDArray[np.float64]:
     """``steps`` with every missing-slice gap divided by its slices: the spacing the acquisition
     had, which the positions alone no longer show where slices are missing."""
     filled = np.asarray(steps, float).copy()
     for i in missing:
-        if i.kind == IrregularityKind.MISSING_SLICES and i.after_index is not None:
+        if isinstance(i.details, MissingSlices) and i.after_index is not None:
             filled[i.after_index] /= i.details.missing_count + 1
     return filled
 
 
-def acquired_steps(geometry: StackGeometry) -> np.ndarray:
+def acquired_steps(geometry: StackGeometry) -> npt.NDArray[np.float64]:
     """The steps of an analysed stack with its missing-slice gaps divided (``_filled_steps``)."""
     return _filled_steps(geometry.steps_mm, geometry.irregularities)
 
@@ -329,17 +331,18 @@ def analyze_geometry(
     mismatch = _nominal_mismatch(nominal, dominant_step(filled, tol), tilt, tol)
     if mismatch:
         irregularities.append(mismatch)
-    candidates = {}
+    candidates: dict[str, float] = {}
     if nominal is not None:
         candidates["nominal"] = nominal
-    if summary.median is not None:
+    if summary.median is not None and summary.min is not None:  # both, or neither (no step)
         candidates["median"] = summary.median
         candidates["min"] = summary.min
     regular = len(moving) > 0 and not any(i.kind.blocks_regular for i in irregularities)
+    first = slices[0].pose
     return StackGeometry(
-        orientation=tuple(slices[0].orientation),
-        normal=tuple(float(v) for v in normal),
-        stacking_direction=tuple(float(v) for v in direction),
+        orientation=first.orientation,
+        normal=as_vec3(normal),
+        stacking_direction=as_vec3(direction),
         positions_mm=[float(p) for p in positions],
         steps_mm=[float(s) for s in steps],
         spacing=summary,
@@ -554,7 +557,7 @@ def _consecutive_pairs(sections: list[Section], n: int, positions: np.ndarray) -
     """Neighbouring slices (spatial indices): within each section, or along the whole stack."""
     if not sections:
         return [(i, i + 1) for i in range(n - 1)]
-    pairs = []
+    pairs: list[tuple[int, int]] = []
     for s in sections:
         idx = sorted(s.slice_indices, key=lambda i: positions[i])
         pairs.extend(zip(idx, idx[1:]))

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .model import SliceHeader
+from .model import SliceHeader, as_vec3
 from .orientation import LPS_TO_RAS, normal_of, positions_along
 from .policies import TiltPolicy
 from .tolerances import DEFAULT, Tolerances
@@ -52,7 +52,7 @@ class OutputGrid:
     def spacing_mm(self) -> tuple[float, float, float]:
         """Step lengths along i, j, k (mm). For a sheared grid the k step is longer than the
         distance between planes."""
-        return tuple(float(v) for v in np.linalg.norm(self.index_to_lps[:3, :3], axis=0))
+        return as_vec3(np.linalg.norm(self.index_to_lps[:3, :3], axis=0))
 
     @property
     def directions(self) -> np.ndarray:

@@ -58,7 +58,8 @@ class Group:
 
     @property
     def normal(self) -> np.ndarray:
-        return normal_of(self.slices[0].row_cosines, self.slices[0].col_cosines)
+        pose = self.slices[0].pose
+        return normal_of(pose.row_cosines, pose.col_cosines)
 
     def positions(self) -> np.ndarray:
         """Positions along this group's normal (mm)."""
@@ -103,18 +104,20 @@ def _image_type_label(slices: Sequence[SliceHeader]) -> str:
 
 
 def _orientation_label(slices: Sequence[SliceHeader]) -> str:
-    s = slices[0]
-    return f"in {plane_name(normal_of(s.row_cosines, s.col_cosines))} orientation {format_cosines(s.orientation)}"
+    pose = slices[0].pose
+    return (f"in {plane_name(normal_of(pose.row_cosines, pose.col_cosines))} orientation "
+            f"{format_cosines(pose.orientation)}")
 
 
-def _size_key(s: SliceHeader) -> tuple:
+def _size_key(s: SliceHeader) -> tuple[int, int, float, float]:
     """Matrix and pixel spacing; spacings equal to 0.1 µm are equal (decimal strings vary)."""
-    return s.rows, s.columns, tuple(round(v, 4) for v in s.pixel_spacing_mm)
+    step_i, step_j = s.pixel_steps_mm
+    return s.rows, s.columns, round(step_j, 4), round(step_i, 4)
 
 
 def _size_label(slices: Sequence[SliceHeader]) -> str:
     s = slices[0]
-    dj, di = s.pixel_spacing_mm
+    di, dj = s.pixel_steps_mm
     return f"of {s.columns}x{s.rows} pixels of {di:g}x{dj:g} mm"
 
 
@@ -392,12 +395,12 @@ def _split_by_tags(
             continue
         if max(_repeats(p, tol).max() for p in parts.values()) >= repeats:
             continue
-        volumes = []
+        volumes: list[tuple[list[SliceHeader], list[tuple[str, str]]]] = []
         for value, members in sorted(parts.items(), key=lambda kv: _sortable(kv[0])):
             if isinstance(value, float):
                 text = f"{name} {value:g}{unit}"
             else:  # a file by its name: the folder says nothing about what the volume is
-                text = f"{name} {os.path.basename(value) if name == 'file' else value}"
+                text = f"{name} {os.path.basename(str(value)) if name == 'file' else value}"
             volumes.extend((sub, [(name, text)] + labels) for sub, labels in _split_by_tags(members, tol))
         return volumes
     return [(slices, [])]

@@ -34,6 +34,7 @@ from .transfer_syntaxes import DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN, LITTLE_ENDIAN
 from .walk import find_files
 
 if TYPE_CHECKING:
+    from pydicom.dataelem import DataElement, RawDataElement
     from pydicom.dataset import Dataset
 
 HEADER_TAGS: dict[str, str] = {
@@ -859,10 +860,13 @@ def _pixel_data_extent(path: str, ds: Dataset, keyword: str, deflated: bool) -> 
     cut short inside its pixel data is caught here rather than when a volume is built.
     """
     tag = _tag(keyword)
+    elem: DataElement | RawDataElement | None
     try:
         elem = ds.get_item(tag, keep_deferred=True)
     except TypeError:  # pydicom 2 has no keep_deferred; its get_item would read the value
-        elem = ds._dict.get(tag)
+        from pydicom.tag import BaseTag
+
+        elem = ds._dict.get(BaseTag(tag))
     value = getattr(elem, "value", None)
     length = getattr(elem, "length", None)
     tell = getattr(elem, "value_tell", None)

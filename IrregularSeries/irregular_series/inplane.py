@@ -19,8 +19,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .model import SliceHeader
-from .orientation import normal_of
+from .model import SliceHeader, as_vec3
+from .orientation import normal_of, pixel_centre_range_mm
 from .policies import Interpolation
 from .resample import SlicePlacement
 from .tolerances import DEFAULT
@@ -46,15 +46,15 @@ class UnionLattice:
         source), the lattice's size, spacing and directions, its position along the normal, and
         ``rank`` as instance number with no acquisition tags (the assembled stack's order is
         spatial; the stations' own numbering would read as stitched sections)."""
-        z = float(np.dot(s.position_lps_mm, self.normal))
+        z = float(np.dot(s.pose.position_lps_mm, self.normal))
         return replace(
             s,
             rows=self.rows,
             columns=self.columns,
-            pixel_spacing_mm=(self.step_j_mm, self.step_i_mm),
-            row_cosines=tuple(float(v) for v in self.row),
-            col_cosines=tuple(float(v) for v in self.col),
-            position_lps_mm=tuple(float(v) for v in self.origin_lps + z * self.normal),
+            pixel_spacing_mm=(self.step_j_mm, self.step_i_mm),  # as the tag lists them: between rows first
+            row_cosines=as_vec3(self.row),
+            col_cosines=as_vec3(self.col),
+            position_lps_mm=as_vec3(self.origin_lps + z * self.normal),
             instance_number=rank,
             acquisition_number=None,
             content_time="",
@@ -68,32 +68,26 @@ def union_lattice(slices: Sequence[SliceHeader], spacing_mm: float | None = None
     """The lattice holding every slice's pixel centres at the finest pixel spacing among them
     (separately for rows and columns), or at ``spacing_mm`` in both directions; aligned to the
     first slice with the finest spacing (to the first slice when ``spacing_mm`` is given)."""
-    first = slices[0]
+    first = slices[0].pose
     row = np.asarray(first.row_cosines, float)
     col = np.asarray(first.col_cosines, float)
     normal = normal_of(row, col)
-    spacings = np.array([s.pixel_spacing_mm for s in slices], float)  # (row spacing, column spacing)
+    steps = np.array([s.pixel_steps_mm for s in slices], float)  # (i step, j step) of each slice
     if spacing_mm is None:
-        step_j, step_i = float(spacings[:, 0].min()), float(spacings[:, 1].min())
-        finest = spacings.prod(axis=1)
+        step_i, step_j = float(steps[:, 0].min()), float(steps[:, 1].min())
+        finest = steps.prod(axis=1)
         reference = slices[int(np.argmin(finest))]
     else:
-        step_j = step_i = float(spacing_mm)
-        reference = first
-    anchor = np.asarray(reference.position_lps_mm, float)
+        step_i = step_j = float(spacing_mm)
+        reference = slices[0]
+    anchor = np.asarray(reference.pose.position_lps_mm, float)
     anchor = anchor - (anchor @ normal) * normal
     starts, counts = [], []
-    for axis, step, field in ((row, step_i, "columns"), (col, step_j, "rows")):
-        lows, highs = [], []
-        for s in slices:
-            ipp = np.asarray(s.position_lps_mm, float) @ axis
-            reach = np.array([(s.columns - 1) * s.pixel_spacing_mm[1] * float(np.dot(s.row_cosines, axis)),
-                              (s.rows - 1) * s.pixel_spacing_mm[0] * float(np.dot(s.col_cosines, axis))])
-            lows.append(ipp + np.minimum(reach, 0).sum())
-            highs.append(ipp + np.maximum(reach, 0).sum())
+    for axis, step in ((row, step_i), (col, step_j)):
+        low_mm, high_mm = pixel_centre_range_mm(slices, axis)
         slack = snap_mm / step
-        lo = math.floor((min(lows) - anchor @ axis) / step + slack)
-        hi = math.ceil((max(highs) - anchor @ axis) / step - slack)
+        lo = math.floor((low_mm - anchor @ axis) / step + slack)
+        hi = math.ceil((high_mm - anchor @ axis) / step - slack)
         starts.append(lo)
         counts.append(hi - lo + 1)
     origin = anchor + starts[0] * step_i * row + starts[1] * step_j * col
@@ -146,14 +140,18 @@ class SliceMapping:
         if j_hi <= j_lo or i_hi <= i_lo:
             return
         values = pixels
-        if self.map_j.copy_offset is not None:
-            values = values[j_lo + self.map_j.copy_offset:j_hi + self.map_j.copy_offset]
+        copy_j, weights_j = self.map_j.copy_offset, self.map_j.weights
+        if copy_j is not None:
+            values = values[j_lo + copy_j:j_hi + copy_j]
         else:
-            values = self.map_j.weights @ values.astype(np.float64)
-        if self.map_i.copy_offset is not None:
-            values = values[:, i_lo + self.map_i.copy_offset:i_hi + self.map_i.copy_offset]
+            assert weights_j is not None  # an axis map copies or weighs
+            values = weights_j @ values.astype(np.float64)
+        copy_i, weights_i = self.map_i.copy_offset, self.map_i.weights
+        if copy_i is not None:
+            values = values[:, i_lo + copy_i:i_hi + copy_i]
         else:
-            values = values.astype(np.float64) @ self.map_i.weights.T
+            assert weights_i is not None
+            values = values.astype(np.float64) @ weights_i.T
         if values.dtype != out.dtype and out.dtype.kind in "iu":
             values = np.rint(values)
         out[j_lo:j_hi, i_lo:i_hi] = values
@@ -163,11 +161,13 @@ def slice_mapping(s: SliceHeader, lattice: UnionLattice, interpolation: Interpol
                   snap_mm: float = DEFAULT.lattice_snap_mm) -> SliceMapping:
     """How slice ``s`` is mapped onto ``lattice``."""
     maps = []
-    offset = np.asarray(lattice.origin_lps, float) - np.asarray(s.position_lps_mm, float)
-    for axis, step, source_axis, source_step, n_src, n_out in (
-            (lattice.row, lattice.step_i_mm, s.row_cosines, s.pixel_spacing_mm[1], s.columns, lattice.columns),
-            (lattice.col, lattice.step_j_mm, s.col_cosines, s.pixel_spacing_mm[0], s.rows, lattice.rows)):
-        source_axis = np.asarray(source_axis, float)
+    pose = s.pose
+    source_step_i, source_step_j = s.pixel_steps_mm
+    offset = np.asarray(lattice.origin_lps, float) - np.asarray(pose.position_lps_mm, float)
+    for axis, step, source_cosines, source_step, n_src, n_out in (
+            (lattice.row, lattice.step_i_mm, pose.row_cosines, source_step_i, s.columns, lattice.columns),
+            (lattice.col, lattice.step_j_mm, pose.col_cosines, source_step_j, s.rows, lattice.rows)):
+        source_axis = np.asarray(source_cosines, float)
         a = float(offset @ source_axis) / source_step
         b = step * float(axis @ source_axis) / source_step
         maps.append(_axis_map(a, b, n_src, n_out, interpolation, snap_mm / source_step))
@@ -193,6 +193,7 @@ def _axis_map(a: float, b: float, n_src: int, n_out: int, interpolation: Interpo
     else:
         base = np.floor(u).astype(int)
         t = u - base
+        taps: tuple[tuple[int, np.ndarray], ...]
         if interpolation == "linear":
             taps = ((0, 1.0 - t), (1, t))
         else:

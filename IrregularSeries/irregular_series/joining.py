@@ -34,13 +34,17 @@ from .options import ConvertOptions
 from .orientation import positions_along
 from .pixels import load_pixels, output_dtype
 from .planning import Part, plan_stack, slice_id
-from .policies import GapPolicy, OverlapPolicy, SectionPolicy
+from .policies import GapPolicy, OverlapPolicy, PositionSource, SectionPolicy
 from .resample import PlaneSource, SlicePlacement
 from .spacing import choose_spacing
+from .tolerances import Tolerances
 from .verify import verify_placements
 from .volume import VerificationError, Volume, build_volume
 
 SliceId = tuple[str, int]
+
+StationSlices = Sequence[tuple[list[SliceHeader], list[Decision]]]
+"""Each station's slices after its own plan, with that plan's decisions (``_station_slices``)."""
 
 
 
@@ -101,7 +105,7 @@ def build_assembly(candidate: AssemblyCandidate, options: ConvertOptions,
     spacing_decision = Decision(DecisionKind.SLICE_SPACING, f"slice spacing: {chosen.reason}", "spacing",
                                 str(chosen.rule) if chosen.rule is not None else f"{spacing_mm:g}",
                                 {"spacing_mm": spacing_mm, "source": chosen.source})
-    fixed = replace(options, spacing=spacing_mm, sections=SectionPolicy.MERGE, positions="dicom")
+    fixed = replace(options, spacing=spacing_mm, sections=SectionPolicy.MERGE, positions=PositionSource.DICOM)
     built = []
     for stack in stacks:
         parts = plan_stack(stack, fixed)
@@ -187,7 +191,7 @@ def _part_pixels(part: Part, canvas: dict[SliceId, np.ndarray]) -> np.ndarray:
     return np.stack([canvas[slice_id(s)] for s in part.slices])
 
 
-def _select(stations: Sequence[tuple[list[SliceHeader], list[str]]], extents: Sequence[tuple[float, float]],
+def _select(stations: StationSlices, extents: Sequence[tuple[float, float]],
             normal: np.ndarray, policy: OverlapPolicy, position_mm: float) -> list[list[SliceHeader]]:
     """The slices each station supplies under ``policy``: each keeps the positions within its
     bounds [lo, hi) along the normal."""
@@ -217,7 +221,7 @@ def _bounds(extents: Sequence[tuple[float, float]], policy: OverlapPolicy,
 
 def _assembled_stack(candidate: AssemblyCandidate, slices: list[SliceHeader], lattice: UnionLattice,
                      extents: Sequence[tuple[float, float]], selection: Sequence[list[SliceHeader]],
-                     tol) -> Stack:
+                     tol: Tolerances) -> Stack:
     """The chosen slices as one stack on the lattice, with the gaps between stations marked."""
     order = np.argsort(positions_along(slices, lattice.normal), kind="stable")
     mapped = [lattice.header(slices[int(i)], rank + 1) for rank, i in enumerate(order)]
@@ -225,7 +229,8 @@ def _assembled_stack(candidate: AssemblyCandidate, slices: list[SliceHeader], la
     index_of = {slice_id(s): k for k, s in enumerate(mapped)}
     flagged = {i.after_index for i in geometry.irregularities if i.kind is IrregularityKind.MISSING_SLICES}
     for junction in candidate.junctions:
-        if junction.kind is not JunctionKind.GAP or not selection[junction.index]:
+        step_mm = junction.step_mm  # (a gap is judged against a step: it has one)
+        if junction.kind is not JunctionKind.GAP or step_mm is None or not selection[junction.index]:
             continue
         after = index_of[slice_id(selection[junction.index][-1])]
         if after in flagged:
@@ -234,8 +239,8 @@ def _assembled_stack(candidate: AssemblyCandidate, slices: list[SliceHeader], la
         gap = extents[junction.index + 1][0] - extents[junction.index][1]
         geometry.irregularities.append(Irregularity(
             IrregularityKind.STATION_GAP,
-            f"gap of {gap:.2f} mm between {a.name} and {b.name} where the step is {junction.step_mm:.2f} mm",
-            after_index=after, details=StationGap(round(gap, 4), round(junction.step_mm, 4))))
+            f"gap of {gap:.2f} mm between {a.name} and {b.name} where the step is {step_mm:.2f} mm",
+            after_index=after, details=StationGap(round(gap, 4), round(step_mm, 4))))
     return Stack("1", "volume", list(candidate.reasons), mapped, geometry)
 
 
@@ -266,7 +271,7 @@ def _blend(volumes: Sequence[Volume], covered: Sequence[np.ndarray], candidate: 
         values = np.clip(np.rint(values), info.min, info.max)
     used = {slice_id(s): s for s in first.part.slices + last.part.slices}
     placements = {slice_id(s): p for v in volumes for s, p in zip(v.part.slices, v.placements)}
-    slices = sorted(used.values(), key=lambda s: float(np.dot(s.position_lps_mm, candidate.normal)))
+    slices = sorted(used.values(), key=lambda s: float(np.dot(s.pose.position_lps_mm, candidate.normal)))
     index = {slice_id(s): k for k, s in enumerate(slices)}
     planes = []
     for plane_first, plane_last, w_plane in zip(first.planes, last.planes, w_last):
@@ -347,7 +352,8 @@ def _span(slices: Sequence[SliceHeader], normal: np.ndarray) -> str:
     return f"{z.min():.2f}–{z.max():.2f} mm"
 
 
-def _common_decisions(candidate: AssemblyCandidate, stations, extents, selection, options: ConvertOptions,
+def _common_decisions(candidate: AssemblyCandidate, stations: StationSlices, extents: Sequence[tuple[float, float]],
+                      selection: Sequence[list[SliceHeader]] | None, options: ConvertOptions,
                       lattice: UnionLattice, mappings: dict[SliceId, SliceMapping],
                       intensity: list[dict[str, Any]]) -> list[Decision]:
     """What joining decided, for every volume of the candidate: what the series form, which slices
@@ -359,7 +365,7 @@ def _common_decisions(candidate: AssemblyCandidate, stations, extents, selection
                           choice, {"series": len(candidate.stations)})]
     for station, (slices, own), extent, k in zip(candidate.stations, stations, extents, range(len(stations))):
         decisions += own
-        values = {"series_instance_uid": station.series.series_instance_uid,
+        values: dict[str, float | int | str | None] = {"series_instance_uid": station.series.series_instance_uid,
                   "start_mm": round(extent[0], 4), "end_mm": round(extent[1], 4)}
         if selection is None:
             decisions.append(Decision(
@@ -386,27 +392,27 @@ def _common_decisions(candidate: AssemblyCandidate, stations, extents, selection
             "in_plane_spacing_mm", None if options.in_plane_spacing_mm is None else f"{options.in_plane_spacing_mm:g}",
             {"columns": lattice.columns, "rows": lattice.rows, "step_i_mm": lattice.step_i_mm,
              "step_j_mm": lattice.step_j_mm, "copied": int(copied), "slices": total}))
-    tilted = [st for st in candidate.stations if st.stack.geometry.tilt_deg > options.tolerances.tilt_deg]
+    tilted = [st for st in candidate.stations if st.stack.known_geometry.tilt_deg > options.tolerances.tilt_deg]
     if tilted:
         decisions.append(Decision(
             DecisionKind.TILT_REMOVED,
-            "gantry tilt removed (" + ", ".join(f"{st.name} {st.stack.geometry.tilt_deg:.2f}°" for st in tilted)
+            "gantry tilt removed (" + ", ".join(f"{st.name} {st.stack.known_geometry.tilt_deg:.2f}°" for st in tilted)
             + "): every slice is placed on one lattice across the normal, so assembled volumes are always "
-            "on an orthogonal grid", values={"tilt_deg": round(max(st.stack.geometry.tilt_deg for st in tilted), 4)}))
+            "on an orthogonal grid", values={"tilt_deg": round(max(st.stack.known_geometry.tilt_deg for st in tilted), 4)}))
     for junction in candidate.junctions:
         if junction.kind is JunctionKind.GAP:
             a, b = candidate.stations[junction.index], candidate.stations[junction.index + 1]
             gaps = GapPolicy(options.gaps)
             decisions.append(Decision(DecisionKind.STATION_GAP, f"{junction.phrase} between {a.name} and {b.name}: "
                                       f"{gaps.help}", "gaps", gaps.value,
-                                      {"gap_mm": round(-junction.overlap_mm - junction.step_mm, 4)}))
+                                      {"gap_mm": round(junction.gap_mm, 4)}))
     decisions += [Decision(DecisionKind.INTENSITY_DIFFERENCE, d["sentence"],
                            values={"median_difference": d["median_difference"], "pixels": d["pixels"]})
                   for d in intensity]
     return decisions
 
 
-def _intensity_differences(candidate: AssemblyCandidate, stations, canvas: dict[SliceId, np.ndarray],
+def _intensity_differences(candidate: AssemblyCandidate, stations: StationSlices, canvas: dict[SliceId, np.ndarray],
                            mappings: dict[SliceId, SliceMapping], normal: np.ndarray) -> list[dict[str, Any]]:
     """Per overlap: the median of (later - earlier) over the pixels both cover, the earlier
     station interpolated linearly along the normal at each of the later station's slices."""
@@ -442,8 +448,8 @@ def _intensity_differences(candidate: AssemblyCandidate, stations, canvas: dict[
     return found
 
 
-def _record(candidate: AssemblyCandidate, stations, volume: Volume, extents, intensity, mappings,
-            normal: np.ndarray) -> dict[str, Any]:
+def _record(candidate: AssemblyCandidate, stations: StationSlices, volume: Volume, extents: Sequence[tuple[float, float]],
+            intensity: list[dict[str, Any]], mappings: dict[SliceId, SliceMapping], normal: np.ndarray) -> dict[str, Any]:
     """The report's ``assembly`` entry of one output: every source's range and the slices used."""
     used = {slice_id(s) for s in volume.part.slices}
     sources = []

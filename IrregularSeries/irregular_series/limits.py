@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, fields, replace
+from typing import Any
 
 __all__ = ["DEFAULT_LIMITS", "LimitExceeded", "Limits", "available_memory_bytes"]
 
@@ -81,7 +82,7 @@ class Limits:
         """A copy with the named limits set from text (``{"output_voxels": "4e9"}``); ``ValueError``
         naming the known limits for an unknown name or a value that is not a number."""
         known = {f.name for f in fields(self)}
-        values = {}
+        values: dict[str, Any] = {}  # floats, for the int limits too: ``__post_init__`` makes those whole
         for name, value in text.items():
             if name not in known:
                 raise ValueError(f"unknown limit {name!r}; the limits are {', '.join(sorted(known))}")

@@ -7,12 +7,32 @@ numpy arrays from them in bulk.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from .irregularities import Irregularity
 
 Vec3 = tuple[float, float, float]
+
+
+def as_vec3(values: Iterable[float]) -> Vec3:
+    """A record's vector from three numbers (a row of an array, a tag's values)."""
+    x, y, z = values
+    return float(x), float(y), float(z)
+
+
+class SlicePose(NamedTuple):
+    """Where a slice lies: its row and column directions and the centre of its first pixel (LPS)."""
+
+    row_cosines: Vec3
+    col_cosines: Vec3
+    position_lps_mm: Vec3
+
+    @property
+    def orientation(self) -> tuple[float, ...]:
+        """The six direction cosines (row then column), as ImageOrientationPatient lists them."""
+        return self.row_cosines + self.col_cosines
 
 Role = Literal["volume", "localizer", "other"]
 
@@ -97,6 +117,16 @@ class SliceHeader:
         )
 
     @property
+    def pose(self) -> SlicePose:
+        """The orientation and position of a slice that has them (every slice of a stack: the
+        analysis sets the others aside); ``ValueError`` naming the file otherwise."""
+        if self.row_cosines is None or self.col_cosines is None or self.position_lps_mm is None:
+            missing = [name for name, value in (("ImagePositionPatient", self.position_lps_mm),
+                                                ("ImageOrientationPatient", self.row_cosines)) if value is None]
+            raise ValueError(f"{self.label}: no {', '.join(missing)}: the image cannot be placed in space")
+        return SlicePose(self.row_cosines, self.col_cosines, self.position_lps_mm)
+
+    @property
     def rescaled_padding_value(self) -> float | None:
         """PixelPaddingValue as the rescaled values read it (what fills the outside of a scan)."""
         if self.pixel_padding_value is None:
@@ -111,13 +141,6 @@ class SliceHeader:
             raise ValueError(f"{self.label}: no PixelSpacing")
         between_rows, between_columns = self.pixel_spacing_mm
         return between_columns, between_rows
-
-    @property
-    def orientation(self) -> tuple[float, ...] | None:
-        """The six direction cosines (row then column), LPS."""
-        if self.row_cosines is None or self.col_cosines is None:
-            return None
-        return tuple(self.row_cosines) + tuple(self.col_cosines)
 
     @property
     def label(self) -> str:
@@ -207,6 +230,14 @@ class Stack:
     @property
     def slice_count(self) -> int:
         return len(self.slices)
+
+    @property
+    def known_geometry(self) -> StackGeometry:
+        """``geometry`` of an analysed stack (every stack of an ``Analysis``); ``ValueError`` for a
+        stack the analysis has not measured."""
+        if self.geometry is None:
+            raise ValueError(f"stack {self.id} has no geometry")
+        return self.geometry
 
 
 @dataclass

@@ -21,7 +21,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from .model import SliceHeader
+from .model import SliceHeader, as_vec3
 
 MOSAIC_WORD = "MOSAIC"
 CSA_CREATOR = "SIEMENS CSA HEADER"
@@ -64,7 +64,7 @@ def read_csa(path: str) -> tuple[int, tuple[float, float, float]]:
     if not n or normal is None:
         raise MosaicError("Siemens MOSAIC image whose CSA header lacks NumberOfImagesInMosaic or "
                           "SliceNormalVector")
-    return int(n), tuple(float(v) for v in normal)
+    return int(n), as_vec3(normal)
 
 
 def unpack(header: SliceHeader, n_images: int, normal_csa: tuple[float, float, float]) -> list[SliceHeader]:
@@ -79,15 +79,16 @@ def unpack(header: SliceHeader, n_images: int, normal_csa: tuple[float, float, f
     if not step:
         raise MosaicError("Siemens MOSAIC without SpacingBetweenSlices or SliceThickness: the tiles cannot be "
                           "placed along the slice normal")
-    row, col = np.asarray(header.row_cosines), np.asarray(header.col_cosines)
+    pose = header.pose
+    row, col = np.asarray(pose.row_cosines), np.asarray(pose.col_cosines)
     normal = np.asarray(normal_csa, float)
     normal /= np.linalg.norm(normal)
     if abs(float(normal @ np.cross(row, col))) < math.cos(math.radians(NORMAL_TOLERANCE_DEG)):
         raise MosaicError("Siemens MOSAIC whose CSA SliceNormalVector is not perpendicular to its "
                           "ImageOrientationPatient")
     tile_rows, tile_columns = header.rows // grid, header.columns // grid
-    dj, di = header.pixel_spacing_mm
-    first = (np.asarray(header.position_lps_mm)
+    di, dj = header.pixel_steps_mm
+    first = (np.asarray(pose.position_lps_mm)
              + (header.columns - tile_columns) / 2 * di * row
              + (header.rows - tile_rows) / 2 * dj * col)
     return [
@@ -98,7 +99,7 @@ def unpack(header: SliceHeader, n_images: int, normal_csa: tuple[float, float, f
             rows=tile_rows,
             columns=tile_columns,
             mosaic_columns=grid,
-            position_lps_mm=tuple(float(v) for v in first + k * abs(step) * normal),
+            position_lps_mm=as_vec3(first + k * abs(step) * normal),
         )
         for k in range(n_images)
     ]

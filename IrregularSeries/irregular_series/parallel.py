@@ -96,7 +96,8 @@ def ignore_interrupts() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _run_processes(function, tasks, costs_bytes, execution: Execution, args) -> Iterator[tuple[int, Any]]:
+def _run_processes(function: Callable[..., Any], tasks: Sequence[Any], costs_bytes: Sequence[int], execution: Execution,
+                   args: tuple[Any, ...]) -> Iterator[tuple[int, Any]]:
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
@@ -122,7 +123,8 @@ def _run_processes(function, tasks, costs_bytes, execution: Execution, args) -> 
                 future.cancel()
 
 
-def _run_dask(function, tasks, costs_bytes, execution: Execution, args) -> Iterator[tuple[int, Any]]:
+def _run_dask(function: Callable[..., Any], tasks: Sequence[Any], costs_bytes: Sequence[int], execution: Execution,
+             args: tuple[Any, ...]) -> Iterator[tuple[int, Any]]:
     try:
         from distributed import Client, as_completed
     except ImportError:

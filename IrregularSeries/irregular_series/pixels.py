@@ -16,6 +16,7 @@ see ``quirks``) are flipped back.
 from __future__ import annotations
 
 import functools
+import io
 import os
 import struct
 from collections.abc import Callable, Sequence
@@ -232,7 +233,7 @@ def _readable_from_disk(header: SliceHeader) -> bool:
     )
 
 
-def _pixel_data_offset(f, header: SliceHeader, nbytes: int) -> int | None:
+def _pixel_data_offset(f: io.FileIO, header: SliceHeader, nbytes: int) -> int | None:
     """File offset of the Pixel Data value, or None when the file has no usable native one (for
     headers the scan did not find it for: multi-frame objects, headers from Slicer's database).
 
@@ -264,11 +265,13 @@ def _pixel_data_offset(f, header: SliceHeader, nbytes: int) -> int | None:
     length = getattr(element, "length", None)
     if length is None or length == _UNDEFINED_LENGTH or length < nbytes:
         return None
-    return element.value_tell
+    # Set by pydicom on the elements it reads from a file, and not declared in its type information.
+    tell: int | None = getattr(element, "value_tell", None)
+    return tell
 
 
-def _read_exactly(f, buffer: np.ndarray) -> int:
-    view = memoryview(buffer).cast("B")
+def _read_exactly(f: io.FileIO, buffer: np.ndarray) -> int:
+    view = buffer.data.cast("B")
     done = 0
     while done < len(view):
         n = f.readinto(view[done:])

@@ -15,7 +15,7 @@ import numpy as np
 
 from .decisions import Decision, DecisionKind, PolicyError
 from .irregularities import IrregularityKind
-from .model import SliceHeader, Stack
+from .model import SliceHeader, Stack, as_vec3
 from .mosaic import unpack_summary
 from .options import ConvertOptions
 from .orientation import positions_along
@@ -88,7 +88,7 @@ def _merge_sections(stack: Stack) -> Part:
     Sections must follow each other along the stack (each starts and ends after the previous one);
     nested or shuffled sections have no such cut, and merging them is refused.
     """
-    g = stack.geometry
+    g = stack.known_geometry
     positions = np.asarray(g.positions_mm)
     sections = g.sections
     for k, (a, b) in enumerate(zip(sections, sections[1:]), start=1):
@@ -123,14 +123,15 @@ def _merge_sections(stack: Stack) -> Part:
 
 
 def _split_sections(stack: Stack) -> list[Part]:
-    positions = stack.geometry.positions_mm
-    count = len(stack.geometry.sections)
+    g = stack.known_geometry
+    positions = g.positions_mm
+    count = len(g.sections)
     return [
         Part(stack, [stack.slices[i] for i in sorted(s.slice_indices, key=lambda i: positions[i])],
              f"section{s.index + 1}",
              [Decision(DecisionKind.SECTION_ALONE, f"section {s.index + 1} of {count} on its own", "sections", "split",
                        {"section": s.index + 1, "sections": count})])
-        for s in stack.geometry.sections
+        for s in g.sections
     ]
 
 
@@ -143,7 +144,7 @@ def missing_after(stack: Stack) -> set[tuple[str, int]]:
     """Ids of the slices that a gap follows (missing slices, or a gap between assembled series)."""
     return {
         slice_id(stack.slices[i.after_index])
-        for i in stack.geometry.irregularities
+        for i in stack.known_geometry.irregularities
         if i.kind in GAP_KINDS and i.after_index is not None
     }
 
@@ -172,9 +173,7 @@ def plan_stack(stack: Stack, options: ConvertOptions) -> list[Part]:
 
     Raises ``ValueError`` when the policies cannot be applied (sections that cannot be merged).
     """
-    g = stack.geometry
-    if g is None:
-        raise ValueError(f"stack {stack.id} has no geometry")
+    g = stack.known_geometry
     if g.sections and options.sections == "split":
         parts = _split_sections(stack)
     elif g.sections:
@@ -200,7 +199,7 @@ def override_positions(part: Part, tol: Tolerances = DEFAULT) -> tuple[list[Slic
     normal, or along the stacking line when it is a tilted stack's table step.
     """
     stack = part.stack
-    g = stack.geometry
+    g = stack.known_geometry
     nominal = g.candidate_spacings_mm.get("nominal")
     if nominal is None:
         raise PolicyError("positions from the nominal spacing need SpacingBetweenSlices or SliceThickness, "
@@ -211,8 +210,8 @@ def override_positions(part: Part, tol: Tolerances = DEFAULT) -> tuple[list[Slic
         step, what = direction * nominal, f"{nominal:g} mm along the tilted table"
     else:
         step, what = direction * nominal / float(direction @ normal), f"{nominal:g} mm along the normal"
-    origin = np.asarray(part.slices[0].position_lps_mm)
+    origin = np.asarray(part.slices[0].pose.position_lps_mm)
     slices = [
-        replace(s, position_lps_mm=tuple(float(v) for v in origin + k * step)) for k, s in enumerate(part.slices)
+        replace(s, position_lps_mm=as_vec3(origin + k * step)) for k, s in enumerate(part.slices)
     ]
     return slices, what

@@ -19,7 +19,7 @@ def plot_stack(series: SeriesAnalysis, stack: Stack, path: Path, *, force: bool 
     matplotlib.use("Agg")  # files only: no display needed
     from matplotlib import pyplot as plt
 
-    g = stack.geometry
+    g = stack.known_geometry
     positions = g.positions_mm[:-1]
     fig, ax = plt.subplots(figsize=(8, 3.6), dpi=100)
     ax.plot(positions, g.steps_mm, "o-", ms=3, lw=1, color="tab:blue", label="step to next slice")

@@ -20,7 +20,7 @@ class Policy(str, Enum):
 
     help: str
 
-    def __new__(cls, value: str, help: str = ""):
+    def __new__(cls, value: str, help: str = "") -> Policy:
         member = str.__new__(cls, value)
         member._value_ = value
         member.help = help

@@ -273,7 +273,7 @@ def _elements(
         if header is None:
             return None
         tag, vr, at, length = header
-        if tag >= stop_at:
+        if tag >= stop_at and stop is not None:  # (without ``stop`` the walk returned above)
             stop.extend((tag, at, length))
             return pos
         if (tag >> 16) == 0xFFFE:  # a stray item or delimiter at top level
@@ -286,9 +286,10 @@ def _elements(
         if length == _UNDEFINED:
             if accepted is not None or vr not in (b"SQ", b""):
                 return None
-            pos = _skip_sequence(m, at, explicit, 1, limits)
-            if pos is None:
+            after = _skip_sequence(m, at, explicit, 1, limits)
+            if after is None:
                 return None
+            pos = after
             continue
         end = at + length
         if end > size:
@@ -340,8 +341,9 @@ def _skip_sequence(m: bytes, pos: int, explicit: bool, depth: int, limits: Limit
             if length == _UNDEFINED:
                 if vr not in (b"SQ", b""):
                     return None
-                pos = _skip_sequence(m, at, explicit, depth + 1, limits)
-                if pos is None:
+                after = _skip_sequence(m, at, explicit, depth + 1, limits)
+                if after is None:
                     return None
+                pos = after
             else:
                 pos = at + length

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from .grid import OutputGrid, StackFrame
 from .model import SliceHeader, Vec3
@@ -125,7 +126,7 @@ def resample_stack(
     blank_after: Sequence[int] | None = None,
     background: float | None = None,
     out_dtype: np.dtype | type | str | None = None,
-    reach_mm: Sequence[float] | None = None,
+    reach_mm: Sequence[float] | npt.NDArray[np.float64] | None = None,
     snap_mm: float = DEFAULT.lattice_snap_mm,
 ) -> ResampleResult:
     """Resample ``pixels`` (N, rows, columns), the slices of one stack in spatial order, onto
@@ -165,14 +166,13 @@ def resample_stack(
     shifts_j = [_axis_shift(y, frame.rows, n_rows, interpolation, snap_mm / frame.step_j_mm)
                 for y in index[:, 1]]
     gap_after = _blank_gaps(frame.positions_mm, gaps, max_gap_mm, blank_after)
-    if reach_mm is None:
-        reach_mm = slice_reach_mm(slices, frame.positions_mm, gap_after)
-    if len(reach_mm) != len(slices):
-        raise ValueError(f"{len(reach_mm)} reaches for {len(slices)} slices")
+    reach = slice_reach_mm(slices, frame.positions_mm, gap_after) if reach_mm is None else np.asarray(reach_mm, float)
+    if len(reach) != len(slices):
+        raise ValueError(f"{len(reach)} reaches for {len(slices)} slices")
     plane_k_in = index[:, 2]
     sources, plane_k, extrapolated = _plane_sources(
         plane_k_in, n_planes, interpolation, gap_after, snap_mm / plane_step_mm,
-        np.asarray(reach_mm, float) / plane_step_mm)
+        reach / plane_step_mm)
     rects = [[_slice_rect(s, shifts_i, shifts_j) for s in src] for src, _ in sources]
 
     volume = np.empty(grid.shape_kji, dtype=out_dtype)
@@ -191,14 +191,17 @@ def resample_stack(
         for m in planes:
             (src, weights), plane_rects = sources[m], rects[m]
             if not src:
+                assert mask is not None  # a plane without slices made the volume incomplete
                 volume[m] = fill
                 mask[m] = 0
                 continue
             rect = _intersection(plane_rects)
             if any(r != full for r in plane_rects):
+                assert mask is not None  # so did a slice that does not cover its plane
                 volume[m] = fill
                 mask[m] = 0
             if any(r != rect for r in plane_rects):
+                assert mask is not None  # the slices' rectangles differ, so one is not the full plane
                 # Some pixels are covered by only some of the slices: those slices alone make them.
                 interpolated = True
                 pair, pair_weights = _partial_sources(plane_k_in, m, src, weights, gap_after)
@@ -298,6 +301,8 @@ def _axis_shift(landed: float, n_in: int, n_out: int, interpolation: Interpolati
     """The kernel that brings an input axis whose pixel 0 lands at output index ``landed`` onto the
     output lattice (``snap`` in pixels)."""
     whole = round(landed)
+    offsets: tuple[int, ...]
+    weights: tuple[float, ...]
     if abs(landed - whole) <= snap:
         landed, offsets, weights = float(whole), (-whole,), (1.0,)
     elif interpolation == "nearest":
@@ -347,7 +352,7 @@ def _plane_sources(
     to lie on it) and, per plane, how far (planes) it is extrapolated from its one slice."""
     last = len(k_of_slice) - 1
     k_used = k_of_slice.astype(float)
-    sources = []
+    sources: list[tuple[tuple[int, ...], tuple[float, ...]]] = []
     extrapolated = np.zeros(n_planes)
     for m in range(n_planes):
         a = int(np.searchsorted(k_of_slice, m + snap, side="right")) - 1
@@ -525,6 +530,7 @@ def _shift_axis(image: np.ndarray, shift: _AxisShift, axis: int) -> np.ndarray:
     for offset, weight in zip(shift.offsets, shift.weights):
         taps = _window(padded, axis, shift.lo + offset + _PAD, count) * image.dtype.type(weight)
         result = taps if result is None else np.add(result, taps, out=result)
+    assert result is not None  # every kernel has a tap
     return result
 
 

@@ -55,9 +55,7 @@ def choose_spacing(stack: Stack, choice: Spacing | str, tol: Tolerances = DEFAUL
     ``median``, ``min``: that value (an error when the stack lacks it). A number: exactly that
     many mm.
     """
-    g = stack.geometry
-    if g is None:
-        raise ValueError(f"stack {stack.id} has no geometry")
+    g = stack.known_geometry
     choice = parse_spacing(choice)
     if not isinstance(choice, SpacingRule):
         return SliceSpacing(choice, None, "requested", f"{choice:g} mm as requested")
@@ -73,7 +71,7 @@ def choose_spacing(stack: Stack, choice: Spacing | str, tol: Tolerances = DEFAUL
                                 f"{SINGLE_SLICE_SPACING_MM:g} mm (one position, and no SpacingBetweenSlices "
                                 "or SliceThickness)")
         why = "no nominal spacing in the headers" if nominal is None else _nominal_disagreement(stack, nominal, tol)
-        if why is None:
+        if nominal is not None and why is None:
             return SliceSpacing(nominal, auto, "nominal", f"nominal spacing {nominal:g} mm (the positions agree with it)")
         finest = finest_run_step(stack, tol)
         if finest is not None:
@@ -94,11 +92,11 @@ def finest_run_step(stack: Stack, tol: Tolerances = DEFAULT) -> tuple[float, str
     """The step of the stack's finest regular run and what that run is, in words: the smallest
     section step of stitched sections, else the smallest mean step among runs of at least
     ``MIN_RUN_STEPS`` agreeing steps (``geometry.constant_runs``). ``None`` when there is none."""
-    g = stack.geometry
-    sections = [s for s in g.sections if s.step_mm]
+    g = stack.known_geometry
+    sections = [(s.step_mm, s) for s in g.sections if s.step_mm]
     if len(sections) > 1:
-        finest = min(sections, key=lambda s: s.step_mm)
-        return finest.step_mm, f"stitched section {finest.index + 1} (of {len(g.sections)})"
+        step_mm, finest = min(sections, key=lambda stepped: stepped[0])
+        return step_mm, f"stitched section {finest.index + 1} (of {len(g.sections)})"
     steps = np.asarray(g.steps_mm)
     runs = [r for r in constant_runs(steps, tol) if r[1] >= MIN_RUN_STEPS and r[2] > tol.position_mm]
     if not runs:
@@ -111,8 +109,8 @@ def finest_run_step(stack: Stack, tol: Tolerances = DEFAULT) -> tuple[float, str
 
 def _nominal_disagreement(stack: Stack, nominal: float, tol: Tolerances) -> str | None:
     """Why the positions do not support ``nominal`` as the slice spacing; None when they do."""
-    g = stack.geometry
-    steps = [s.step_mm for s in g.sections if s.step_mm] or [dominant_step(acquired_steps(g), tol)]
+    g = stack.known_geometry
+    steps: list[float | None] = [s.step_mm for s in g.sections if s.step_mm] or [dominant_step(acquired_steps(g), tol)]
     if any(step is None or abs(step - nominal) > tol.nominal_mm for step in steps):
         return f"nominal {nominal:g} mm disagrees with the positions"
     if nominal_along_table(stack, nominal, tol):
@@ -123,7 +121,7 @@ def _nominal_disagreement(stack: Stack, nominal: float, tol: Tolerances) -> str 
 def nominal_along_table(stack: Stack, nominal: float, tol: Tolerances) -> bool:
     """Tilted stacks: is ``nominal`` closer to the step along the stacking line (the table step,
     which CT scanners write there) than to the step along the normal?"""
-    g = stack.geometry
+    g = stack.known_geometry
     step = dominant_step(np.asarray(g.steps_mm), tol)
     if g.tilt_deg <= tol.tilt_deg or step is None:
         return False

@@ -18,7 +18,7 @@ from .decisions import Decision, DecisionKind
 from .grid import OutputGrid, build_grid
 from .model import SliceHeader
 from .options import ConvertOptions
-from .orientation import normal_of, positions_along
+from .orientation import VectorLike, normal_of, positions_along
 from .pixels import load_pixels, value_dtype
 from .planning import Part, missing_after, override_positions, slice_id
 from .policies import GapPolicy, Interpolation, PositionSource, TiltPolicy
@@ -62,7 +62,7 @@ class ContentCheckError(VerificationError):
     """An output volume whose voxels are not what its input slices give, or that loses input."""
 
 
-def _plane_notes(result: ResampleResult, slices: Sequence[SliceHeader], normal: Sequence[float],
+def _plane_notes(result: ResampleResult, slices: Sequence[SliceHeader], normal: VectorLike,
                  options: ConvertOptions, reach_mm: np.ndarray) -> list[Decision]:
     """What the planes are made of: planes filled from a slice past the ends and in blank gaps,
     planes left blank, nearest-neighbour distances."""
@@ -113,7 +113,7 @@ def _plane_notes(result: ResampleResult, slices: Sequence[SliceHeader], normal: 
     return notes
 
 
-def _extrapolated(result: ResampleResult, slices: Sequence[SliceHeader], normal: Sequence[float]) -> list[dict]:
+def _extrapolated(result: ResampleResult, slices: Sequence[SliceHeader], normal: VectorLike) -> list[dict]:
     positions = positions_along(slices, normal)
     return [{"plane": m, "slice": slices[p.slice_indices[0]].label,
              "offset_mm": round(p.position_mm - float(positions[p.slice_indices[0]]), 6)}
@@ -141,7 +141,7 @@ def build_volume(part: Part, options: ConvertOptions, pixels: np.ndarray | None 
     part. Raises ``VerificationError`` above tolerance; ``part`` itself is left unchanged."""
     tol = options.tolerances
     stack = part.stack
-    g = stack.geometry
+    g = stack.known_geometry
     chosen = choose_spacing(stack, options.spacing, tol)
     spacing = chosen.value_mm
     decisions = list(part.decisions) + [Decision(
@@ -199,7 +199,8 @@ def build_volume(part: Part, options: ConvertOptions, pixels: np.ndarray | None 
         decisions.append(Decision(DecisionKind.GAPS_INTERPOLATED, "missing slices: interpolated across the gaps",
                                   "gaps", "interpolate"))
     # Compared with the grid's planes, so along the grid's normal (its first slice's).
-    grid_normal = normal_of(slices[0].row_cosines, slices[0].col_cosines)
+    first_pose = slices[0].pose
+    grid_normal = normal_of(first_pose.row_cosines, first_pose.col_cosines)
     decisions += _plane_notes(result, slices, grid_normal, options, reach)
     if result.mask is not None:
         decisions.append(Decision(DecisionKind.BACKGROUND, f"background (voxels no slice reaches, mask 0): {background_why}",

@@ -164,7 +164,7 @@ def _checked(
     return array, matrix, types
 
 
-def _write_voxels(stream: BinaryIO, array: np.ndarray) -> None:
+def _write_voxels(stream: BinaryIO | gzip.GzipFile, array: np.ndarray) -> None:
     """Little-endian voxels, i fastest; one slice at a time so that a big-endian or strided
     input costs one slice of memory, not a copy of the volume."""
     little = array.dtype.newbyteorder("<")
@@ -172,7 +172,7 @@ def _write_voxels(stream: BinaryIO, array: np.ndarray) -> None:
         stream.write(np.ascontiguousarray(plane, dtype=little).data.cast("B"))
 
 
-def _maybe_gzip(stream: BinaryIO, compress: bool) -> contextlib.AbstractContextManager[BinaryIO]:
+def _maybe_gzip(stream: BinaryIO, compress: bool) -> contextlib.AbstractContextManager[BinaryIO | gzip.GzipFile]:
     if not compress:
         return contextlib.nullcontext(stream)
     # filename="" and mtime=0: no temporary name or time stamp in the gzip header.
@@ -241,4 +241,4 @@ def _quaternion_bcd(rotation: np.ndarray) -> tuple[float, float, float]:
         s = 2.0 * np.sqrt(1.0 + r[2, 2] - r[0, 0] - r[1, 1])
         q = ((r[1, 0] - r[0, 1]) / s, (r[0, 2] + r[2, 0]) / s, (r[1, 2] + r[2, 1]) / s, s / 4)
     sign = -1.0 if q[0] < 0 else 1.0
-    return tuple(float(sign * v) for v in q[1:])
+    return float(sign * q[1]), float(sign * q[2]), float(sign * q[3])

@@ -44,7 +44,7 @@ from pydicom.uid import (
 from pydicom.valuerep import format_number_as_ds
 
 from ..dicom_writer import save_part10
-from ..model import Vec3
+from ..model import Vec3, as_vec3
 
 NameStyle = Literal["instance", "shuffled", "position"]
 TransferSyntaxName = Literal["explicit_le", "implicit_le", "explicit_be", "deflated_le"]
@@ -218,18 +218,19 @@ def _ds(value: float) -> str:
     return text if len(text) <= 16 else format_number_as_ds(float(value))
 
 
-def _ds_floats(values) -> tuple[float, ...]:
-    """The values as a reader will parse them from the header, so pixels match the header exactly."""
-    return tuple(float(_ds(v)) for v in values)
+def _as_read(value: float) -> float:
+    """The value as a reader will parse it from the header, so pixels match the header exactly."""
+    return float(_ds(value))
 
 
 def _written_geometry(s: SyntheticSlice) -> SyntheticSlice:
+    between_rows, between_columns = s.pixel_spacing_mm
     return dataclasses.replace(
         s,
-        position_lps_mm=_ds_floats(s.position_lps_mm),
-        row_cosines=_ds_floats(s.row_cosines),
-        col_cosines=_ds_floats(s.col_cosines),
-        pixel_spacing_mm=_ds_floats(s.pixel_spacing_mm),
+        position_lps_mm=as_vec3(map(_as_read, s.position_lps_mm)),
+        row_cosines=as_vec3(map(_as_read, s.row_cosines)),
+        col_cosines=as_vec3(map(_as_read, s.col_cosines)),
+        pixel_spacing_mm=(_as_read(between_rows), _as_read(between_columns)),
     )
 
 
@@ -241,7 +242,7 @@ def _stored_frame(series: SyntheticSeries, s: SyntheticSlice) -> np.ndarray:
     return stored_values(series.encoding, centres, s.rescale_slope, s.rescale_intercept)
 
 
-def _item(**keywords) -> Dataset:
+def _item(**keywords: object) -> Dataset:
     ds = Dataset()
     for keyword, value in keywords.items():
         setattr(ds, keyword, value)
@@ -300,9 +301,9 @@ def _plane(s: SyntheticSlice) -> dict:
     }
 
 
-def _pixel_measures(s: SyntheticSlice) -> dict:
+def _pixel_measures(s: SyntheticSlice) -> dict[str, str | list[str]]:
     """Pixel measures keywords (DS strings); thickness and spacing only when given."""
-    measures = {"PixelSpacing": [_ds(v) for v in s.pixel_spacing_mm]}
+    measures: dict[str, str | list[str]] = {"PixelSpacing": [_ds(v) for v in s.pixel_spacing_mm]}
     if s.slice_thickness_mm is not None:
         measures["SliceThickness"] = _ds(s.slice_thickness_mm)
     if s.spacing_between_slices_mm is not None:
@@ -557,7 +558,7 @@ def mosaic_dataset(
     for k, tile in enumerate(tiles):
         image[(k // grid) * r : (k // grid + 1) * r, (k % grid) * c : (k % grid + 1) * c] = _stored_frame(series, tile)
     whole = dataclasses.replace(
-        tiles[0], position_lps_mm=tuple(float(v) for v in corner), rows=grid * r, columns=grid * c,
+        tiles[0], position_lps_mm=as_vec3(corner), rows=grid * r, columns=grid * c,
         instance_number=instance_number, image_type=("ORIGINAL", "PRIMARY", "M", "ND", "MOSAIC"),
         spacing_between_slices_mm=abs(step), manufacturer="SIEMENS",
     )
@@ -657,7 +658,7 @@ def write_series(
     syntax = TRANSFER_SYNTAXES[transfer_syntax]
     rng = np.random.default_rng(seed)
     if multiframe:
-        sop = uid(series.series_instance_uid, "multi-frame")
+        sop: str = uid(series.series_instance_uid, "multi-frame")
         ds = _enhanced_dataset(series, sop, syntax.is_little_endian)
         return [save_dataset(ds, out / _file_names(1, names, rng)[0], syntax)]
 
