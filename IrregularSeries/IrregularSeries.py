@@ -5,6 +5,7 @@ logic ``irregular_series.slicer.scene``; this file is the thin Slicer layer: mod
 parameter node, GUI, a logic that delegates to the scene logic, and a self-test.
 """
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -31,10 +32,12 @@ from irregular_series.content_check import content_summary_text
 from irregular_series.options import ConvertOptions
 from irregular_series.policies import GapPolicy, Interpolation, SectionPolicy, SpacingRule, StackSplit, TiltPolicy
 from irregular_series.report import stack_line
+from irregular_series.slicer import mapback as irregularMapBack
 from irregular_series.slicer import scene as irregularScene
 from irregular_series.slicer import series_options
 from irregular_series.slicer.database import database_headers
 from irregular_series.slicer.examine import slicer_series_name, spacing_presets
+from irregular_series.slicer.progress import Cancelled
 
 SPACING_CHART_REFERENCE = "IrregularSeriesSpacingChart"
 """Volume node reference to the plot chart of its slice spacing (made once, then reused)."""
@@ -118,6 +121,7 @@ class IrregularSeriesWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.hardenButton.connect("clicked(bool)", self.onHardenButton)
         self.ui.exportDicomButton.connect("clicked(bool)", self.onExportDicomButton)
         self.seriesOptions = SeriesOptionsSection(self.ui, self.logic)
+        self.mapBack = MapBackSection(self.ui, self.logic)
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
@@ -189,16 +193,16 @@ class IrregularSeriesWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onHardenButton(self) -> None:
         p = self._parameterNode
-        progress = slicer.util.createProgressDialog(labelText=_("Resampling and verifying..."), maximum=0)
-        slicer.app.processEvents()
-        try:
-            with slicer.util.tryWithErrorDisplay(_("Hardening failed; nothing was changed."), waitCursor=True):
+        with slicer.util.tryWithErrorDisplay(_("Hardening failed; nothing was changed."), waitCursor=True), \
+                ProgressDialog(_("Hardening {name}").format(name=p.inputVolume.GetName())) as progress:
+            try:
                 nodes = self.logic.harden(p.inputVolume, p.spacingChoice(), interpolation=p.interpolation, gaps=p.gaps,
-                                          sections=p.sections, tilt=p.tilt, outputVolume=p.outputVolume)
-                p.outputVolume = nodes[0]
-                slicer.util.setSliceViewerLayers(background=nodes[0], fit=True)
-        finally:
-            progress.close()
+                                          sections=p.sections, tilt=p.tilt, outputVolume=p.outputVolume,
+                                          progress=progress)
+            except Cancelled:
+                return  # nothing was changed
+            p.outputVolume = nodes[0]
+            slicer.util.setSliceViewerLayers(background=nodes[0], fit=True)
 
     def onExportDicomButton(self) -> None:
         folder = qt.QFileDialog.getExistingDirectory(slicer.util.mainWindow(), _("Folder for the DICOM series"))
@@ -208,6 +212,57 @@ class IrregularSeriesWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             series = self.logic.exportDicom(self._parameterNode.inputVolume, folder)
             slicer.util.infoDisplay(_("Wrote {count} files to {folder} and added the series to the DICOM database.").format(
                 count=len(series.files), folder=series.folder))
+
+
+class ProgressDialog(contextlib.AbstractContextManager):
+    """Slicer's progress dialog while a long operation runs: called as the operation's progress
+    callback (``irregular_series.slicer.progress``), it shows the fraction done and what is being
+    done, and answers whether Cancel was pressed. Closed at the end of the ``with`` block."""
+
+    def __init__(self, labelText) -> None:
+        self.labelText = labelText
+        self.dialog = slicer.util.createProgressDialog(labelText=labelText, maximum=100, windowTitle=_("Irregular Series"))
+        slicer.app.processEvents()
+
+    def __call__(self, fraction, message) -> bool:
+        self.dialog.labelText = f"{self.labelText}\n{message}"
+        self.dialog.value = round(100 * fraction)
+        slicer.app.processEvents()
+        return self.dialog.wasCanceled
+
+    def __exit__(self, *exc) -> None:
+        self.dialog.close()
+
+
+class MapBackSection:
+    """The "Map back to the acquisition" section: a segmentation or labelmap drawn on a hardened
+    volume, mapped onto the raw volume's slices (``irregular_series.slicer.mapback``)."""
+
+    def __init__(self, ui, logic) -> None:
+        self.ui = ui
+        self.logic = logic
+        ui.mapBackSourceSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateButton)
+        ui.mapBackRawSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateButton)
+        ui.mapBackButton.connect("clicked(bool)", self.onMapBackButton)
+
+    def updateButton(self, *args) -> None:
+        raw = self.ui.mapBackRawSelector.currentNode()
+        self.ui.mapBackButton.enabled = bool(self.ui.mapBackSourceSelector.currentNode() and raw
+                                             and raw.GetAttribute(irregularScene.STACK_ATTRIBUTE)
+                                             and not raw.GetAttribute(irregularScene.SPACING_ATTRIBUTE))
+
+    def onMapBackButton(self) -> None:
+        source, raw = self.ui.mapBackSourceSelector.currentNode(), self.ui.mapBackRawSelector.currentNode()
+        with slicer.util.tryWithErrorDisplay(_("Mapping back failed; nothing was added."), waitCursor=True), \
+                ProgressDialog(_("Mapping {source} onto {raw}").format(source=source.GetName(), raw=raw.GetName())) \
+                as progress:
+            try:
+                node = self.logic.mapToAcquisition(source, raw, progress=progress)
+            except Cancelled:
+                return
+            slicer.util.setSliceViewerLayers(background=raw, label=node)
+            self.ui.mapBackResultLabel.text = _("{name}: one label per pixel of the {count} acquired slices.").format(
+                name=node.GetName(), count=node.GetImageData().GetDimensions()[2])
 
 
 @dataclasses.dataclass
@@ -411,6 +466,11 @@ class IrregularSeriesLogic(ScriptedLoadableModuleLogic):
         nodes = logic.loadSeries(["/data/series"], spacing=0.6)
         hardened = logic.harden(volumeNode, spacing=0.6)
         series = logic.exportDicom(hardened[0], "/data/export")
+        labels = logic.mapToAcquisition(segmentationNode, rawVolumeNode)
+
+    The long ones (loadSeries, harden, mapToAcquisition) take ``progress``, a callback
+    ``progress(fraction, message)`` that returns True to stop: they then raise ``Cancelled``
+    (``irregular_series.slicer.progress``) and leave the scene as it was.
     """
 
     def __init__(self) -> None:
@@ -430,13 +490,13 @@ class IrregularSeriesLogic(ScriptedLoadableModuleLogic):
         """The analysed stack a volume was loaded from (rebuilt once per volume and scene)."""
         return self._stacks.stack(volumeNode)
 
-    def loadSeries(self, files, spacing=0.6, **policies):
+    def loadSeries(self, files, spacing=0.6, progress=None, **policies):
         """Load the series in ``files`` (files or folders); ``spacing`` None keeps irregular stacks
         under an acquisition transform, else they are hardened (mm or "auto"/"nominal"/...).
         ``policies`` are further ``ConvertOptions`` fields: interpolation, gaps, sections, tilt."""
         loadMode = "transform" if spacing is None else "harden"
         options = ConvertOptions(spacing="auto" if spacing is None else spacing, **policies)
-        return irregularScene.load_series(slicer.mrmlScene, files, options, load_mode=loadMode)
+        return irregularScene.load_series(slicer.mrmlScene, files, options, load_mode=loadMode, progress=progress)
 
     def loadWithChoice(self, files, choice, fromDatabase=False):
         """Load the series in ``files`` as ``choice`` (a ``series_options.SeriesChoice``) says:
@@ -468,12 +528,19 @@ class IrregularSeriesLogic(ScriptedLoadableModuleLogic):
         series_options.forget(slicer.app.settings(), seriesInstanceUID)
         IrregularSeriesPlugin.dropBrowserExaminations()
 
-    def harden(self, volumeNode, spacing=0.6, outputVolume=None, **policies):
+    def harden(self, volumeNode, spacing=0.6, outputVolume=None, progress=None, **policies):
         """Hardened copies of ``volumeNode`` (one, or one per part with the split policies); the
         first goes into ``outputVolume`` when given. ``policies`` are further ``ConvertOptions``
         fields: interpolation, gaps, sections, tilt."""
         return irregularScene.harden(slicer.mrmlScene, volumeNode, self.stack(volumeNode), None,
-                                     ConvertOptions(spacing=spacing, **policies), into=outputVolume)
+                                     ConvertOptions(spacing=spacing, **policies), into=outputVolume, progress=progress)
+
+    def mapToAcquisition(self, segmentationNode, rawVolumeNode, progress=None):
+        """A new labelmap on the raw volume's grid: every pixel of every acquired slice takes the
+        label of ``segmentationNode`` (a segmentation or a labelmap, e.g. drawn on a hardened
+        volume) nearest to its DICOM position; shown under the raw volume's acquisition transform."""
+        return irregularMapBack.map_to_acquisition(slicer.mrmlScene, segmentationNode, rawVolumeNode,
+                                                   self.stack(rawVolumeNode), progress=progress)
 
     def exportDicom(self, volumeNode, folder, importIntoDatabase=True):
         """A hardened volume as a new DICOM series in ``folder/<volume name>/``, written by the same
@@ -557,6 +624,10 @@ class IrregularSeriesTest(ScriptedLoadableModuleTest):
         self.test_LogicLoadsAndHardens()
         self.setUp()
         self.test_PanelLoadsWithOptionsRememberedPerSeries()
+        self.setUp()
+        self.test_MapBackOntoTheAcquisition()
+        self.setUp()
+        self.test_ProgressAndCancel()
 
     def _withSetting(self, key, value):
         settings = qt.QSettings()
@@ -696,4 +767,90 @@ class IrregularSeriesTest(ScriptedLoadableModuleTest):
                     self.assertFalse(any("your options" in loadable.name for loadable in byPlugin[plugin]))
         finally:
             logic.forgetOptions(uid)
+        self.delayDisplay("Test passed")
+
+    def test_MapBackOntoTheAcquisition(self):
+        import numpy as np
+
+        from irregular_series.geometry import pixel_to_lps
+        from irregular_series.testing.synthetic import write_demo
+
+        with tempfile.TemporaryDirectory() as folder:
+            write_demo(folder)
+            logic = IrregularSeriesLogic()
+            (raw,) = logic.loadSeries([folder], spacing=None)
+            self.assertTrue(raw.GetParentTransformNode().GetAttribute(irregularScene.ACQUISITION_TRANSFORM_ATTRIBUTE))
+            (hardened,) = logic.harden(raw, spacing=0.6)
+            stack = logic.stack(raw)
+
+            self.delayDisplay("Drawing a ball on the hardened volume")
+            positions = []  # every raw pixel's DICOM position: (N, rows, columns, 3) LPS
+            for toLps, s in zip(pixel_to_lps(stack.slices), stack.slices):
+                j, i = np.mgrid[0:s.rows, 0:s.columns]
+                positions.append(np.stack([i, j, np.zeros_like(i), np.ones_like(i)], axis=-1) @ toLps[:3].T)
+            positions = np.array(positions)
+            centre, radius = positions.reshape(-1, 3).mean(axis=0), 1.5
+            ijkToRas = vtk.vtkMatrix4x4()
+            hardened.GetIJKToRASMatrix(ijkToRas)
+            labelmap = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "ball")
+            labelmap.SetIJKToRASMatrix(ijkToRas)
+            k, j, i = np.indices(slicer.util.arrayFromVolume(hardened).shape)
+            ras = np.stack([i, j, k, np.ones_like(i)], axis=-1) @ slicer.util.arrayFromVTKMatrix(ijkToRas).T
+            lps = ras[..., :3] * [-1, -1, 1]
+            slicer.util.updateVolumeFromArray(labelmap, (np.linalg.norm(lps - centre, axis=-1) < radius).astype(np.uint8))
+            labelmap.CreateDefaultDisplayNodes()
+
+            self.delayDisplay("Mapping it back from the module panel")
+            slicer.util.selectModule("IrregularSeries")
+            ui = slicer.modules.IrregularSeriesWidget.ui
+            ui.mapBackSourceSelector.setCurrentNode(labelmap)
+            ui.mapBackRawSelector.setCurrentNode(raw)
+            self.assertTrue(ui.mapBackButton.enabled)
+            ui.mapBackButton.click()
+            (result,) = [n for n in slicer.util.getNodesByClass("vtkMRMLLabelMapVolumeNode")
+                         if n.GetAttribute(irregularMapBack.MAPPED_FROM_ATTRIBUTE) == "ball"]
+            self.assertEqual(result.GetParentTransformNode(), raw.GetParentTransformNode())
+            labels = slicer.util.arrayFromVolume(result)
+            self.assertEqual(labels.shape, slicer.util.arrayFromVolume(raw).shape)
+            # Every raw pixel clear of the ball's surface (by more than half a voxel diagonal) has
+            # the label its own DICOM position says.
+            distance = np.linalg.norm(positions - centre, axis=-1)
+            clear = np.abs(distance - radius) > 0.5 * np.linalg.norm([0.1, 0.1, 0.6]) + 1e-6
+            np.testing.assert_array_equal(labels[clear], (distance < radius)[clear])
+            self.assertGreater(int(labels[clear].sum()), 100)
+
+            self.delayDisplay("The same labels as a segmentation")
+            segmentation = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode", "ball segments")
+            slicer.modules.segmentations.logic().ImportLabelmapToSegmentationNode(labelmap, segmentation)
+            fromSegments = logic.mapToAcquisition(segmentation, raw)
+            np.testing.assert_array_equal(slicer.util.arrayFromVolume(fromSegments), labels)
+            logic.cleanup()
+        self.delayDisplay("Test passed")
+
+    def test_ProgressAndCancel(self):
+        from irregular_series.testing.synthetic import write_demo
+
+        with tempfile.TemporaryDirectory() as folder:
+            write_demo(folder)
+            logic = IrregularSeriesLogic()
+            reports = []
+            (raw,) = logic.loadSeries([folder], spacing=None, progress=lambda f, m: reports.append(f))
+            self.assertEqual(reports, sorted(reports))
+            self.assertEqual(reports[-1], 1.0)
+
+            self.delayDisplay("Cancelling a harden from its progress dialog")
+            before = slicer.mrmlScene.GetNumberOfNodes()
+            with ProgressDialog("Hardening") as dialog:
+                dialog.dialog.cancel()
+                with self.assertRaises(Cancelled):
+                    logic.harden(raw, spacing=0.6, progress=dialog)
+            self.assertEqual(slicer.mrmlScene.GetNumberOfNodes(), before)
+            self.assertTrue(raw.GetParentTransformNode().GetAttribute(irregularScene.ACQUISITION_TRANSFORM_ATTRIBUTE))
+
+            self.delayDisplay("Cancelling a load part-way")
+            count = []
+            with self.assertRaises(Cancelled):
+                logic.loadSeries([folder], spacing=0.6, progress=lambda f, m: count.append(f) or len(count) == 3)
+            self.assertEqual(slicer.mrmlScene.GetNumberOfNodes(), before)
+            logic.cleanup()
         self.delayDisplay("Test passed")

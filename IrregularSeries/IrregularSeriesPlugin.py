@@ -7,6 +7,7 @@ makes the stack's raw volume, puts it in the subject
 hierarchy, then adds an acquisition transform or hardens it, as the settings panel says.
 """
 
+import logging
 import weakref
 
 import slicer
@@ -17,6 +18,7 @@ from irregular_series.headers import HEADER_TAGS
 from irregular_series.options import ConvertOptions
 from irregular_series.slicer import scene as irregularScene
 from irregular_series.slicer.database import database_headers
+from irregular_series.slicer.progress import Cancelled, all_or_nothing, progress_of
 from irregular_series.slicer.series_options import SeriesChoice, examine_headers
 
 LOAD_MODE_SETTING = "DICOM/IrregularSeries/LoadMode"
@@ -108,21 +110,36 @@ class IrregularSeriesPluginClass(DICOMPlugin):
         return loadables
 
     def load(self, loadable):
-        """One volume per stack of the loadable (usually one, more with the split policies); returns the first."""
-        return self.loadAll(loadable)[0]
+        """One volume per stack of the loadable (usually one, more with the split policies); returns
+        the first. A progress dialog shows reading and hardening; cancelled, nothing is loaded."""
+        from IrregularSeries import ProgressDialog
 
-    def loadAll(self, loadable):
-        """Every volume node loading the loadable makes."""
+        with ProgressDialog(_("Loading {name}").format(name=loadable.name)) as progress:
+            try:
+                return self.loadAll(loadable, progress)[0]
+            except Cancelled:
+                logging.info(f"Loading {loadable.name} was cancelled; nothing was loaded")
+                return None
+
+    def loadAll(self, loadable, progress=None):
+        """Every volume node loading the loadable makes. ``progress`` as for
+        ``irregular_series.slicer.scene.load_series``: when it asks to stop, or anything fails, no
+        node made here stays in the scene."""
         offer, stacks, options = self._examined[loadable]
         scene = slicer.mrmlScene
+        report = progress_of(progress)
         volumeNodes = []
-        for spec, stack in zip(offer.parts, stacks):
-            pixels = irregularScene.stack_pixels(stack)
-            # The browser's name says what was found; the node gets the short name unless renamed.
-            name = spec.node_name if loadable.name == offer.name else loadable.name
-            volumeNode = irregularScene.add_stack_volume(scene, stack, pixels, name)
-            self.addSeriesInSubjectHierarchy(loadable, volumeNode)
-            volumeNodes += irregularScene.regularize(scene, volumeNode, stack, spec, pixels, options)
+        with all_or_nothing(scene):
+            for n, (spec, stack) in enumerate(zip(offer.parts, stacks)):
+                share = report.part(n / len(stacks), (n + 1) / len(stacks))
+                pixels = irregularScene.stack_pixels(stack, share.part(0.0, 0.4))
+                # The browser's name says what was found; the node gets the short name unless renamed.
+                name = spec.node_name if loadable.name == offer.name else loadable.name
+                volumeNode = irregularScene.add_stack_volume(scene, stack, pixels, name)
+                self.addSeriesInSubjectHierarchy(loadable, volumeNode)
+                volumeNodes += irregularScene.regularize(scene, volumeNode, stack, spec, pixels, options,
+                                                         share.part(0.4, 1.0))
+        report.finished(_("Loaded"))
         selectionNode = slicer.app.applicationLogic().GetSelectionNode()
         selectionNode.SetActiveVolumeID(volumeNodes[0].GetID())
         slicer.app.applicationLogic().PropagateVolumeSelection()

@@ -36,25 +36,37 @@ from .irregularities import (
     VariableSpacing,
 )
 from .model import Section, SliceHeader, SpacingSummary, StackGeometry, as_vec3
-from .orientation import angle_deg, positions_along
+from .orientation import angle_deg, normal_of, positions_along
 from .tolerances import DEFAULT, Tolerances
 
 MAX_RUNS_LISTED = 6
 """Variable spacing with more runs than this is summarised per step size instead of run by run."""
 
 
+def pixel_to_lps(slices: Sequence[SliceHeader]) -> np.ndarray:
+    """Per slice, the matrix taking pixel index (i, j, 0, 1) — i the column, j the row — to its
+    DICOM position, LPS mm: shape (N, 4, 4), columns Δi*row, Δj*col, the unit normal, IPP."""
+    matrices = np.zeros((len(slices), 4, 4))
+    for matrix, s in zip(matrices, slices):
+        step_i, step_j = s.pixel_steps_mm
+        row, col = np.asarray(s.row_cosines, float), np.asarray(s.col_cosines, float)
+        matrix[:3, 0] = row * step_i
+        matrix[:3, 1] = col * step_j
+        matrix[:3, 2] = normal_of(row, col)
+        matrix[:3, 3] = s.position_lps_mm
+        matrix[3, 3] = 1.0
+    return matrices
+
+
 def slice_corners_lps(slices: Sequence[SliceHeader]) -> np.ndarray:
     """Per-slice lattice corners, shape (N, 2, 2, 3), LPS mm: ``[k, b, a] = IPP + a*Columns*Δi*row
     + b*Rows*Δj*col`` for a, b in {0, 1} — the convention of Slicer's ``sliceCornersFromDICOM``."""
-    ipp = np.array([s.position_lps_mm for s in slices], float)
-    row = np.array([s.row_cosines for s in slices], float)
-    col = np.array([s.col_cosines for s in slices], float)
-    di = np.array([s.pixel_steps_mm[0] * s.columns for s in slices], float)[:, None]
-    dj = np.array([s.pixel_steps_mm[1] * s.rows for s in slices], float)[:, None]
+    matrices = pixel_to_lps(slices)
     corners = np.empty((len(slices), 2, 2, 3))
     for b in (0, 1):
         for a in (0, 1):
-            corners[:, b, a] = ipp + a * di * row + b * dj * col
+            lattice = np.array([[a * s.columns, b * s.rows, 0.0, 1.0] for s in slices])
+            corners[:, b, a] = np.einsum("nij,nj->ni", matrices[:, :3], lattice)
     return corners
 
 

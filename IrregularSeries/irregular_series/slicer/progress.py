@@ -10,7 +10,7 @@ the last steps (putting the results into nodes) are short and are not interrupte
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -86,13 +86,29 @@ def all_or_nothing(scene) -> Iterator[None]:
         yield
     except BaseException:
         nodes = [scene.GetNthNode(n) for n in range(scene.GetNumberOfNodes())]
-        hierarchies = [node for node in nodes if node.IsA("vtkMRMLSubjectHierarchyNode")]
         # Newest first: display and storage nodes go before the nodes that refer to them.
-        for node in reversed([node for node in nodes if node.GetID() not in before]):
-            for sh in hierarchies:  # the scene keeps a removed node's item (Slicer's module logic drops it)
-                item = sh.GetItemByDataNode(node)
-                if item:
-                    sh.RemoveItem(item, False, False)
-            if scene.IsNodePresent(node):
-                scene.RemoveNode(node)
+        remove_nodes(scene, reversed([node for node in nodes if node.GetID() not in before]))
         raise
+
+
+def remove_nodes(scene, nodes: Iterable) -> None:
+    """Remove ``nodes`` from ``scene`` with their subject hierarchy items, display and storage
+    nodes (a bare scene keeps them; in Slicer its modules' logics would remove them)."""
+    hierarchies = [scene.GetNthNode(n) for n in range(scene.GetNumberOfNodes())
+                   if scene.GetNthNode(n).IsA("vtkMRMLSubjectHierarchyNode")]
+    for node in nodes:
+        if not scene.IsNodePresent(node):
+            continue
+        for sh in hierarchies:
+            item = sh.GetItemByDataNode(node)
+            if item:
+                sh.RemoveItem(item, False, False)
+        helpers = []
+        if node.IsA("vtkMRMLDisplayableNode"):
+            helpers += [node.GetNthDisplayNode(n) for n in range(node.GetNumberOfDisplayNodes())]
+        if node.IsA("vtkMRMLStorableNode"):
+            helpers += [node.GetNthStorageNode(n) for n in range(node.GetNumberOfStorageNodes())]
+        scene.RemoveNode(node)
+        for helper in helpers:
+            if helper is not None and scene.IsNodePresent(helper):
+                scene.RemoveNode(helper)

@@ -34,7 +34,7 @@ from vtkmodules.vtkCommonMath import vtkMatrix4x4
 
 from ..analysis import analyze
 from ..decisions import OptionName
-from ..geometry import analyze_geometry, slice_corners_lps
+from ..geometry import analyze_geometry, pixel_to_lps, slice_corners_lps
 from ..headers import scan
 from ..model import Excluded, SliceHeader, Stack
 from ..options import ConvertOptions
@@ -118,16 +118,10 @@ def raw_index_to_lps(stack: Stack) -> np.ndarray:
     (no volume along a normal), get a 1 mm step along the normal so that the images still show.
     """
     first, last = stack.slices[0], stack.slices[-1]
-    matrix = np.eye(4)
-    step_i, step_j = first.pixel_steps_mm
-    matrix[:3, 0] = np.asarray(first.row_cosines) * step_i
-    matrix[:3, 1] = np.asarray(first.col_cosines) * step_j
+    (matrix,) = pixel_to_lps([first])  # k along the normal
     span = np.asarray(last.position_lps_mm) - first.position_lps_mm
     if np.linalg.norm(span) > DEFAULT.position_mm:
         matrix[:3, 2] = span / (len(stack.slices) - 1)
-    else:
-        matrix[:3, 2] = np.cross(first.row_cosines, first.col_cosines)
-    matrix[:3, 3] = first.position_lps_mm
     return matrix
 
 
@@ -336,6 +330,20 @@ def create_acquisition_transform(scene, volume_node, stack: Stack, tolerances: T
     return node
 
 
+def acquisition_transform_of(volume_node):
+    """The volume's parent transform when it is an acquisition transform, else ``None``."""
+    parent = volume_node.GetParentTransformNode()
+    return parent if parent is not None and parent.GetAttribute(ACQUISITION_TRANSFORM_ATTRIBUTE) else None
+
+
+def placement_parent(volume_node):
+    """The transform under which the stack's DICOM positions lie (``None``: the world): the
+    volume's parent transform, less an acquisition transform, which only moves the raw volume's
+    slices onto those positions. Hardened volumes are placed under it."""
+    acquisition = acquisition_transform_of(volume_node)
+    return acquisition.GetParentTransformNode() if acquisition is not None else volume_node.GetParentTransformNode()
+
+
 # ---------------------------------------------------------------------------------------------
 # Harden: resample onto a regular grid with this package's resampler
 # ---------------------------------------------------------------------------------------------
@@ -383,10 +391,8 @@ def harden(
 def _harden_into_nodes(scene, volume_node, volumes: list[Volume], options: ConvertOptions, *, replace: bool,
                        into) -> list:
     """``harden``'s volumes put into nodes (see there)."""
-    parent = volume_node.GetParentTransformNode()
-    acquisition = parent if parent is not None and parent.GetAttribute(ACQUISITION_TRANSFORM_ATTRIBUTE) else None
-    if acquisition is not None:
-        parent = acquisition.GetParentTransformNode()
+    acquisition = acquisition_transform_of(volume_node)
+    parent = placement_parent(volume_node)
     replace = replace or into is volume_node
     target = volume_node if replace else into
     nodes = []
