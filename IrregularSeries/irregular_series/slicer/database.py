@@ -8,6 +8,7 @@ what it feeds (``slice_from_tag_values``, ``analyze_slices``) is tested on its o
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import replace
 
@@ -27,15 +28,19 @@ def database_headers(database, files: Iterable[str]) -> tuple[list[SliceHeader],
     slices: list[SliceHeader] = []
     excluded: list[Excluded] = []
     for path in files:
+        value_of = functools.partial(database.fileValue, path)  # tag ("gggg,eeee") -> the cached string
         if not database.fileValueExists(path, HEADER_TAGS["PixelData"]):
             excluded.append(Excluded(path, "no pixel data"))
-        elif needs_file_scan(lambda tag, path=path: database.fileValue(path, tag)):
+        elif needs_file_scan(value_of):
             found, left_out = scan_file(path)
             slices += found
             excluded += left_out
         else:
-            header = slice_from_tag_values(path, lambda tag, path=path: database.fileValue(path, tag))
-            (excluded if isinstance(header, Excluded) else slices).append(header)
+            header = slice_from_tag_values(path, value_of)
+            if isinstance(header, Excluded):
+                excluded.append(header)
+            else:
+                slices.append(header)
     return slices, excluded
 
 

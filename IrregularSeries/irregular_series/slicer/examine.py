@@ -184,7 +184,7 @@ def offers(specs: list[LoadableSpec], series_label: str) -> list[Offer]:
 def spacing_presets(stack: Stack, tolerances: Tolerances = DEFAULT) -> str:
     """The spacing presets with their values, for the module panel:
     "auto = nominal 0.6 mm · nominal 0.6 mm · median 0.6 mm · smallest 0.3 mm"."""
-    candidates = stack.geometry.candidate_spacings_mm
+    candidates = stack.known_geometry.candidate_spacings_mm
     auto = choose_spacing(stack, SpacingRule.AUTO, tolerances)
     names = {"nominal": "nominal", "median": "median", "min": "smallest"}
     sources = {**names, "finest_run": "finest run"}
@@ -201,7 +201,7 @@ def slicer_series_name(analysis: SeriesAnalysis) -> str:
 
 
 def _action(stack: Stack, load_mode: LoadMode) -> Action:
-    kinds = {irr.kind for irr in stack.geometry.irregularities}
+    kinds = {irr.kind for irr in stack.known_geometry.irregularities}
     if not any(kind.misplaced_by_regular_grid for kind in kinds):
         return "load"
     # A kind a grid transform cannot represent is hardened even when the load mode is transform.
@@ -215,7 +215,7 @@ def _is_multiframe(stack: Stack) -> bool:
 def _findings(stack: Stack) -> list[str]:
     """Short phrases for what a regular-grid loader gets wrong about this stack (empty if nothing)."""
     found = []
-    geometry = stack.geometry
+    geometry = stack.known_geometry
     kinds = Counter(irr.kind for irr in geometry.irregularities)
     sections = len(geometry.sections)
     if kinds[Kind.STITCHED_SECTIONS] or sections > 1:
@@ -244,7 +244,7 @@ def _action_phrase(action: Action, spacing_mm: float | None) -> str:
 
 
 def _slices_phrase(stack: Stack) -> str:
-    plane = plane_name(stack.geometry.normal)
+    plane = plane_name(stack.known_geometry.normal)
     return _count(stack.slice_count, f"{plane} slice", f"{plane} slices")
 
 
@@ -272,13 +272,13 @@ def _files(stack: Stack) -> tuple[str, ...]:
 
 
 def _warning(stack: Stack, excluded_note: str) -> str:
-    messages = [irr.message for irr in stack.geometry.irregularities if irr.kind.approximate]
+    messages = [irr.message for irr in stack.known_geometry.irregularities if irr.kind.approximate]
     return " ".join(messages + ([excluded_note] if excluded_note else []))
 
 
 def _tooltip(stack: Stack, action: Action, spacing_mm: float | None, spacing_reason: str, excluded_note: str) -> str:
     lines = []
-    geometry = stack.geometry
+    geometry = stack.known_geometry
     if stack.slice_count == 1:
         lines.append(f"1 {plane_name(geometry.normal)} image.")
     else:
@@ -305,7 +305,7 @@ def _tooltip(stack: Stack, action: Action, spacing_mm: float | None, spacing_rea
 
 
 def _spacing_line(stack: Stack) -> str:
-    spacing = stack.geometry.spacing
+    spacing = stack.known_geometry.spacing
     parts = []
     if spacing.min is not None and spacing.max is not None:
         same = abs(spacing.max - spacing.min) < 1e-9

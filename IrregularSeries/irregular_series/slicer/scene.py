@@ -22,7 +22,7 @@ import json
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import numpy as np
 import slicer
@@ -42,6 +42,7 @@ from ..orientation import LPS_TO_RAS
 from ..outputs import output_path, safe_stem
 from ..pixels import PixelDecodeError, load_pixels, output_dtype
 from ..planning import plan_stack
+from ..policies import OutputFormat
 from ..tolerances import DEFAULT, Tolerances
 from ..volume import VerificationError, Volume, build_volume
 from .database import with_transfer_syntax
@@ -117,8 +118,8 @@ def raw_index_to_lps(stack: Stack) -> np.ndarray:
     first slice's position to the last's. A single slice, or slices that all share one position
     (no volume along a normal), get a 1 mm step along the normal so that the images still show.
     """
-    first, last = stack.slices[0], stack.slices[-1]
-    (matrix,) = pixel_to_lps([first])  # k along the normal
+    (matrix,) = pixel_to_lps(stack.slices[:1])  # k along the normal
+    first, last = stack.slices[0].pose, stack.slices[-1].pose
     span = np.asarray(last.position_lps_mm) - first.position_lps_mm
     if np.linalg.norm(span) > DEFAULT.position_mm:
         matrix[:3, 2] = span / (len(stack.slices) - 1)
@@ -395,7 +396,7 @@ def _harden_into_nodes(scene, volume_node, volumes: list[Volume], options: Conve
     parent = placement_parent(volume_node)
     replace = replace or into is volume_node
     target = volume_node if replace else into
-    nodes = []
+    nodes: list = []  # MRML volume nodes
     for volume in volumes:
         if target is not None and not nodes:
             node = target
@@ -457,7 +458,7 @@ def export_dicom(volume_node, stack: Stack, folder: str | os.PathLike, *, force:
         raise ValueError(f"{volume_node.GetName()} is not a hardened volume: harden it first, then export it")
     recorded = json.loads(text)
     tolerances = Tolerances(**recorded.pop("tolerances"))
-    options = ConvertOptions(**recorded, tolerances=tolerances, format="dicom", force=force)
+    options = ConvertOptions(**recorded, tolerances=tolerances, format=OutputFormat.DICOM, force=force)
     label = volume_node.GetAttribute(PART_ATTRIBUTE) or ""
     volumes = [v for v in _build_volumes(stack, stack_pixels(stack), options) if v.part.label == label]
     if len(volumes) != 1:
@@ -487,32 +488,46 @@ def spacing_table(scene, stack: Stack, name: str = ""):
     order: index, position along the normal (mm), step from the previous slice (mm; NaN for the
     first), section, instance number (-1 when absent), file, and flags naming the irregularities
     that end at that slice."""
-    geometry = stack.geometry
+    geometry = stack.known_geometry
     count = stack.slice_count
     steps = [float("nan")] + list(geometry.steps_mm)
     section_of = {k: section.index for section in geometry.sections for k in section.slice_indices}
     flags = _slice_flags(stack)
-    columns = [
-        (vtkIntArray(), "index", "", "slice index in spatial order", range(count)),
-        (vtkDoubleArray(), "position", "mm", "position along the slice normal (IPP·n)", geometry.positions_mm),
-        (vtkDoubleArray(), "step", "mm", "distance from the previous slice along the normal", steps),
-        (vtkIntArray(), "section", "", "acquisition section (0 when the stack is one section)",
-         [section_of.get(k, 0) for k in range(count)]),
-        (vtkIntArray(), "instance", "", "InstanceNumber (-1 when absent)",
-         [s.instance_number if s.instance_number is not None else -1 for s in stack.slices]),
-        (vtkStringArray(), "file", "", "file name (#frame for multi-frame objects)",
-         [Path(s.label).name for s in stack.slices]),
-        (vtkStringArray(), "flags", "", "irregularities that end at this slice", flags),
-    ]
     table = scene.AddNewNodeByClass("vtkMRMLTableNode", scene.GenerateUniqueName(_title(stack, name)))
-    for array, name, unit, description, values in columns:
-        array.SetName(name)
-        for value in values:
-            array.InsertNextValue(value)
-        table.AddColumn(array)
-        table.SetColumnUnitLabel(name, unit)
-        table.SetColumnDescription(name, description)
+    _add_column(table, vtkIntArray(), "index", "", "slice index in spatial order", range(count))
+    _add_column(table, vtkDoubleArray(), "position", "mm", "position along the slice normal (IPP·n)",
+                geometry.positions_mm)
+    _add_column(table, vtkDoubleArray(), "step", "mm", "distance from the previous slice along the normal", steps)
+    _add_column(table, vtkIntArray(), "section", "", "acquisition section (0 when the stack is one section)",
+                [section_of.get(k, 0) for k in range(count)])
+    _add_column(table, vtkIntArray(), "instance", "", "InstanceNumber (-1 when absent)",
+                [s.instance_number if s.instance_number is not None else -1 for s in stack.slices])
+    _add_column(table, vtkStringArray(), "file", "", "file name (#frame for multi-frame objects)",
+                [Path(s.label).name for s in stack.slices])
+    _add_column(table, vtkStringArray(), "flags", "", "irregularities that end at this slice", flags)
     return table
+
+
+_Value = TypeVar("_Value", contravariant=True)
+
+
+class _ValueArray(Protocol[_Value]):
+    """A VTK array of one value type: vtkIntArray (int), vtkDoubleArray (float), vtkStringArray (str)."""
+
+    def SetName(self, name: str, /) -> None: ...
+
+    def InsertNextValue(self, value: _Value, /) -> int: ...
+
+
+def _add_column(table, array: _ValueArray[_Value], name: str, unit: str, description: str,
+                values: Iterable[_Value]) -> None:
+    """A column of ``table`` (a vtkMRMLTableNode) named ``name``, holding ``values`` in ``array``."""
+    array.SetName(name)
+    for value in values:
+        array.InsertNextValue(value)
+    table.AddColumn(array)
+    table.SetColumnUnitLabel(name, unit)
+    table.SetColumnDescription(name, description)
 
 
 def spacing_plot(scene, stack: Stack, table=None, name: str = ""):
@@ -525,14 +540,14 @@ def spacing_plot(scene, stack: Stack, table=None, name: str = ""):
     chart.SetYAxisTitle("step from previous slice (mm)")
     plots = slicer.vtkMRMLPlotSeriesNode
     series = [("step", "step", plots.MarkerStyleCircle, plots.LineStyleSolid)]
-    nominal = stack.geometry.spacing.nominal
+    nominal = stack.known_geometry.spacing.nominal
     if nominal is not None:
         if table.GetColumnIndex("nominal") < 0:
-            column = vtkDoubleArray()
-            column.SetName("nominal")
+            nominal_column = vtkDoubleArray()
+            nominal_column.SetName("nominal")
             for _ in range(table.GetNumberOfRows()):
-                column.InsertNextValue(nominal)
-            table.AddColumn(column)
+                nominal_column.InsertNextValue(nominal)
+            table.AddColumn(nominal_column)
             table.SetColumnUnitLabel("nominal", "mm")
             table.SetColumnDescription("nominal", "nominal spacing from the headers")
         series.append(("nominal", f"nominal {nominal:g} mm", plots.MarkerStyleNone, plots.LineStyleDash))
@@ -569,6 +584,8 @@ def regularize(
     if spec.action == "transform":
         create_acquisition_transform(scene, volume_node, stack, options.tolerances)
     elif spec.action == "harden":
+        if spec.spacing_mm is None:  # examine_series gives every loadable it hardens a spacing
+            raise ValueError(f"{spec.name}: hardening needs a slice spacing, and this loadable has none")
         return harden(scene, volume_node, stack, pixels, dataclasses.replace(options, spacing=spec.spacing_mm),
                       replace=True, progress=progress)
     progress_of(progress).finished("Loaded")
@@ -668,7 +685,7 @@ def _stack_record(stack: Stack) -> dict:
 def _slice_flags(stack: Stack) -> list[str]:
     """Per slice, the kinds of the irregularities between it and the previous slice."""
     flags: list[list[str]] = [[] for _ in stack.slices]
-    for irregularity in stack.geometry.irregularities:
+    for irregularity in stack.known_geometry.irregularities:
         for index in irregularity.after_indices:
             if index + 1 < len(flags):
                 flags[index + 1].append(irregularity.kind.value)

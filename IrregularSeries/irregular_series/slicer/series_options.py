@@ -112,7 +112,7 @@ class SeriesChoice:
             found.append(panel_setting("spacing", str(spacing) if isinstance(spacing, SpacingRule) else f"{spacing:g} mm"))
         for name in ("gaps", "sections", "tilt", "interpolation"):
             if getattr(self.options, name) != getattr(default, name):
-                found.append(panel_setting(name, str(getattr(self.options, name))))  # type: ignore[arg-type]
+                found.append(panel_setting(name, str(getattr(self.options, name))))
         if self.options.include_localizers:
             found.append(panel_setting("include_localizers", None))
         if self.options.keep_together:
