@@ -197,8 +197,10 @@ def test_summary_rows_match_the_analysis_and_the_terminal_counts(archive, tmp_pa
         assert f"  {kind}: {n} in " in out
     left_out = sum(len(s.excluded) for s in analysis.series) + len(analysis.excluded)
     assert left_out >= 3 and f"files left out: {left_out}" in out
-    assert main(["inspect", str(archive), "--summary", str(target)]) == 2  # never replaced silently
-    assert "already exists" in capsys.readouterr().err
+    assert main(["inspect", str(archive), "--summary", str(target)]) == 1  # never replaced silently
+    err = capsys.readouterr().err
+    assert "already exists" in err and "use --force" in err
+    assert main(["inspect", str(archive), "--summary", str(target), "--force"]) == 0
 
 
 def test_summary_records_are_the_api_of_the_table(archive):

@@ -16,7 +16,9 @@ import pytest
 
 from irregular_series.cli import main
 from irregular_series.conversion import convert
+from irregular_series.options import ConvertOptions
 from irregular_series.outfolder import FolderBusyError, OutputInInputError, claim_output_folder
+from irregular_series.policies import OutputFormat
 from irregular_series.report import json_text
 
 from volume_checks import encoded
@@ -184,6 +186,27 @@ def test_stale_partial_files_are_removed_by_the_next_run(tmp_path):
     assert not (out / ".0123456789abcdef.partial").exists() and (out / "mine.partial").exists()
 
 
+def test_stale_partial_folders_are_removed_only_when_they_are_ours(tmp_path):
+    folder = _input(tmp_path)
+    out = tmp_path / "out"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep.dcm").write_bytes(b"the user's")
+    killed = out / ".00112233445566ff.partial"  # a DICOM series folder of a run killed outright
+    killed.mkdir(parents=True)
+    for name in ("0001.dcm", "0002.dcm"):
+        (killed / name).write_bytes(b"half a series")
+    odd = out / ".aaaaaaaaaaaaaaaa.partial"  # holds a folder and a link: not what a write leaves
+    (odd / "sub").mkdir(parents=True)
+    (odd / "link").symlink_to(elsewhere / "keep.dcm")
+    link = out / ".bbbbbbbbbbbbbbbb.partial"  # a link by a temporary name: not ours, its target untouched
+    link.symlink_to(elsewhere, target_is_directory=True)
+    convert([folder], out, ConvertOptions(format=OutputFormat.DICOM))
+    assert not killed.exists()
+    assert (odd / "sub").is_dir() and (odd / "link").is_symlink()
+    assert link.is_symlink() and (elsewhere / "keep.dcm").read_bytes() == b"the user's"
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
 def test_a_signal_during_a_write_leaves_no_partial_file_and_one_line(tmp_path, signum):
     folder = _input(tmp_path)
@@ -245,3 +268,17 @@ def test_control_characters_from_headers_and_names_are_escaped_on_the_terminal(t
     assert "\x1b" not in out and "\x07" not in out and "\r" not in out and "\u202e" not in out
     assert "Kopf\\x1b]0;owned\\x07\\nSeries #9 fake" in out and "readme\\rLeft out" in out
     assert not any(line.startswith("Series #9") for line in out.splitlines())
+
+
+def test_inspect_summary_lines_are_escaped_on_the_terminal(tmp_path, capsys):
+    folder = _input(tmp_path)
+    target = tmp_path / "sum\x1b]0;owned\x07\nFAILED nothing.csv"
+    target.write_text("the user's table")
+    assert main(["inspect", str(folder), "--summary", str(target)]) == 1
+    line = _one_line(capsys.readouterr().err)
+    assert "\x1b" not in line and "sum\\x1b]0;owned\\x07" in line and "already exists" in line
+    assert target.read_text() == "the user's table"
+    assert main(["inspect", str(folder), "--summary", str(target), "--force"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and "sum\\x1b]0;owned" in out
+    assert not any(line.startswith("FAILED") for line in out.splitlines())

@@ -107,21 +107,25 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
         rows = summarize(analysis)
         try:
-            write_summary(rows, args.summary)
-        except (FileExistsError, ImportError) as err:
-            hint = " (pip install pyarrow, or name a .csv file)" if isinstance(err, ImportError) else ""
-            print(f"irregular-series inspect: --summary {args.summary}: {err}{hint}", file=sys.stderr)
+            write_summary(rows, args.summary, force=args.force)
+        except ImportError:
+            say(f"{PROG} inspect: --summary {args.summary}: Parquet needs pyarrow (pip install pyarrow, or name "
+                "a .csv file)", error=True)
             return 2
+        except (OSError, ValueError) as err:
+            return _refuse("inspect", err)
         if args.json != "-":
             sys.stdout.write(closing_summary(analysis, rows))
-            print(f"summary: {args.summary} ({len(rows)} stacks)")
+            say(f"summary: {args.summary} ({len(rows)} stacks)")
     elif args.json != "-":
         sys.stdout.write(format_summary(analysis))
         for candidate in candidates:
             lines = candidate_lines(candidate)
-            print(f"\nAssembly candidate: {lines[0]}")
-            print("\n".join(f"      {line}" for line in lines[1:]))
-            print("      (convert --assemble joins every candidate; --assemble UID,UID,... joins the named series)")
+            say()
+            say(f"Assembly candidate: {lines[0]}")
+            for line in lines[1:]:
+                say(f"      {line}")
+            say("      (convert --assemble joins every candidate; --assemble UID,UID,... joins the named series)")
         _limit_hint(analysis)
     try:
         if args.json:
@@ -445,7 +449,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="write one row per stack to FILE (CSV; Parquet when FILE ends in .parquet, needs "
                               "pyarrow) and print counts per irregularity kind instead of the full text")
     inspect.add_argument("--workers", type=int, default=None, help="processes for the header scan (default: all cores)")
-    inspect.add_argument("--force", action="store_true", help="replace an existing --json file or --plot pictures")
+    inspect.add_argument("--force", action="store_true",
+                         help="replace an existing --json or --summary file or --plot pictures")
     add_limit_option(inspect)
     add_keep_together_option(inspect)
     inspect.set_defaults(func=cmd_inspect)

@@ -4,8 +4,8 @@ Two conversions into one folder would race on its report and its files, so a con
 exclusive lock on ``OUTDIR/.irregular-series.lock`` (``flock``; an exclusively created file where
 there is no ``flock``) from before it looks at the folder until it has written its report; a
 second one is refused. While the lock is held no other run can be writing there, so temporary
-files (``.*.partial``) in the folder are leftovers of a run that was killed outright, and are
-removed.
+files and folders (``.*.partial``) in the folder are leftovers of a run that was killed outright,
+and are removed (``remove_partial_files`` says which, safely).
 """
 
 from __future__ import annotations

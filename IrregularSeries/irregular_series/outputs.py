@@ -134,15 +134,54 @@ _PARTIAL = re.compile(r"\.[0-9a-f]{16}\.partial")
 
 
 def remove_partial_files(folder: Path) -> list[Path]:
-    """Delete the temporary files that writes killed before their rename left in ``folder`` (only
-    when no other run can be writing into it); returns what was deleted."""
+    """Delete the temporary files and folders that writes killed before their rename left in
+    ``folder`` (only when no other run can be writing into it); returns what was deleted.
+
+    Only entries named as ``atomic_write`` and ``atomic_folder`` name them are touched, never
+    through a link: a temporary folder is emptied only when it holds nothing but regular files (what
+    ``atomic_folder`` writes into one), and every name is resolved inside the opened folder, so a
+    link swapped in meanwhile leads nowhere else. Anything else by such a name is left alone.
+    """
     removed = []
     with os.scandir(folder) as entries:
         for entry in entries:
-            if _PARTIAL.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+            if not _PARTIAL.fullmatch(entry.name):
+                continue
+            if entry.is_file(follow_symlinks=False):
                 os.unlink(entry.path)
                 removed.append(Path(entry.path))
+            elif entry.is_dir(follow_symlinks=False) and _remove_partial_folder(Path(folder), entry.name):
+                removed.append(Path(entry.path))
     return removed
+
+
+_OPEN_FOLDER = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
+
+
+def _remove_partial_folder(parent: Path, name: str) -> bool:
+    """Remove the temporary folder ``parent/name`` when it holds only regular files; whether it did.
+    Where folders cannot be opened by descriptor (Windows), it is left for the user."""
+    if not {os.open, os.unlink, os.rmdir} <= os.supports_dir_fd or os.scandir not in os.supports_fd:
+        return False
+    parent_fd = os.open(parent, _OPEN_FOLDER)
+    try:
+        try:
+            fd = os.open(name, _OPEN_FOLDER, dir_fd=parent_fd)
+        except OSError:  # not a folder any more (a link swapped in): not ours to remove
+            return False
+        try:
+            with os.scandir(fd) as entries:
+                names = [(e.name, e.is_file(follow_symlinks=False)) for e in entries]
+            if not all(regular for _, regular in names):
+                return False
+            for entry_name, _ in names:
+                os.unlink(entry_name, dir_fd=fd)
+        finally:
+            os.close(fd)
+        os.rmdir(name, dir_fd=parent_fd)
+        return True
+    finally:
+        os.close(parent_fd)
 
 
 def _naming(error: OSError, path: Path) -> OSError:
