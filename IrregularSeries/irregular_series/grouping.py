@@ -19,6 +19,7 @@ despite. The others cannot: what they part cannot be one volume.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Hashable, Sequence
@@ -139,13 +140,17 @@ def _kind_label(slices: Sequence[SliceHeader]) -> str:
     return f"of kind {kind.lower()}" if kind else "of no stated kind (magnitude, phase…)"
 
 
-def _kept_apart(own: list[SliceHeader], label: str, others: list[tuple[int, str]], criterion: str) -> str:
-    """"20 images in axial orientation […], kept apart from 1 image in coronal orientation […]"."""
-    if len(others) <= 3:
-        apart = " and ".join(f"{count(n, 'image')} {other}" for n, other in others)
+def _kept_apart(parts: Sequence[Sequence[SliceHeader]], labels: Sequence[str], k: int, total: int,
+                criterion: str) -> str:
+    """"20 images in axial orientation […], kept apart from 1 image in coronal orientation […]", for
+    part ``k`` of ``parts`` (``labels`` describe them, ``total`` images in all). Beyond three others
+    only their count is said, so the sentence of each part costs the same however many there are."""
+    own = parts[k]
+    if len(parts) <= 4:
+        apart = " and ".join(f"{count(len(q), 'image')} {labels[j]}" for j, q in enumerate(parts) if j != k)
     else:
-        apart = f"{count(sum(n for n, _ in others), 'image')} of {len(others)} other {criterion}s"
-    return f"{count(len(own), 'image')} {label}, kept apart from {apart}"
+        apart = f"{count(total - len(own), 'image')} of {len(parts) - 1} other {criterion}s"
+    return f"{count(len(own), 'image')} {labels[k]}, kept apart from {apart}"
 
 
 def split_by(
@@ -171,16 +176,9 @@ def _parts_to_groups(
     if len(parts) == 1:
         return [g]
     labels = [label(p) for p in parts]
-    return [
-        Group(
-            part,
-            g.reasons
-            + [_kept_apart(part, labels[k], [(len(q), labels[j]) for j, q in enumerate(parts) if j != k], criterion)],
-            g.family,
-            list(g.names),
-        )
-        for k, part in enumerate(parts)
-    ]
+    total = sum(len(p) for p in parts)
+    return [Group(part, g.reasons + [_kept_apart(parts, labels, k, total, criterion)], g.family, list(g.names))
+            for k, part in enumerate(parts)]
 
 
 def _slice_class(s: SliceHeader) -> str:
@@ -219,20 +217,72 @@ def split_kind(groups: list[Group]) -> list[Group]:
 
 
 def cluster_orientations(slices: Sequence[SliceHeader], tolerance_deg: float) -> list[list[SliceHeader]]:
-    """Greedy clustering: a slice joins the first cluster whose first slice is within tolerance
-    (both row and column directions; see ``orientation_difference_deg``)."""
-    rows = np.array([s.row_cosines for s in slices], float)
-    cols = np.array([s.col_cosines for s in slices], float)
-    limit = np.cos(np.radians(tolerance_deg))
-    label = np.full(len(slices), -1)
-    clusters: list[list[SliceHeader]] = []
-    for first in range(len(slices)):
-        if label[first] >= 0:
-            continue
-        near = (label < 0) & (rows @ rows[first] >= limit) & (cols @ cols[first] >= limit)
-        label[near] = len(clusters)
-        clusters.append([s for s, n in zip(slices, near) if n])
+    """Greedy clustering: in the order given, a slice joins the first cluster whose first slice is
+    within tolerance (both row and column directions; see ``orientation_difference_deg``), else it
+    starts a new one.
+
+    Near-linear in the number of slices, whatever the number of distinct orientations: equal
+    orientations are clustered once, and each distinct one is compared only with the first slices
+    found near it in ``_OrientationGrid``, which holds every one within tolerance.
+    """
+    cosines = np.array([s.row_cosines + s.col_cosines for s in slices], float).reshape(-1, 6)
+    distinct, first_seen, which = np.unique(cosines, axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(first_seen, kind="stable")
+    limit = float(np.cos(np.radians(tolerance_deg)))
+    grid = _OrientationGrid(limit)
+    seeds: list[np.ndarray] = []  # the first orientation of each cluster
+    cluster_of = np.empty(len(distinct), int)
+    for u in order:
+        v = distinct[u]
+        candidates = grid.near(v)
+        if candidates:
+            near = np.flatnonzero(_within(v, np.array([seeds[c] for c in candidates]), limit))
+            if len(near):
+                cluster_of[u] = candidates[near[0]]
+                continue
+        cluster_of[u] = len(seeds)
+        grid.add(v, len(seeds))
+        seeds.append(v)
+    clusters: list[list[SliceHeader]] = [[] for _ in seeds]
+    for s, u in zip(slices, np.ravel(which)):
+        clusters[cluster_of[u]].append(s)
     return clusters
+
+
+def _within(cosines: np.ndarray, seeds: np.ndarray, limit: float) -> np.ndarray:
+    """Which ``seeds`` (rows of six cosines) are within tolerance of ``cosines``: row and column
+    directions each at a cosine of at least ``limit`` (the tolerance's)."""
+    return (seeds[:, :3] @ cosines[:3] >= limit) & (seeds[:, 3:] @ cosines[3:] >= limit)
+
+
+class _OrientationGrid:
+    """The first orientations of clusters, in cells of the six cosines.
+
+    Two unit vectors at a cosine of at least ``limit`` are at most ``chord`` apart, so each of
+    their coordinates differs by at most that much: a cell side of twice the chord means every
+    orientation within tolerance of a query lies in the 1 or 2 cells each coordinate's interval of
+    ± chord touches (at most 64 cells, 11 on average), and each cell holds a bounded number.
+    ``near`` lists them in the order they were added.
+    """
+
+    _MARGIN = 1e-9
+    """Added to the chord, so that rounding never leaves out an orientation just within tolerance."""
+
+    def __init__(self, limit: float) -> None:
+        self.reach = float(np.sqrt(max(0.0, 2.0 - 2.0 * limit))) + self._MARGIN
+        self.side = 4.0 * self.reach
+        self.cells: dict[tuple[int, ...], list[int]] = defaultdict(list)
+
+    def add(self, cosines: np.ndarray, index: int) -> None:
+        self.cells[tuple(np.floor(cosines / self.side).astype(int).tolist())].append(index)
+
+    def near(self, cosines: np.ndarray) -> list[int]:
+        low = np.floor((cosines - self.reach) / self.side).astype(int).tolist()
+        high = np.floor((cosines + self.reach) / self.side).astype(int).tolist()
+        found: list[int] = []
+        for cell in itertools.product(*({a, b} for a, b in zip(low, high))):
+            found.extend(self.cells.get(cell, ()))
+        return sorted(found)
 
 
 def split_orientation(groups: list[Group], tol: Tolerances) -> list[Group]:
