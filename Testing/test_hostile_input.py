@@ -3,8 +3,11 @@ time and memory (issue 17). Every file is real DICOM written with pydicom, then 
 
 from __future__ import annotations
 
+import json
 import os
 import struct
+import subprocess
+import sys
 import time
 import zlib
 from pathlib import Path
@@ -13,7 +16,7 @@ import pydicom
 import pytest
 from pydicom.dataelem import DataElement
 from pydicom.sequence import Sequence
-from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
+from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ExplicitVRLittleEndian
 
 from irregular_series import analyze
 from irregular_series.headers import scan
@@ -22,6 +25,8 @@ from irregular_series.rawelements import read_meta
 from irregular_series.testing.synthetic import save_dataset
 
 import phantoms
+
+PACKAGE = Path(__file__).resolve().parents[1] / "IrregularSeries"
 
 
 def _series(tmp_path: Path, count: int | None = None) -> list[Path]:
@@ -183,6 +188,77 @@ def test_two_hundred_thousand_empty_items_are_declined_quickly(tmp_path):
     result = scan([path])
     assert time.perf_counter() - start < 3
     assert _reasons(result) == {path.name: "a sequence of more than 100000 items (limit sequence_items)"}
+
+
+def _big_endian(tmp_path: Path, change=None) -> Path:
+    """One image in explicit VR big endian, which the raw reader declines: pydicom reads it."""
+    path = phantoms.regular().write(tmp_path / "in", names="instance", transfer_syntax="explicit_be")[0]
+    if change is not None:
+        ds = pydicom.dcmread(path)
+        change(ds)
+        save_dataset(ds, path, ExplicitVRBigEndian)
+    return path
+
+
+def _scan_in_a_new_process(path: Path) -> tuple[list[str], int, int]:
+    """(reasons, images, peak resident memory in kB) of scanning ``path`` in a fresh process."""
+    script = ("import json, resource, sys\n"
+              "from irregular_series.headers import scan\n"
+              "found = scan([sys.argv[1]])\n"
+              "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+              "print(json.dumps([[e.reason for e in found.excluded], len(found.slices), peak]))")
+    env = {**os.environ, "PYTHONPATH": str(PACKAGE)}
+    done = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    reasons, images, peak_kb = json.loads(done.stdout)
+    return reasons, images, peak_kb
+
+
+def test_a_huge_wanted_element_is_never_read_whole_by_pydicom(tmp_path):
+    path = _big_endian(tmp_path)
+    data = path.read_bytes()
+    at = data.index(b"\x00\x08\x10\x3eLO", 132)  # SeriesDescription
+    (length,) = struct.unpack(">H", data[at + 6 : at + 8])
+    value = data[at + 8 : at + 8 + length]
+    huge = 1536 * 2**20
+    with open(path, "wb") as f:  # the same value declared 1.5 GB long (VR UN), the rest a hole: no disk used
+        f.write(data[:at] + b"\x00\x08\x10\x3eUN\x00\x00" + struct.pack(">I", huge) + value)
+        f.seek(huge - len(value), os.SEEK_CUR)
+        f.write(data[at + 8 + length :])
+    reasons, images, peak_kb = _scan_in_a_new_process(path)
+    assert reasons == ["header values of more than 64 MB to read (limit header_bytes)"] and images == 0
+    assert peak_kb < 400 * 1024  # python, numpy and pydicom: about 100 MB; the value alone would be 1.5 GB
+
+
+def _items(n: int) -> Sequence:
+    return Sequence([pydicom.Dataset() for _ in range(n)])
+
+
+def test_sequence_items_and_depth_are_limited_on_the_pydicom_path_too(tmp_path):
+    shared = pydicom.Dataset()
+    shared.PixelMeasuresSequence = _items(1500)  # nested in an item
+    path = _big_endian(tmp_path, lambda ds: setattr(ds, "SharedFunctionalGroupsSequence", Sequence([shared])))
+    assert _reasons(scan([path], limits=Limits(sequence_items=1000))) == {
+        path.name: "a sequence of more than 1000 items (limit sequence_items)"}
+    assert _reasons(scan([path], limits=Limits(sequence_depth=1))) == {
+        path.name: "sequences nested more than 1 deep (limit sequence_depth)"}
+    assert len(scan([path]).slices) == 1  # within the default limits it is read
+
+
+@pytest.mark.parametrize("undefined", [True, False])
+def test_an_unwanted_sequence_counts_only_when_pydicom_must_parse_it(tmp_path, undefined):
+    def private_sequence(ds):
+        ds.add_new(0x00090010, "LO", "HOSTILE")
+        ds.add_new(0x00091010, "SQ", _items(1500))
+        ds[0x00091010].is_undefined_length = undefined
+
+    path = _big_endian(tmp_path, private_sequence)
+    found = scan([path], limits=Limits(sequence_items=1000))
+    if undefined:  # its end is found only by reading its items
+        assert _reasons(found) == {path.name: "a sequence of more than 1000 items (limit sequence_items)"}
+    else:  # of defined length, pydicom seeks past it
+        assert len(found.slices) == 1 and not found.excluded
 
 
 def test_folders_of_any_depth_are_walked_without_recursion(tmp_path):

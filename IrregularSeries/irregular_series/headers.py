@@ -29,7 +29,7 @@ from .messages import one_line, os_reason
 from .model import Excluded, SliceHeader, Vec3
 from .mosaic import MOSAIC_WORD, MosaicError, is_mosaic, read_csa, unpack
 from .quirks import ge_pepolar_flip
-from .rawelements import RawElements, inflated_size_exceeds, read_elements, read_meta
+from .rawelements import RawElements, check_limits, read_elements
 from .transfer_syntaxes import DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN, LITTLE_ENDIAN_NATIVE
 from .walk import find_files
 
@@ -99,6 +99,10 @@ _TAG_OF = {k: int(t.replace(",", ""), 16) for k, t in HEADER_TAGS.items()}
 _READ_TAGS = list(_TAG_OF.values()) + list(_FUNCTIONAL_GROUP_TAGS.values())
 
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+
+_PYDICOM_KEPT = frozenset(_READ_TAGS) - {_tag for k, _tag in {**_TAG_OF, **_FUNCTIONAL_GROUP_TAGS}.items()
+                                         if k in _PIXEL_KEYWORDS}
+"""The top-level values the pydicom path reads (every tag read but the pixel data's, deferred)."""
 
 _TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UT"})
 
@@ -754,11 +758,7 @@ def _scan_with_pydicom(path: str, limits: Limits = DEFAULT_LIMITS) -> ScanResult
         return _excluded(path, f"cannot be read: {os_reason(err)}", err)
     if _not_dicom_at_a_glance(head):  # a stray README needs no pydicom to be left out
         return _excluded(path, "not a DICOM file (no DICM marker, and it does not begin like a DICOM data set)")
-    meta = read_meta(path)
-    deflated = meta is not None and meta[0] == DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN
-    if meta is not None and deflated and inflated_size_exceeds(path, meta[1], limits.header_bytes):
-        raise LimitExceeded(f"deflated data set inflates to more than {limits.header_bytes / 2**20:g} MB "
-                            "(limit header_bytes)", "header_bytes")
+    check_limits(path, _PYDICOM_KEPT, limits)  # what pydicom would hold, before it holds it
     import pydicom
 
     with warnings.catch_warnings():

@@ -56,7 +56,8 @@ class Limits:
 
     header_bytes: int = 64 * 1024 * 1024
     """Most bytes of a file's header (everything before its pixel data) read by the header scan,
-    and the most a deflated data set may inflate to for it."""
+    and the most a deflated data set may inflate to for it; for a file read with pydicom, the most
+    it may hold (element headers, values read, the contents of the sequences it parses)."""
 
     sequence_items: int = 100_000
     """Most items in one sequence (e.g. one per frame in PerFrameFunctionalGroupsSequence)."""

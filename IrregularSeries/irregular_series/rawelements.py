@@ -14,10 +14,15 @@ syntax, ...) gives ``None``, and the caller reads the file with pydicom instead.
 do at all, whoever reads the file, raises ``LimitExceeded``: a header longer than the limit
 (``Limits.header_bytes``; the reader never holds more than that), sequences nested deeper or
 holding more items than the limits.
+
+``check_limits`` applies the same limits to the files this reader declines, before pydicom reads
+them: it walks the structure as pydicom will (any byte order and VR encoding, with or without
+preamble, deflated), seeking past what pydicom skips, and counts what pydicom will hold.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 import zlib
@@ -27,12 +32,14 @@ from typing import BinaryIO
 
 from .limits import DEFAULT_LIMITS, LimitExceeded, Limits
 from .transfer_syntaxes import (
+    DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
     ENCAPSULATED_PREFIXES,
+    EXPLICIT_VR_BIG_ENDIAN,
     EXPLICIT_VR_LITTLE_ENDIAN,
     IMPLICIT_VR_LITTLE_ENDIAN,
 )
 
-__all__ = ["RawElements", "inflated_size_exceeds", "read_elements", "read_meta"]
+__all__ = ["RawElements", "check_limits", "read_elements", "read_meta"]
 
 _UNDEFINED = 0xFFFFFFFF
 _ITEM = 0xFFFEE000
@@ -143,27 +150,6 @@ def read_meta(path: str) -> tuple[str, int] | None:
     if pos is None:
         return None
     return RawElements("", "", meta, None, 0, 0, 0).text(0x00020010), pos
-
-
-def inflated_size_exceeds(path: str, offset: int, limit: int) -> bool:
-    """Whether the deflated data set starting at ``offset`` inflates to more than ``limit`` bytes.
-    Streamed: never more than one chunk is held, inflated or not."""
-    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-    total = 0
-    try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            while chunk := f.read(_FIRST_READ):
-                while chunk:
-                    total += len(inflater.decompress(chunk, _FIRST_READ))
-                    if total > limit:
-                        return True
-                    chunk = inflater.unconsumed_tail
-                if inflater.eof:
-                    break
-    except (OSError, zlib.error):
-        return False  # the reader that follows says why the file cannot be read
-    return False
 
 
 def _value_complete(f: BinaryIO, found: RawElements) -> bool:
@@ -347,3 +333,190 @@ def _skip_sequence(m: bytes, pos: int, explicit: bool, depth: int, limits: Limit
                 pos = after
             else:
                 pos = at + length
+
+
+# ---------------------------------------------------------------------------------------------
+# Limits for the files pydicom reads
+# ---------------------------------------------------------------------------------------------
+
+
+def check_limits(path: str, kept: Collection[int], limits: Limits = DEFAULT_LIMITS) -> None:
+    """Raise ``LimitExceeded`` when reading ``path`` with pydicom, keeping the values of the
+    top-level elements ``kept`` (not the pixel data's: deferred, never read by the scan) and
+    seeking past the others, would hold more than the limits allow.
+
+    pydicom holds every wanted top-level value, and everything inside the sequences it parses
+    (wanted ones, and every sequence of undefined length, which it must parse to find its end),
+    while it seeks past the other values. Those bytes, with every element header read, count
+    against ``limits.header_bytes``; every sequence's items against ``limits.sequence_items``,
+    its nesting against ``limits.sequence_depth``; a deflated data set, inflated whole by pydicom,
+    against ``header_bytes`` too. Where the bytes stop making sense the check ends: the reader
+    that follows says what is wrong with the file.
+    """
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            preamble = f.read(132)[128:132] == b"DICM"
+            meta = _Walk(f, size, True, True, (), limits)  # pydicom reads every value of the meta group
+            pos, syntax = meta.meta_group(132 if preamble else 0)
+            explicit, little = _encoding(syntax, meta.read(pos, 6) if pos + 6 <= size else b"")
+            if syntax == DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN:
+                data = _inflate(f, pos, limits.header_bytes)
+                _Walk(io.BytesIO(data), len(data), True, True, kept, limits, meta.held).data_set(0, None, 0)
+            else:
+                _Walk(f, size, explicit, little, kept, limits, meta.held).data_set(pos, None, 0)
+    except (OSError, _OutOfData, _Unfollowable, struct.error, zlib.error):
+        return
+
+
+class _Unfollowable(Exception):
+    """The bytes are not a structure pydicom would read the same way."""
+
+
+_PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
+
+
+def _encoding(syntax: str | None, first: bytes) -> tuple[bool, bool]:
+    """(explicit VR, little endian) of a data set whose first element begins with the bytes
+    ``first``, as pydicom reads it: by the transfer syntax, but following what the first element
+    looks like when the syntax says otherwise; guessed as pydicom guesses without a syntax."""
+    explicit = _is_vr(first[4:6])
+    if syntax is None:  # a valid VR means explicit; a group beyond 0x03FF read little endian, big endian
+        return explicit, not (explicit and len(first) == 6 and struct.unpack_from("<H", first)[0] >= 1024)
+    return explicit, syntax != EXPLICIT_VR_BIG_ENDIAN
+
+
+def _is_vr(two: bytes) -> bool:
+    """Two capital letters: what pydicom takes for an explicit VR."""
+    return len(two) == 2 and all(0x41 <= c <= 0x5A for c in two)
+
+
+def _inflate(f: BinaryIO, offset: int, limit: int) -> bytes:
+    """The deflated data set at ``offset``, inflated; ``LimitExceeded`` beyond ``limit`` bytes."""
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    out = bytearray()
+    f.seek(offset)
+    while chunk := f.read(_FIRST_READ):
+        while chunk:
+            out += inflater.decompress(chunk, _FIRST_READ)
+            if len(out) > limit:
+                raise LimitExceeded(f"deflated data set inflates to more than {limit / 2**20:g} MB "
+                                    "(limit header_bytes)", "header_bytes")
+            chunk = inflater.unconsumed_tail
+        if inflater.eof:
+            break
+    return bytes(out)
+
+
+class _Walk:
+    """One pass over a data set as pydicom reads it, counting what it holds (``check_limits``)."""
+
+    def __init__(self, f: BinaryIO, size: int, explicit: bool, little: bool, kept: Collection[int],
+                 limits: Limits, held: int = 0) -> None:
+        self.f, self.size, self.explicit, self.limits, self.kept = f, size, explicit, limits, kept
+        order = "<" if little else ">"
+        self.header = struct.Struct(order + "HHI")
+        self.short = struct.Struct(order + "HH2sH")
+        self.long = struct.Struct(order + "I")
+        self.held = held
+        """Bytes counted so far (of this walk and the ones before it over the same file)."""
+
+    def meta_group(self, pos: int) -> tuple[int, str | None]:
+        """Walk the meta group at ``pos`` (explicit VR little endian, group 0002), holding every
+        value; (the offset after it, its TransferSyntaxUID or None)."""
+        syntax = None
+        while pos + 8 <= self.size and self.header.unpack(self.read(pos, 8))[0] == 0x0002:
+            tag, _, at, length = self.element(pos, True)
+            if length == _UNDEFINED:
+                raise _Unfollowable
+            self.hold(min(length, self.size - at))
+            if tag == 0x00020010 and length <= 64:
+                syntax = self.read(at, length).decode("latin-1").rstrip("\x00 ").strip()
+            pos = at + length
+        return pos, syntax
+
+    def hold(self, nbytes: int) -> None:
+        self.held += nbytes
+        if self.held > self.limits.header_bytes:
+            raise LimitExceeded(f"header values of more than {self.limits.header_bytes / 2**20:g} MB to read "
+                                "(limit header_bytes)", "header_bytes")
+
+    def read(self, pos: int, n: int) -> bytes:
+        self.f.seek(pos)
+        data = self.f.read(n)
+        if len(data) < n:
+            raise _OutOfData
+        return data
+
+    def element(self, pos: int, explicit: bool) -> tuple[int, bytes, int, int]:
+        """(tag, VR or b"", value offset, value length) of the element at ``pos``."""
+        data = self.read(pos, 8)
+        group, element, length = self.header.unpack(data)
+        tag = group << 16 | element
+        vr = data[4:6]
+        if not explicit or group == 0xFFFE or not _is_vr(vr):  # items; pydicom's switch to implicit VR
+            self.hold(8)
+            return tag, b"", pos + 8, length
+        if vr in _LONG_VRS:
+            self.hold(12)
+            return tag, vr, pos + 12, self.long.unpack(self.read(pos + 8, 4))[0]
+        self.hold(8)
+        return tag, vr, pos + 8, self.short.unpack(data)[3]  # an unknown VR: a 2-byte length, as pydicom reads it
+
+    def data_set(self, pos: int, end: int | None, depth: int) -> int:
+        """Walk the elements from ``pos`` to ``end`` (an item's; the end of the file at top level,
+        depth 0; its delimiter for an item of undefined length); the position after them."""
+        while pos < (self.size if end is None else end):
+            tag, vr, at, length = self.element(pos, self.explicit)
+            if tag == _ITEM_END:
+                return at
+            held = depth > 0 or tag in self.kept
+            if length != _UNDEFINED:
+                if vr == b"SQ" and held:
+                    self.sequence(at, at + length, depth + 1)
+                elif held:
+                    self.hold(min(length, self.size - at))  # a length beyond the end reads what is there
+                pos = at + length
+            elif vr in (b"SQ", b"UN") or (vr == b"" and tag not in _PIXEL_TAGS and self._items_follow(at)):
+                pos = self.sequence(at, None, depth + 1)  # parsed whether wanted or not, to find its end
+            else:
+                pos = self.undefined_value(at, depth > 0 and tag not in _PIXEL_TAGS)
+        return pos
+
+    def _items_follow(self, pos: int) -> bool:
+        return self.header.unpack(self.read(pos, 8))[:2] == (0xFFFE, 0xE000)
+
+    def sequence(self, pos: int, end: int | None, depth: int) -> int:
+        """Count the items of the sequence whose items start at ``pos`` and walk them; the position
+        after it (``end``, or after its delimiter)."""
+        if depth > self.limits.sequence_depth:
+            raise LimitExceeded(f"sequences nested more than {self.limits.sequence_depth} deep (limit sequence_depth)",
+                                "sequence_depth")
+        items = 0
+        while end is None or pos < end:
+            tag, _, at, length = self.element(pos, False)
+            if tag == _SEQUENCE_END:
+                return at
+            if tag != _ITEM:
+                raise _Unfollowable
+            items += 1
+            if items > self.limits.sequence_items:
+                raise LimitExceeded(f"a sequence of more than {self.limits.sequence_items} items "
+                                    "(limit sequence_items)", "sequence_items")
+            pos = self.data_set(at, None if length == _UNDEFINED else at + length, depth)
+        return pos
+
+    def undefined_value(self, pos: int, held: bool) -> int:
+        """The position after a value of undefined length (encapsulated fragments, or bytes up to
+        a sequence delimiter), counting it when pydicom holds it."""
+        start = pos
+        while True:
+            tag, _, at, length = self.element(pos, False)
+            if tag == _SEQUENCE_END:
+                break
+            if tag != _ITEM or length == _UNDEFINED:
+                raise _Unfollowable  # not fragments: pydicom searches the bytes, and so would no reader here
+            pos = at + length
+        if held:
+            self.hold(pos - start)
+        return at
