@@ -22,7 +22,7 @@ from irregular_series.archive import ArchiveConversion, SeriesResult
 from irregular_series.cli import main
 from irregular_series.conversion import ConvertOptions, convert
 from irregular_series.parallel import Execution
-from irregular_series.runlog import LOG_NAME, RunLog
+from irregular_series.runlog import LOG_NAME, RunLog, content_digest
 from irregular_series.summary import COLUMNS, Action, StackSummary, summarize, write_summary
 from irregular_series.testing.synthetic import uid
 
@@ -90,9 +90,14 @@ def test_the_log_holds_each_series_once_with_its_files(archive, serial):
     out, expected = serial
     entries = RunLog(out / LOG_NAME).read()
     report = json.loads(expected["report.json"])
-    assert set(entries) == {s["series_instance_uid"] for s in report["series"]}
+    assert sorted(e.series_instance_uid for e in entries.values()) == sorted(
+        s["series_instance_uid"] for s in report["series"])
     logged = sorted(name for e in entries.values() for name in e.files)
     assert logged == sorted(name for name in expected if name != "report.json")
+    assert all(e.proven_on_disk(out) for e in entries.values())
+    log = RunLog(out / LOG_NAME)
+    assert sorted(log.written()) == logged  # each file was logged as soon as it was written, too
+    assert log.report_digest() == content_digest(out / "report.json")
     assert sorted(json.dumps(o) for e in entries.values() for o in e.outputs) == sorted(
         json.dumps(o) for o in report["outputs"])
 
@@ -103,7 +108,7 @@ def test_the_iterator_yields_every_series_once_and_the_report_in_analysis_order(
     seen = []
     for result in run:
         assert isinstance(result, SeriesResult) and not result.resumed
-        assert (tmp_path / "out" / LOG_NAME).read_text().count("\n") == len(seen) + 1
+        assert len(RunLog(tmp_path / "out" / LOG_NAME).read()) == len(seen) + 1
         seen.append(result.index)
     assert sorted(seen) == list(range(len(run.analysis.series)))
     report = json.loads((tmp_path / "out" / "report.json").read_text())
@@ -122,7 +127,7 @@ def test_a_run_killed_midway_then_resumed_writes_what_an_uninterrupted_run_write
     log = out / LOG_NAME
     deadline = time.monotonic() + 60
     while process.poll() is None and time.monotonic() < deadline:
-        if log.exists() and log.read_bytes().count(b"\n") >= 1:
+        if log.exists() and RunLog(log).read():  # a series finished
             break
         time.sleep(0.005)
     process.send_signal(signal.SIGKILL)
@@ -132,28 +137,34 @@ def test_a_run_killed_midway_then_resumed_writes_what_an_uninterrupted_run_write
     assert 1 <= len(done) < len(json.loads(expected["report.json"])["series"])
     kept = {name: (out / name).stat().st_mtime_ns for e in done.values() for name in e.files}
 
-    assert main(["convert", str(archive), "-o", str(out)]) == 1  # refused: the folder holds a run
-    assert not (out / "report.json").exists()
-    assert main(["convert", str(archive), "-o", str(out), "--resume", "--jobs", "2"]) == 0
+    assert main(["convert", str(archive), "-o", str(out), "--jobs", "2"]) == 0  # run again: it resumes
     assert snapshot(out) == expected
     assert {name: (out / name).stat().st_mtime_ns for name in kept} == kept  # kept, not written again
     assert not [p for p in out.iterdir() if p.name.endswith(".partial")]
-    assert main(["convert", str(archive), "-o", str(out), "--resume"]) == 0  # all kept
+    assert main(["convert", str(archive), "-o", str(out)]) == 0  # all kept
     assert snapshot(out) == expected
 
 
-def test_resume_converts_again_what_changed(archive, serial):
+def test_a_rerun_converts_again_what_changed_and_replaces_only_its_own_files(archive, serial):
     out, expected = serial
     converted(archive, out, Execution(jobs=1))
     victim = next(name for name in expected if name.endswith(".nrrd"))
     (out / victim).write_bytes(b"changed")
-    result = convert([archive], out, execution=Execution(resume=True), progress=False)
-    assert victim in [Path(o.path).name for o in result.outputs]  # its series converted again; the rest kept
-    assert len({o.series_instance_uid for o in result.outputs}) == 1
+    result = convert([archive], out, execution=Execution(jobs=1), progress=False)
+    # Its series is converted again, but the changed file is not this tool's any more: refused.
+    (failure,) = result.failures
+    assert victim in failure.message and failure.remedy == ("force", None)
+    assert (out / victim).read_bytes() == b"changed"
     assert len(result.resumed_series) == len(json.loads(expected["report.json"])["series"]) - 1
+    result = convert([archive], out, ConvertOptions(force=True), execution=Execution(jobs=1), progress=False)
+    assert result.resumed_series == [] and not result.failures  # forced: everything written again
+    assert len(convert([archive], out, execution=Execution(jobs=1), progress=False).resumed_series) == len(
+        json.loads(expected["report.json"])["series"])  # then all done: the report says so as before
     assert snapshot(out) == expected
-    other = convert([archive], out, ConvertOptions(spacing=1.0), execution=Execution(resume=True), progress=False)
-    assert other.resumed_series == []  # other options: every series is converted again
+    other = convert([archive], out, ConvertOptions(spacing=1.0), execution=Execution(jobs=1), progress=False)
+    assert other.resumed_series == [] and other.failures  # other options: other volumes, not over these
+    volumes = {name: data for name, data in expected.items() if name != "report.json"}
+    assert {name: data for name, data in snapshot(out).items() if name != "report.json"} == volumes
 
 
 def test_a_dask_cluster_writes_what_one_process_writes(archive, serial):

@@ -35,11 +35,14 @@ def test_demo_converts_the_stitched_series_at_exactly_0_6_mm(tmp_path, capsys):
     report = json.loads((root / "volumes" / "report.json").read_text())
     (output,) = report["outputs"]
     assert output["slice_spacing_mm"] == 0.6 and output["max_position_error_mm"] <= 0.01 and not report["failures"]
-    # Again: the series it wrote is reused, but its volumes are replaced only with --force.
-    assert main(["demo", str(root)]) == 1
+    # Again: the series it wrote is reused and its volume is done already; replaced only with --force.
+    written = path.stat().st_mtime_ns
+    assert main(["demo", str(root)]) == 0
     captured = capsys.readouterr()
-    assert "using the demo series already in" in captured.out
-    assert "holds an earlier conversion" in captured.err and "(use --force to replace it)" in captured.err
+    assert "using the demo series already in" in captured.out and "already done: " in captured.out
+    assert path.stat().st_mtime_ns == written
+    assert main(["demo", str(root), "--spacing", "0.3"]) == 1  # another volume by the same name: refused
+    assert "already exists; not overwriting it (use --force)" in capsys.readouterr().err
     assert main(["demo", str(root), "--force"]) == 0
     assert "FAILED" not in capsys.readouterr().err
 
@@ -66,9 +69,11 @@ def test_existing_outputs_are_kept_without_force(tmp_path, capsys):
     args = ["convert", str(tmp_path / "in"), "-o", str(tmp_path / "out")]
     assert main(args) == 0
     capsys.readouterr()
-    assert main(args) == 1
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "report.json already exists" in err and "--force" in err
+    written = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "out").iterdir() if p.suffix == ".nrrd"}
+    assert main(args) == 0  # the same again: done already, nothing rewritten
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out.count("already done: ") == 1 and "wrote " not in captured.out
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "out").iterdir() if p.suffix == ".nrrd"} == written
     assert main(args + ["--force"]) == 0
 
 
@@ -134,9 +139,10 @@ def test_failure_lines_name_the_flag_that_helps(tmp_path, capsys):
     assert main(["convert", str(tmp_path / "in"), "-o", str(tmp_path / "out")]) == 1
     (failure,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("FAILED")]
     assert failure.endswith("already exists; not overwriting it (use --force)")
+    (tmp_path / "out" / "report.json").write_text("{}")  # a report the log does not prove
     assert main(["convert", str(tmp_path / "in"), "-o", str(tmp_path / "out")]) == 1
     assert capsys.readouterr().err.strip().endswith(
-        "resume it to keep what it finished (use --force to replace it, or --resume to keep what it finished)")
+        "proves this tool wrote; choose another output folder, or replace it (use --force to replace it)")
 
 
 @pytest.mark.parametrize(("fmt", "suffix"), [("nii", ".nii"), ("nii.gz", ".nii.gz")])

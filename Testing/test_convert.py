@@ -613,12 +613,13 @@ def test_nothing_is_overwritten_without_force(tmp_path):
     result, _ = run(tmp_path, "regular")
     path = Path(result.outputs[0].path)
     before = path.read_bytes()
-    with pytest.raises(FileExistsError, match="report.json already exists") as raised:
+    again, _ = run(tmp_path, "regular")  # the same again: done already, nothing written
+    assert again.resumed_series == [result.outputs[0].series_instance_uid] and not again.outputs + again.failures
+    (tmp_path / "out" / "report.json").write_text("{}")  # not the report this tool wrote
+    with pytest.raises(FileExistsError, match="report.json already exists and is not a report its log") as raised:
         run(tmp_path, "regular")
     assert "--" not in str(raised.value)  # the library names no command-line flag
     (tmp_path / "out" / "report.json").unlink()
-    with pytest.raises(FileExistsError, match="already exists.*interrupted conversion; resume it"):
-        run(tmp_path, "regular")
     (tmp_path / "out" / LOG_NAME).unlink()
     result, _ = run(tmp_path, "regular")  # the volume is still there: refused, reported
     (failure,) = result.failures

@@ -167,12 +167,83 @@ def test_an_interrupted_run_is_resumed_not_failed(tmp_path, monkeypatch, capsys)
     assert _one_line(capsys.readouterr().err).startswith("irregular-series: interrupted (SIGINT)")
     assert not [p for p in os.listdir(out) if p.endswith(".partial") or p.endswith(".lock")]
     monkeypatch.setattr(conversion, "build_volume", real)
-    assert main(["convert", str(folder), "-o", str(out)]) == 1  # not without saying so
-    assert "--resume to keep what it finished" in _one_line(capsys.readouterr().err)
-    assert main(["convert", str(folder), "-o", str(out), "--resume"]) == 0
+    assert main(["convert", str(folder), "-o", str(out)]) == 0  # run again the same way: it resumes
     captured = capsys.readouterr()
-    assert "FAILED" not in captured.err and "kept the outputs of 1 series finished by an earlier run" in captured.out
+    assert "FAILED" not in captured.err and "already done: " in captured.out and "wrote " in captured.out
     assert len(_strict((out / "report.json").read_text())["outputs"]) == 2
+    assert main(["convert", str(folder), "-o", str(out)]) == 0  # and once more: nothing left to do
+    captured = capsys.readouterr()
+    assert captured.out.count("already done: ") == 2 and "wrote " not in captured.out
+
+
+def _convert_killed(folder: Path, out: Path, signum: int, at_write: int) -> subprocess.CompletedProcess:
+    """``convert`` in a real process that gets ``signum`` while writing its ``at_write``-th file."""
+    script = textwrap.dedent(f"""
+        import os, sys
+        import irregular_series.writers as writers
+        real = writers.atomic_write
+        writes = []
+        def counted(path, write, **kw):
+            writes.append(path)
+            if len(writes) == {at_write}:
+                os.kill(os.getpid(), {int(signum)})
+            return real(path, write, **kw)
+        writers.atomic_write = counted
+        from irregular_series.cli import main
+        sys.exit(main(["convert", {str(folder)!r}, "-o", {str(out)!r}, "--jobs", "1"]))
+    """)
+    env = {**os.environ, "PYTHONPATH": str(PACKAGE)}
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
+def test_a_plain_rerun_after_a_signal_resumes_and_touches_only_its_own_files(tmp_path, capsys, signum):
+    folder = tmp_path / "in"
+    encoded("regular", series_number=1).write(folder / "a")
+    encoded("echoes", series_number=2, series_instance_uid="1.2.826.0.1.3680043.8.498.9").write(folder / "b")
+    encoded("gantry_tilt", series_number=3, series_instance_uid="1.2.826.0.1.3680043.8.498.10").write(folder / "c")
+    out = tmp_path / "out"
+    # The first series' volume, then the first echo of the second: the signal comes as the second
+    # echo is written, so that series is half done.
+    done = _convert_killed(folder, out, signum, at_write=3)
+    assert done.returncode == (128 + signum if signum != signal.SIGKILL else -signum), done.stderr
+    before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.iterdir() if p.suffix == ".nrrd"}
+    assert len(before) == 2 and not (out / "report.json").exists()
+    finished = next(name for name in before if name.startswith("1_"))
+    leftover = next(name for name in before if name.startswith("2_"))
+    (out / "notes.txt").write_text("the user's")
+    assert main(["convert", str(folder), "-o", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "FAILED" not in captured.err and captured.out.count("already done: ") == 1
+    assert (out / finished).stat().st_mtime_ns == before[finished][0]  # kept, not written again
+    assert (out / leftover).read_bytes() == before[leftover][1]  # its own leftover, written again the same
+    report = _strict((out / "report.json").read_text())
+    assert len(report["outputs"]) == 4 and not report["failures"]
+    assert (out / "notes.txt").read_text() == "the user's"
+    assert not [p for p in os.listdir(out) if p.endswith(".partial") or p.endswith(".lock")]
+
+
+def test_a_rerun_never_replaces_what_it_cannot_prove_its_own(tmp_path, capsys):
+    folder = tmp_path / "in"
+    encoded("regular", series_number=1).write(folder / "a")
+    encoded("gantry_tilt", series_number=2, series_instance_uid="1.2.826.0.1.3680043.8.498.10").write(folder / "b")
+    out = tmp_path / "out"
+    assert main(["convert", str(folder), "-o", str(out)]) == 0
+    first, second = sorted(p for p in out.iterdir() if p.suffix == ".nrrd")
+    first.write_bytes(b"edited by the user")  # no longer what this tool wrote
+    assert main(["convert", str(folder), "-o", str(out)]) == 1
+    captured = capsys.readouterr()
+    (failure,) = [line for line in captured.err.splitlines() if line.startswith("FAILED")]
+    assert failure.endswith("already exists; not overwriting it (use --force)") and first.name in failure
+    assert first.read_bytes() == b"edited by the user" and captured.out.count("already done: ") == 1
+    assert main(["convert", str(folder), "-o", str(out), "--spacing", "1"]) == 1  # other options: other volumes
+    assert capsys.readouterr().err.count("already exists; not overwriting it") == 2
+    report = out / "report.json"
+    report.write_text(report.read_text() + " ")  # a report this tool did not write as it is
+    assert main(["convert", str(folder), "-o", str(out)]) == 1
+    assert "report.json already exists and is not a report its log" in _one_line(capsys.readouterr().err)
+    assert main(["convert", str(folder), "-o", str(out), "--force"]) == 0
+    assert first.read_bytes() != b"edited by the user"
 
 
 def test_stale_partial_files_are_removed_by_the_next_run(tmp_path):

@@ -224,8 +224,10 @@ def _use_flag(option: OptionName, choice: str | None) -> str:
 
 
 def print_outputs(result: ConvertResult) -> None:
-    if result.resumed_series:
-        say(f"kept the outputs of {len(result.resumed_series)} series finished by an earlier run")
+    titles = {s.series_instance_uid: series_title(s) for s in result.analysis.series}
+    for uid in result.resumed_series:
+        say(f"already done: {titles.get(uid, uid)}, finished by an earlier run from the same files and options "
+            "(its outputs unchanged, kept)")
     for output in result.outputs:
         shape = "x".join(map(str, output.shape))
         spacing = "x".join(f"{v:.4g}" for v in output.spacing)
@@ -263,7 +265,7 @@ def _nothing_found(result: ConvertResult) -> None:
 
 
 def _execution(args: argparse.Namespace) -> Execution:
-    return Execution(jobs=args.jobs, scheduler=args.dask, max_memory_bytes=args.max_memory, resume=args.resume)
+    return Execution(jobs=args.jobs, scheduler=args.dask, max_memory_bytes=args.max_memory)
 
 
 def _convert(command: str, paths: Iterable[str | os.PathLike], output: str | os.PathLike,
@@ -271,8 +273,7 @@ def _convert(command: str, paths: Iterable[str | os.PathLike], output: str | os.
     try:
         result = convert(list(paths), output, options, execution=execution)
     except FileExistsError as err:
-        say(f"{PROG} {command}: {one_line(err)} ({_use_flag('force', None)} to replace it"
-            + (", or --resume to keep what it finished)" if command == "convert" else ")"), error=True)
+        say(f"{PROG} {command}: {one_line(err)} ({_use_flag('force', None)} to replace it)", error=True)
         return 1
     except (OSError, OutputInInputError) as err:  # FolderBusyError included
         return _refuse(command, err)
@@ -425,9 +426,6 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-memory", type=_bytes, default=None, metavar="SIZE",
                         help="do not start another series while those in flight would take more than SIZE "
                              "(e.g. 4G), by an estimate of 3 float32 copies of each series' largest volume")
-    parser.add_argument("--resume", action="store_true",
-                        help="keep the series an earlier run into the same folder finished (same files, "
-                             "options and outputs, by its log report.series.jsonl) and convert the rest")
     parser.add_argument("--dask", metavar="SCHEDULER_ADDRESS", default=None,
                         help="convert the series on this Dask distributed cluster, whose workers must see "
                              "the same file system (needs irregular-series[distributed])")
@@ -512,7 +510,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _interrupted(signum: int) -> int:
     name = signal.Signals(signum).name
-    say(f"{PROG}: interrupted ({name}); nothing was left half-written (a conversion run again with --resume keeps "
+    say(f"{PROG}: interrupted ({name}); nothing was left half-written (a conversion run again the same way keeps "
         "what it finished)", error=True)
     return 128 + signum
 

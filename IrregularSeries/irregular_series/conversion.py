@@ -35,6 +35,7 @@ from .pixels import PixelDecodeError
 from .planning import Part, plan_stack
 from .policies import OutputFormat
 from .report import analysis_to_dict, json_text, series_title
+from .runlog import LOG_NAME, RunLog, WrittenFile, content_digest, size_on_disk
 from .volume import VerificationError, Volume, build_volume
 from .writers import write_volume
 
@@ -179,7 +180,19 @@ def _vec4(v: tuple[float, ...]) -> tuple[float, float, float, float]:
     return v[0], v[1], v[2], v[3]
 
 
-def _write(volume: Volume, outdir: Path, stem: str, options: ConvertOptions) -> tuple[Path, Path | None]:
+def _replacing(target: Path, options: ConvertOptions, replaceable: frozenset[str]) -> bool:
+    """Whether writing ``target`` replaces what is there: with ``force``, or when it is one of the
+    ``replaceable`` names (files this tool wrote from the same sources and options, the log
+    proves); ``FileExistsError`` when something else is there."""
+    if options.force or target.name in replaceable:
+        return True
+    if os.path.lexists(target):
+        raise FileExistsError(f"{target} already exists; not overwriting it")
+    return False
+
+
+def _write(volume: Volume, outdir: Path, stem: str, options: ConvertOptions,
+           replaceable: frozenset[str]) -> tuple[Path, Path | None]:
     """Write the volume and its mask (when asked for, or under the blank gap policy when some voxel
     is background); neither when either name is taken."""
     suffix = OutputFormat(options.format).suffix
@@ -187,27 +200,24 @@ def _write(volume: Volume, outdir: Path, stem: str, options: ConvertOptions) -> 
     mask_path = None
     if options.mask or (volume.mask is not None and options.gaps == "blank"):
         mask_path = output_path(outdir, stem + "_mask", suffix)
-    if not options.force:
-        for target in (path, mask_path):
-            if target is not None and os.path.lexists(target):
-                raise FileExistsError(f"{target} already exists; not overwriting it")
-    write_volume(path, volume.array, volume.grid.index_to_lps, force=options.force)
+    replacing = [_replacing(target, options, replaceable) for target in (path, mask_path) if target is not None]
+    write_volume(path, volume.array, volume.grid.index_to_lps, force=replacing[0])
     if mask_path is not None:
         mask = volume.mask if volume.mask is not None else np.ones(volume.array.shape, np.uint8)
-        write_volume(mask_path, mask, volume.grid.index_to_lps, force=options.force)
+        write_volume(mask_path, mask, volume.grid.index_to_lps, force=replacing[1])
     return path, mask_path
 
 
 def _write_dicom(volume: Volume, series: SeriesAnalysis, outdir: Path, stem: str, options: ConvertOptions,
-                 n: int) -> DicomSeries:
+                 n: int, replaceable: frozenset[str]) -> DicomSeries:
     """The volume as the ``n``-th DICOM series derived from ``series`` in this run, in the folder
     ``outdir/stem``; background voxels (the mask's zeros) are the series' PixelPaddingValue, so no
     mask is written beside it."""
     from .dicom_writer import derived_series_number, write_dicom_series  # pydicom's writer: DICOM output only
 
     folder = output_path(outdir, stem, "")
-    if not options.force and os.path.lexists(folder):
-        raise FileExistsError(f"{folder} already exists; not overwriting it")
+    if _replacing(folder, options, replaceable) and not options.force:
+        options = replace(options, force=True)
     label = f" {volume.part.label}" if volume.part.label else ""
     description = f"{series.series_description or series.modality} regular {volume.spacing_mm:g} mm{label}"
     return write_dicom_series(volume, folder, options, series_number=derived_series_number(series.series_number, n),
@@ -243,6 +253,9 @@ class SeriesPlan:
     """Set for the plan of series joined into one volume (``series`` then names the group, and
     its stacks are the stations): converting it builds the assembly, named ``assembly_stem``."""
     assembly_stem: str = ""
+    fingerprint: str = ""
+    """What the series' outputs are made from (``runlog.fingerprint``), set by a conversion that
+    logs them: each file written is then logged with it as soon as it is in place."""
 
     @property
     def parts(self) -> list[PlannedPart]:
@@ -272,10 +285,12 @@ def plan_all(analysis: Analysis, options: ConvertOptions) -> list[SeriesPlan]:
 
 @dataclass
 class SeriesOutcome:
-    """The outputs written for one series and its failures, in the order of its plan."""
+    """The outputs written for one series and its failures, in the order of its plan, and every
+    file (or DICOM folder) written, with its size and digest."""
 
     outputs: list[OutputVolume]
     failures: list[Failure]
+    written: list[WrittenFile] = field(default_factory=list)
 
     def report_entries(self) -> tuple[list[dict[str, Any]], list[str]]:
         """Its ``outputs`` and ``failures`` entries in ``report.json``."""
@@ -303,8 +318,13 @@ def plan_series(series: SeriesAnalysis, options: ConvertOptions, used: set[str],
     return SeriesPlan(series, steps)
 
 
-def convert_series(plan: SeriesPlan, outdir: Path, options: ConvertOptions) -> SeriesOutcome:
-    """Build, verify and write every part of ``plan`` (its pixels are read here, by whoever runs this)."""
+def convert_series(plan: SeriesPlan, outdir: Path, options: ConvertOptions,
+                   replaceable: frozenset[str] = frozenset()) -> SeriesOutcome:
+    """Build, verify and write every part of ``plan`` (its pixels are read here, by whoever runs this).
+
+    Files already at an output name are replaced only with ``options.force`` or when their name is
+    ``replaceable``; every file written is logged at once when ``plan.fingerprint`` is set.
+    """
     outcome = SeriesOutcome([], [])
     series = plan.series
     derived = 0  # DICOM series derived from this one so far
@@ -315,11 +335,11 @@ def convert_series(plan: SeriesPlan, outdir: Path, options: ConvertOptions) -> S
                 stem = plan.assembly_stem + (f"_{label}" if label else "")
                 if options.format == OutputFormat.DICOM:
                     derived += 1
-                    dicom = _write_dicom(joined.volume, series, outdir, stem, options, derived)
+                    dicom = _write_dicom(joined.volume, series, outdir, stem, options, derived, replaceable)
                     record = _record(series, joined.volume, dicom.folder, None, dicom)
                 else:
-                    record = _record(series, joined.volume, *_write(joined.volume, outdir, stem, options))
-                outcome.outputs.append(replace(record, assembly=joined.record))
+                    record = _record(series, joined.volume, *_write(joined.volume, outdir, stem, options, replaceable))
+                _written(plan, outcome, replace(record, assembly=joined.record))
         except STACK_ERRORS as err:  # a group that cannot be joined must not stop the others
             outcome.failures.append(_failure(plan.assembly.title, err, "; nothing written"))
     for step in plan.steps:
@@ -330,14 +350,27 @@ def convert_series(plan: SeriesPlan, outdir: Path, options: ConvertOptions) -> S
             volume = build_volume(step.part, options)
             if options.format == OutputFormat.DICOM:
                 derived += 1
-                dicom = _write_dicom(volume, series, outdir, step.stem, options, derived)
-                outcome.outputs.append(_record(series, volume, dicom.folder, None, dicom))
+                dicom = _write_dicom(volume, series, outdir, step.stem, options, derived, replaceable)
+                _written(plan, outcome, _record(series, volume, dicom.folder, None, dicom))
             else:
-                path, mask_path = _write(volume, outdir, step.stem, options)
-                outcome.outputs.append(_record(series, volume, path, mask_path))
+                path, mask_path = _write(volume, outdir, step.stem, options, replaceable)
+                _written(plan, outcome, _record(series, volume, path, mask_path))
         except STACK_ERRORS as err:  # one bad stack must not stop the others
             outcome.failures.append(_failure(step.name, err))
     return outcome
+
+
+def _written(plan: SeriesPlan, outcome: SeriesOutcome, output: OutputVolume) -> None:
+    """Add ``output`` to the outcome with the files it wrote, logged at once when the plan says so."""
+    outcome.outputs.append(output)
+    for path in (output.path, output.mask_path):
+        if path is None:
+            continue
+        path = Path(path)
+        file = WrittenFile(path.name, size_on_disk(path), content_digest(path), plan.fingerprint)
+        outcome.written.append(file)
+        if plan.fingerprint:
+            RunLog(path.parent / LOG_NAME).append(file)
 
 
 def report_bytes(analysis: Analysis, options: ConvertOptions, outputs: list[dict[str, Any]],
@@ -362,12 +395,13 @@ def convert(
     and ``outdir/report.json`` (the inspect report plus ``options``, ``outputs`` and ``failures``).
 
     A stack or part that cannot be converted (``STACK_ERRORS``) becomes a ``Failure`` and the
-    others go on. Raises ``FileExistsError`` before doing anything when ``outdir`` already holds a
-    report (or the log of an interrupted run) and neither ``options.force`` nor ``execution.resume``
-    is set. ``progress``: a progress bar on stderr (default: when stderr is a terminal).
-    ``execution``: where the series are converted (this process, worker processes, a Dask cluster)
-    and whether the series an earlier run finished are kept; the files written are the same
-    whichever is chosen.
+    others go on. Run again into the same folder, it resumes: the series an earlier run finished
+    from the same sources and options, their files unchanged, are kept (``resumed_series``), the
+    rest converted (``archive`` says what is replaced). Raises ``FileExistsError`` before doing
+    anything when ``outdir`` holds a report its log does not prove this tool wrote, unless
+    ``options.force``. ``progress``: a progress bar on stderr (default: when stderr is a terminal).
+    ``execution``: where the series are converted (this process, worker processes, a Dask
+    cluster); the files written are the same whichever is chosen.
     """
     from .archive import ArchiveConversion  # the archive runner is built on this module's steps
 

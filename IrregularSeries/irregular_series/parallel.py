@@ -23,14 +23,12 @@ class Execution:
     ``jobs``: worker processes (1: in this process; ``None``: the CPU count). ``scheduler``: the
     address of a Dask distributed scheduler whose workers see the same file system (then ``jobs``
     bounds the tasks in flight). ``max_memory_bytes``: the memory the tasks in flight may take by
-    their estimates. ``resume``: keep the series an earlier run into the same folder finished, when
-    their sources and options are unchanged and their files are still there.
+    their estimates.
     """
 
     jobs: int | None = 1
     scheduler: str | None = None
     max_memory_bytes: int | None = None
-    resume: bool = False
 
     def __post_init__(self) -> None:
         if self.jobs is not None and (not isinstance(self.jobs, int) or self.jobs < 1):

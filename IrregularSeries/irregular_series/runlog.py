@@ -1,12 +1,19 @@
-"""The per-series log of a conversion: one JSON line per series as it finishes, beside ``report.json``.
+"""The log of a conversion, beside ``report.json``: one JSON line per file written and per series
+as it finishes, and one for the report.
 
 Each line is written with one ``write`` call on a file opened for appending, then flushed to disk
-(fsync), so after an interruption of any kind the log holds every series that finished before it,
-whole, and at most one cut-off last line, which ``read`` drops (and ``RunLog`` removes before
-appending). A line names what the series was made from (its *fingerprint*: the source images'
-SOP Instance UIDs, paths, sizes and modification times, the planned output names, the options
-and the tool version) and the files written with their sizes, so that a later run can tell
-whether those files are still what this run would write.
+(fsync), so after an interruption of any kind the log holds every line written before it, whole,
+and at most one cut-off last line, which ``read`` drops (and ``RunLog`` removes before appending).
+A series line names what the series was made from (its *fingerprint*: the source images' SOP
+Instance UIDs, paths, sizes and modification times, the planned output names, the options and the
+tool version) and the files written with their sizes and content digests; a file line (written as
+soon as the file is in place, also by a series that never finishes) names one file, its digest
+and its series' fingerprint; the report line the digest of ``report.json``. So a later run can
+prove which files in the folder are its own, unchanged since written, and from what.
+
+A digest is a CRC-32 of the content with the size beside it: it proves a file unchanged since this
+tool wrote it (a changed, truncated or replaced file does not match), cheaply; it is no defence
+against someone forging a file, who could as well delete it.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zlib
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,20 +35,29 @@ _NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)  # never 
 @dataclass(frozen=True)
 class LogEntry:
     """One finished series: ``files`` maps each written file's name (in the output folder) to its
-    size in bytes; ``outputs`` and ``failures`` are its ``report.json`` entries."""
+    size in bytes, ``digests`` to its content digest (``content_digest``); ``outputs`` and
+    ``failures`` are its ``report.json`` entries."""
 
     series_instance_uid: str
     fingerprint: str
     files: dict[str, int]
+    digests: dict[str, str]
     outputs: list[dict[str, Any]]
     failures: list[str]
 
-    def still_on_disk(self, outdir: Path) -> bool:
-        """Every file the series wrote is there, with the size it had when written."""
-        try:
-            return all(size_on_disk(outdir / name) == size for name, size in self.files.items())
-        except OSError:
-            return False
+    def proven_on_disk(self, outdir: Path) -> bool:
+        """Every file the series wrote is there, as it was written (size and digest)."""
+        return all(unchanged(outdir / name, self.files.get(name, -1), digest) for name, digest in self.digests.items())
+
+
+@dataclass(frozen=True)
+class WrittenFile:
+    """One file (or DICOM series folder) a series wrote, logged as soon as it was in place."""
+
+    written: str
+    size: int
+    digest: str
+    fingerprint: str
 
 
 def size_on_disk(path: Path) -> int:
@@ -48,6 +65,30 @@ def size_on_disk(path: Path) -> int:
     if path.is_dir() and not path.is_symlink():
         return sum(f.stat().st_size for f in sorted(path.iterdir()))
     return path.stat().st_size
+
+
+_CHUNK = 1 << 20
+
+
+def content_digest(path: Path) -> str:
+    """The CRC-32 of a file's content, or of a folder's files (names and contents, in name order)."""
+    crc = 0
+    files = sorted(path.iterdir()) if path.is_dir() and not path.is_symlink() else [path]
+    for file in files:
+        if len(files) > 1 or file != path:
+            crc = zlib.crc32(file.name.encode("utf-8", "surrogateescape"), crc)
+        with open(file, "rb") as f:
+            while chunk := f.read(_CHUNK):
+                crc = zlib.crc32(chunk, crc)
+    return f"crc32:{crc:08x}"
+
+
+def unchanged(path: Path, size: int, digest: str) -> bool:
+    """Whether ``path`` (never through a link) is there with this size and digest."""
+    try:
+        return not path.is_symlink() and size_on_disk(path) == size and content_digest(path) == digest
+    except OSError:
+        return False
 
 
 def fingerprint(sources: Iterable[tuple[str, str, int]], names: Iterable[str], settings: dict[str, Any]) -> str:
@@ -75,15 +116,44 @@ class RunLog:
         return os.path.lexists(self.path)
 
     def read(self) -> dict[str, LogEntry]:
-        """The entries by series UID (a later line for a series replaces an earlier one)."""
+        """The finished series by fingerprint (a later line for one replaces an earlier one)."""
         entries: dict[str, LogEntry] = {}
+        for record in self._records():
+            if "series_instance_uid" in record:
+                try:
+                    entry = LogEntry(**record)
+                except TypeError:
+                    continue  # not a line this version wrote: the series is converted again
+                entries[entry.fingerprint] = entry
+        return entries
+
+    def written(self) -> dict[str, WrittenFile]:
+        """The files logged as written, by name (the latest line for each)."""
+        files: dict[str, WrittenFile] = {}
+        for record in self._records():
+            if "written" in record:
+                try:
+                    file = WrittenFile(**record)
+                except TypeError:
+                    continue
+                files[file.written] = file
+        return files
+
+    def report_digest(self) -> str | None:
+        """The digest of the last ``report.json`` this log's runs wrote, None when none did."""
+        digests = [r["report"] for r in self._records() if isinstance(r.get("report"), str)]
+        return digests[-1] if digests else None
+
+    def _records(self) -> list[dict[str, Any]]:
+        records = []
         for line in self._whole_lines():
             try:
-                entry = LogEntry(**json.loads(line))
-            except (ValueError, TypeError):
-                continue  # not a line this version wrote: the series is converted again
-            entries[entry.series_instance_uid] = entry
-        return entries
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+        return records
 
     def start(self, *, keep: bool) -> None:
         """Begin appending: ``keep`` the finished lines (a cut-off last line is removed), else remove
@@ -99,8 +169,14 @@ class RunLog:
                 f.truncate(len(whole))
                 os.fsync(f.fileno())
 
-    def append(self, entry: LogEntry) -> None:
-        line = (json.dumps(asdict(entry), separators=(",", ":")) + "\n").encode("utf-8")
+    def append(self, record: LogEntry | WrittenFile) -> None:
+        self._append(asdict(record))
+
+    def append_report(self, digest: str) -> None:
+        self._append({"report": digest})
+
+    def _append(self, record: dict[str, Any]) -> None:
+        line = (json.dumps(record, separators=(",", ":")) + "\n").encode("utf-8")
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NO_FOLLOW, 0o666)
         try:
             written = os.write(fd, line)
