@@ -225,7 +225,7 @@ def cluster_orientations(slices: Sequence[SliceHeader], tolerance_deg: float) ->
     orientations are clustered once, and each distinct one is compared only with the first slices
     found near it in ``_OrientationGrid``, which holds every one within tolerance.
     """
-    cosines = np.array([s.row_cosines + s.col_cosines for s in slices], float).reshape(-1, 6)
+    cosines = np.array([s.pose.orientation for s in slices], dtype=np.float64).reshape(-1, 6)
     distinct, first_seen, which = np.unique(cosines, axis=0, return_index=True, return_inverse=True)
     order = np.argsort(first_seen, kind="stable")
     limit = float(np.cos(np.radians(tolerance_deg)))
