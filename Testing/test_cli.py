@@ -94,6 +94,9 @@ def test_nothing_to_convert_says_why(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "no volume stacks found: nothing to convert" in err
     assert "#1 MR 3-Plane Localizer stack 1: localizer (--include-localizers writes it)" in err
+    assert main(["convert", str(tmp_path / "in"), "-o", str(tmp_path / "out")]) == 1  # again: not "already done"
+    captured = capsys.readouterr()
+    assert "no volume stacks found: nothing to convert" in captured.err and "already done" not in captured.out
     assert main(["convert", str(tmp_path / "in"), "-o", str(tmp_path / "all"), "--include-localizers"]) == 0
     assert len(list((tmp_path / "all").glob("*.nrrd"))) == 3
 

@@ -153,8 +153,10 @@ class ArchiveConversion:
         with Progress(len(self.plans), "series", self._progress) as bar:
             for i, plan in enumerate(self.plans):
                 entry = earlier.get(plan.fingerprint)
+                # Kept: what the log proves finished, written and unchanged (a series that writes
+                # nothing costs nothing to do again, and is not reported as done).
                 if (entry is not None and entry.series_instance_uid == plan.series.series_instance_uid
-                        and not entry.failures and entry.proven_on_disk(self.outdir)):
+                        and entry.digests and not entry.failures and entry.proven_on_disk(self.outdir)):
                     yield self._finished(SeriesResult(i, plan.series, entry, resumed=True), bar)
                 else:
                     todo.append(i)
