@@ -358,8 +358,13 @@ def test_existing_series_needs_force_and_is_replaced_whole(write_phantom, tmp_pa
     source = write_phantom("regular")
     before = tree_digest(source)
     first = convert([source], tmp_path / "out", ConvertOptions(format="dicom"), progress=False)
-    with pytest.raises(FileExistsError):
-        convert([source], tmp_path / "out", ConvertOptions(format="dicom"), progress=False)
+    again = convert([source], tmp_path / "out", ConvertOptions(format="dicom"), progress=False)
+    assert again.resumed_series and not again.outputs + again.failures  # the same again: done already
+    stray = first.outputs[0].path / "stray.txt"
+    stray.write_text("the user's")  # the folder is no longer what this tool wrote: never replaced without force
+    changed = convert([source], tmp_path / "out", ConvertOptions(format="dicom"), progress=False)
+    assert not changed.resumed_series and "already exists" in changed.failures[0].message and stray.exists()
+    stray.unlink()
     (tmp_path / "out" / "report.json").unlink()
     (tmp_path / "out" / LOG_NAME).unlink()
     kept = convert([source], tmp_path / "out", ConvertOptions(format="dicom"), progress=False)
