@@ -137,12 +137,20 @@ def test_a_run_killed_midway_then_resumed_writes_what_an_uninterrupted_run_write
     assert 1 <= len(done) < len(json.loads(expected["report.json"])["series"])
     kept = {name: (out / name).stat().st_mtime_ns for e in done.values() for name in e.files}
 
-    assert main(["convert", str(archive), "-o", str(out), "--jobs", "2"]) == 0  # run again: it resumes
+    assert main(["convert", str(archive), "-o", str(out), "--jobs", "2", "--resume"]) == 0
     assert snapshot(out) == expected
     assert {name: (out / name).stat().st_mtime_ns for name in kept} == kept  # kept, not written again
     assert not [p for p in out.iterdir() if p.name.endswith(".partial")]
-    assert main(["convert", str(archive), "-o", str(out)]) == 0  # all kept
+    assert main(["convert", str(archive), "-o", str(out)]) == 0  # running again without --resume: all kept
     assert snapshot(out) == expected
+
+
+def test_resume_needs_an_earlier_run_and_contradicts_force(archive, tmp_path, capsys):
+    fresh = tmp_path / "fresh"
+    assert main(["convert", str(archive), "-o", str(fresh), "--resume"]) == 1
+    assert "nothing to resume" in capsys.readouterr().err and not fresh.exists()
+    assert main(["convert", str(archive), "-o", str(fresh), "--resume", "--force"]) == 2
+    assert "choose one" in capsys.readouterr().err and not fresh.exists()
 
 
 def test_a_rerun_converts_again_what_changed_and_replaces_only_its_own_files(archive, serial):

@@ -52,6 +52,7 @@ from .policies import (
 )
 from .progress import Progress
 from .report import analysis_to_dict, format_summary, json_text, series_title
+from .runlog import LOG_NAME
 
 PROG = "irregular-series"
 
@@ -285,6 +286,16 @@ def _convert(command: str, paths: Iterable[str | os.PathLike], output: str | os.
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
+    if args.resume:
+        # Running again resumes anyway; --resume also says that an earlier run must be there.
+        if args.force:
+            say(f"{PROG} convert: --resume keeps what an earlier run finished, --force replaces it: choose one",
+                error=True)
+            return 2
+        if not os.path.isfile(Path(args.output) / LOG_NAME):
+            say(f"{PROG} convert: nothing to resume: {printable(str(args.output))} holds no run log ({LOG_NAME}) "
+                "of an earlier run", error=True)
+            return 1
     return _convert("convert", args.paths, args.output, _options(args), _execution(args))
 
 
@@ -459,6 +470,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="output folder (created if needed); nothing in it is replaced without --force")
     add_convert_options(conv)
     add_run_options(conv)
+    conv.add_argument("--resume", action="store_true",
+                      help="finish an interrupted run into OUT: what running again does anyway, but refused "
+                           "when OUT holds no run log of an earlier run")
     conv.set_defaults(func=cmd_convert)
 
     demo = sub.add_parser("demo", help="write a built-in stitched micro-CT series, inspect it and convert it at 0.6 mm")
