@@ -109,6 +109,15 @@ class AssemblyCandidate:
         return tuple(s.series.series_instance_uid for s in self.stations)
 
     @property
+    def shares_frame_of_reference(self) -> bool:
+        return _share_frame(self.stations)
+
+    @property
+    def layout(self) -> str:
+        """The stations and how they meet, in words: "3 stations, overlaps 7.5 mm and 12.5 mm"."""
+        return _layout(self.stations, self.junctions)
+
+    @property
     def in_plane_grids_differ(self) -> bool:
         return len({s.grid_phrase for s in self.stations}) > 1
 
@@ -160,14 +169,22 @@ def requested_candidate(analysis: Analysis, series_uids: Sequence[str],
     missing = [u for u in uids if u not in by_uid]
     if missing:
         raise ValueError(f"no series with SeriesInstanceUID {', '.join(missing)} among the files read")
+    return series_candidate([by_uid[u] for u in uids], tol)
+
+
+def series_candidate(series: Sequence[SeriesAnalysis], tol: Tolerances = DEFAULT) -> AssemblyCandidate:
+    """The assembly of exactly these series (``requested_candidate``'s rules), or ``ValueError``
+    saying why they cannot form one stack. Each must hold one volume stack (or one image)."""
+    if len(series) < 2:
+        raise ValueError(f"assembly needs at least two series; got {len(series)}")
     stations = []
-    for uid in uids:
-        series = by_uid[uid]
-        stack = _single_volume(series)
+    for one in series:
+        stack = _single_volume(one)
         if stack is None:
-            volumes = sum(s.role == "volume" for s in series.stacks)
-            raise ValueError(f"series {uid} holds {volumes} volume stacks, not one: it cannot be one station")
-        stations.append(_station(series, stack, None))
+            volumes = sum(s.role == "volume" for s in one.stacks)
+            raise ValueError(f"series {one.series_instance_uid} holds {volumes} volume stacks, not one: "
+                             "it cannot be one station")
+        stations.append(_station(one, stack, None))
     first = stations[0].stack.slices[0]
     for station in stations[1:]:
         other = station.stack.slices[0]
@@ -176,10 +193,8 @@ def requested_candidate(analysis: Analysis, series_uids: Sequence[str],
             raise ValueError(f"{station.name} is not parallel to {stations[0].name} (orientations differ by "
                              f"{angle:.2f}°, tolerance {tol.orientation_deg}°): slices that are not parallel "
                              "never form one stack")
-    frames = {s.stack.slices[0].frame_of_reference_uid for s in stations}
     studies = {s.stack.slices[0].study_instance_uid for s in stations}
-    shared_frame = len(frames) == 1 and "" not in frames
-    if not shared_frame and len(studies) > 1:
+    if not _share_frame(stations) and len(studies) > 1:
         raise ValueError("the series neither share a frame of reference nor a study: their positions are "
                          "not known to be in one patient coordinate system")
     normal = _normal(stations[0])
@@ -189,7 +204,7 @@ def requested_candidate(analysis: Analysis, series_uids: Sequence[str],
         if why:
             raise ValueError(why)
     candidate = _candidate(stations, requested=True, tol=tol)
-    if not shared_frame:
+    if not candidate.shares_frame_of_reference:
         note = ("their frames of reference differ or are missing: positions are taken as given, which is "
                 "right only when the scanner kept one patient coordinate system for the whole study")
         candidate = AssemblyCandidate(candidate.stations, candidate.junctions, candidate.normal, True,
@@ -367,24 +382,35 @@ def _candidate(stations: Sequence[Station], *, requested: bool, tol: Tolerances)
     if all(s.stack.slice_count == 1 for s in stations):
         what = f"{len(stations)} series of one {plane} slice each line up into one stack along the normal"
     else:
-        phrases = [j.phrase for j in junctions]
-        kinds = {j.kind for j in junctions}
-        if len(kinds) == 1 and next(iter(kinds)) is not JunctionKind.ABUT:
-            word = "overlaps" if JunctionKind.OVERLAP in kinds else "gaps"
-            values = [p.split(" ", 1)[1] for p in phrases]
-            detail = f"{word if len(values) > 1 else word[:-1]} " + _and(values)
-        else:
-            detail = ", ".join(phrases)
-        what = (f"{_names(stations)} form one {plane} stack along the normal: {len(stations)} stations, {detail}")
+        what = f"{_names(stations)} form one {plane} stack along the normal: {_layout(stations, junctions)}"
     reasons = [what]
-    frames = {s.stack.slices[0].frame_of_reference_uid for s in stations}
-    if len(frames) == 1 and "" not in frames:
+    if _share_frame(stations):
         reasons.append("they share one frame of reference and have parallel slices")
     grids = [s.grid_phrase for s in stations]
     if len(set(grids)) > 1:
         reasons.append("their in-plane grids differ (" + "; ".join(f"{s.name}: {g}" for s, g in zip(stations, grids))
                        + "): the assembled volume covers them all at the finest pixel spacing")
     return AssemblyCandidate(stations, junctions, as_vec3(normal), requested, tuple(reasons))
+
+
+def _layout(stations: Sequence[Station], junctions: Sequence[Junction]) -> str:
+    """ "3 stations, overlaps 7.5 mm and 12.5 mm"; "12 stations of one slice each"."""
+    if all(s.stack.slice_count == 1 for s in stations):
+        return f"{len(stations)} stations of one slice each"
+    phrases = [j.phrase for j in junctions]
+    kinds = {j.kind for j in junctions}
+    if len(kinds) == 1 and next(iter(kinds)) is not JunctionKind.ABUT:
+        word = "overlaps" if JunctionKind.OVERLAP in kinds else "gaps"
+        values = [p.split(" ", 1)[1] for p in phrases]
+        detail = f"{word if len(values) > 1 else word[:-1]} " + _and(values)
+    else:
+        detail = ", ".join(phrases)
+    return f"{len(stations)} stations, {detail}"
+
+
+def _share_frame(stations: Sequence[Station]) -> bool:
+    frames = {s.stack.slices[0].frame_of_reference_uid for s in stations}
+    return len(frames) == 1 and "" not in frames
 
 
 def _and(values: Sequence[str]) -> str:

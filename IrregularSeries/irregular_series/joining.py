@@ -36,7 +36,7 @@ from .pixels import load_pixels, output_dtype
 from .planning import Part, plan_stack, slice_id
 from .policies import GapPolicy, OverlapPolicy, PositionSource, SectionPolicy
 from .resample import PlaneSource, SlicePlacement
-from .spacing import choose_spacing
+from .spacing import SliceSpacing, choose_spacing
 from .tolerances import Tolerances
 from .verify import verify_placements
 from .volume import VerificationError, Volume, build_volume
@@ -82,40 +82,26 @@ def build_assembly(candidate: AssemblyCandidate, options: ConvertOptions,
     candidate. Raises ``ValueError`` when the options cannot apply and ``VerificationError`` when
     a volume would misplace a slice; nothing is returned then. ``load`` reads pixels (default
     ``pixels.load_pixels``)."""
-    if options.positions == "nominal":
-        raise ValueError("positions replaced by the nominal spacing cannot place series relative to each other")
-    tol = options.tolerances
-    normal = np.asarray(candidate.normal, float)
-    stations = [_station_slices(st, options) for st in candidate.stations]
-    originals = [s for slices, _ in stations for s in slices]
-    lattice = union_lattice(originals, options.in_plane_spacing_mm, tol.lattice_snap_mm)
-    mappings = {slice_id(s): slice_mapping(s, lattice, options.interpolation, tol.lattice_snap_mm) for s in originals}
-    source_dtype = output_dtype(originals)
-    canvas = _canvas(originals, mappings, lattice, source_dtype, load or _load)
-    header_of = {slice_id(s): s for s in originals}
-    extents = [(float(positions_along(sl, normal).min()), float(positions_along(sl, normal).max()))
-               for sl, _ in stations]
-
-    variants = [OverlapPolicy.FIRST, OverlapPolicy.LAST] if options.overlap == "blend" else [options.overlap]
-    selections = [_select(stations, extents, normal, policy, tol.position_mm) for policy in variants]
-    stacks = [_assembled_stack(candidate, [s for run in sel for s in run], lattice, extents, sel, tol)
-              for sel in selections]
-    chosen = choose_spacing(stacks[0], options.spacing, tol)
+    plan = _plan(candidate, options)
+    tol, normal, stations, extents, mappings = options.tolerances, plan.normal, plan.stations, plan.extents, plan.mappings
+    canvas = _canvas(plan.originals, mappings, plan.lattice, output_dtype(plan.originals), load or _load)
+    header_of = {slice_id(s): s for s in plan.originals}
+    chosen = plan.spacing
     spacing_mm = chosen.value_mm
     spacing_decision = Decision(DecisionKind.SLICE_SPACING, f"slice spacing: {chosen.reason}", "spacing",
                                 str(chosen.rule) if chosen.rule is not None else f"{spacing_mm:g}",
                                 {"spacing_mm": spacing_mm, "source": chosen.source})
     fixed = replace(options, spacing=spacing_mm, sections=SectionPolicy.MERGE, positions=PositionSource.DICOM)
     built = []
-    for stack in stacks:
+    for stack in plan.stacks:
         parts = plan_stack(stack, fixed)
         built.append([build_volume(part, fixed, _part_pixels(part, canvas)) for part in parts])
     if len({len(v) for v in built}) != 1:
         raise ValueError("the overlap variants split into different numbers of volumes")
 
     intensity = _intensity_differences(candidate, stations, canvas, mappings, normal)
-    common = _common_decisions(candidate, stations, extents, selections[0] if len(variants) == 1 else None,
-                               options, lattice, mappings, intensity)
+    common = _common_decisions(candidate, stations, extents, plan.selections[0] if len(plan.variants) == 1 else None,
+                               options, plan.lattice, mappings, intensity)
     results = []
     for n, volumes in enumerate(zip(*built)):
         covered = [_coverage(v, mappings) for v in volumes]
@@ -134,6 +120,49 @@ def build_assembly(candidate: AssemblyCandidate, options: ConvertOptions,
         results.append(AssembledVolume(candidate, series, volume,
                                        _record(candidate, stations, volume, extents, intensity, mappings, normal)))
     return results
+
+
+def assembly_spacing(candidate: AssemblyCandidate, options: ConvertOptions) -> SliceSpacing:
+    """The slice spacing ``build_assembly`` gives the candidate's volumes under ``options`` (and
+    why), from the headers alone: what an offer can state before any pixel is read."""
+    return _plan(candidate, options).spacing
+
+
+@dataclass
+class _Plan:
+    """What joining decides from the headers: each station's slices (after its own plan), the
+    in-plane lattice and every slice's mapping onto it, the stations' extents along the normal,
+    the slices each overlap variant selects, their stacks on the lattice, and the slice spacing."""
+
+    normal: np.ndarray
+    stations: list[tuple[list[SliceHeader], list[Decision]]]
+    originals: list[SliceHeader]
+    lattice: UnionLattice
+    mappings: dict[SliceId, SliceMapping]
+    extents: list[tuple[float, float]]
+    variants: list[OverlapPolicy]
+    selections: list[list[list[SliceHeader]]]
+    stacks: list[Stack]
+    spacing: SliceSpacing
+
+
+def _plan(candidate: AssemblyCandidate, options: ConvertOptions) -> _Plan:
+    if options.positions == "nominal":
+        raise ValueError("positions replaced by the nominal spacing cannot place series relative to each other")
+    tol = options.tolerances
+    normal = np.asarray(candidate.normal, float)
+    stations = [_station_slices(st, options) for st in candidate.stations]
+    originals = [s for slices, _ in stations for s in slices]
+    lattice = union_lattice(originals, options.in_plane_spacing_mm, tol.lattice_snap_mm)
+    mappings = {slice_id(s): slice_mapping(s, lattice, options.interpolation, tol.lattice_snap_mm) for s in originals}
+    extents = [(float(positions_along(sl, normal).min()), float(positions_along(sl, normal).max()))
+               for sl, _ in stations]
+    variants = [OverlapPolicy.FIRST, OverlapPolicy.LAST] if options.overlap == "blend" else [options.overlap]
+    selections = [_select(stations, extents, normal, policy, tol.position_mm) for policy in variants]
+    stacks = [_assembled_stack(candidate, [s for run in sel for s in run], lattice, extents, sel, tol)
+              for sel in selections]
+    return _Plan(normal, stations, originals, lattice, mappings, extents, variants, selections, stacks,
+                 choose_spacing(stacks[0], options.spacing, tol))
 
 
 # --- stations and slices -------------------------------------------------------------------

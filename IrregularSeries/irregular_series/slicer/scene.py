@@ -90,6 +90,7 @@ the content check's summary (JSON, the ``content_check`` object of ``report.json
 PANEL_LABELS: dict[str, str] = {
     "spacing": "Slice spacing", "gaps": "Gaps", "sections": "Sections", "tilt": "Gantry tilt",
     "interpolation": "Interpolation", "include_localizers": "Include localizers", "keep_together": "Keep together",
+    "overlap": "Overlap", "in_plane_spacing_mm": "In-plane spacing", "assemble": "Assemble",
 }
 """The module panel's label of each conversion option it offers (``ConvertOptions`` field names)."""
 
@@ -164,8 +165,10 @@ _PROGRESS_READS = 50
 """Pixel reading reports its progress about this many times (in groups of whole files)."""
 
 
-def stack_pixels(stack: Stack, progress: ReportProgress | Progress | None = None) -> np.ndarray:
-    """The stack's rescaled pixels (N, rows, columns): this package's reader (uncompressed files
+def stack_pixels(stack: Stack, progress: ReportProgress | Progress | None = None,
+                 dtype: np.dtype | None = None) -> np.ndarray:
+    """The stack's rescaled pixels (N, rows, columns), in ``dtype`` (default: the smallest exact
+    type, ``pixels.output_dtype``): this package's reader (uncompressed files
     directly, the rest through pydicom), or Slicer's vtkITK reader (GDCM, then DCMTK) for
     single-frame files pydicom cannot decode here. ``progress`` (see ``progress``) is told as
     groups of files are read."""
@@ -173,7 +176,7 @@ def stack_pixels(stack: Stack, progress: ReportProgress | Progress | None = None
     report = progress_of(progress)
     try:
         if report.report is None:
-            return load_pixels(slices)
+            return load_pixels(slices, dtype=dtype)
         by_file: dict[str, list[int]] = {}
         for k, s in enumerate(slices):
             by_file.setdefault(s.path, []).append(k)
@@ -181,7 +184,7 @@ def stack_pixels(stack: Stack, progress: ReportProgress | Progress | None = None
         # Whole files per group, so that a multi-frame file is still decoded once; groups of at
         # least 16 files keep the reader's threads busy.
         size = max(16, -(-len(files) // _PROGRESS_READS))
-        out = np.empty((len(slices), slices[0].rows, slices[0].columns), output_dtype(slices))
+        out = np.empty((len(slices), slices[0].rows, slices[0].columns), output_dtype(slices) if dtype is None else dtype)
         report(0.0, "Reading the pixels")
         for start in range(0, len(files), size):
             rows = [k for group in files[start:start + size] for k in group]
@@ -191,7 +194,8 @@ def stack_pixels(stack: Stack, progress: ReportProgress | Progress | None = None
     except PixelDecodeError:
         if any(s.number_of_frames > 1 for s in stack.slices):
             raise
-        return read_pixels_vtkitk(stack)
+        pixels = read_pixels_vtkitk(stack)
+        return pixels if dtype is None else pixels.astype(dtype)
 
 
 def read_pixels_vtkitk(stack: Stack) -> np.ndarray:
@@ -409,16 +413,22 @@ def _harden_into_nodes(scene, volume_node, volumes: list[Volume], options: Conve
             _place_next_to(scene, node, volume_node)
         node.SetAndObserveTransformNodeID(parent.GetID() if parent is not None else None)
         node.SetAttribute(STACK_ATTRIBUTE, volume_node.GetAttribute(STACK_ATTRIBUTE))
-        node.SetAttribute(SPACING_ATTRIBUTE, f"{volume.spacing_mm:g}")
-        node.SetAttribute(VERIFICATION_ATTRIBUTE, f"{volume.verification.max_mm:.6g}")
-        node.SetAttribute(DECISIONS_ATTRIBUTE, json.dumps([d.in_words(panel_setting) for d in volume.part.decisions]))
-        node.SetAttribute(CONTENT_ATTRIBUTE, json.dumps(volume.content.summary()))
+        record_verified(node, volume)
         node.SetAttribute(OPTIONS_ATTRIBUTE, json.dumps({name: options.to_dict()[name] for name in _HARDEN_OPTIONS}))
         node.SetAttribute(PART_ATTRIBUTE, volume.part.label)
         nodes.append(node)
     if replace and acquisition is not None:
         scene.RemoveNode(acquisition)
     return nodes
+
+
+def record_verified(node, volume: Volume) -> None:
+    """Set what the module panel shows of a verified volume on its node: slice spacing, worst slice
+    residual, decisions (in the panel's words) and the content check's summary."""
+    node.SetAttribute(SPACING_ATTRIBUTE, f"{volume.spacing_mm:g}")
+    node.SetAttribute(VERIFICATION_ATTRIBUTE, f"{volume.verification.max_mm:.6g}")
+    node.SetAttribute(DECISIONS_ATTRIBUTE, json.dumps([d.in_words(panel_setting) for d in volume.part.decisions]))
+    node.SetAttribute(CONTENT_ATTRIBUTE, json.dumps(volume.content.summary()))
 
 
 def _build_volumes(stack: Stack, pixels: np.ndarray, options: ConvertOptions,
