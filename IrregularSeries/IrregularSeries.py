@@ -32,9 +32,9 @@ from irregular_series.content_check import content_summary_text
 from irregular_series.options import ConvertOptions
 from irregular_series.policies import GapPolicy, Interpolation, SectionPolicy, SpacingRule, StackSplit, TiltPolicy
 from irregular_series.report import stack_line
+from irregular_series.slicer import assembling, series_options
 from irregular_series.slicer import mapback as irregularMapBack
 from irregular_series.slicer import scene as irregularScene
-from irregular_series.slicer import series_options
 from irregular_series.slicer.database import database_headers
 from irregular_series.slicer.examine import slicer_series_name, spacing_presets
 from irregular_series.slicer.progress import Cancelled
@@ -78,6 +78,8 @@ class IrregularSeriesParameterNode:
     spacing - slice spacing policy; "custom" uses customSpacing (mm).
     gaps, sections, tilt, interpolation - the policies of ``irregular-series convert``.
     outputVolume - receives the hardened volume (a new one is made when empty).
+    overlap - where assembled series overlap, which supplies the slices (``--overlap``).
+    allowOtherFrames - assemble series whose frames of reference differ or are missing.
     """
 
     inputVolume: vtkMRMLScalarVolumeNode
@@ -88,6 +90,8 @@ class IrregularSeriesParameterNode:
     tilt: Annotated[str, Choice(["deskew", "keep"])] = "deskew"
     interpolation: Annotated[str, Choice(["linear", "nearest", "cubic"])] = "linear"
     outputVolume: vtkMRMLScalarVolumeNode
+    overlap: Annotated[str, Choice(["middle", "first", "last", "blend"])] = "middle"
+    allowOtherFrames: bool = False
 
     def spacingChoice(self):
         return self.customSpacing if self.spacing == "custom" else self.spacing
@@ -122,6 +126,10 @@ class IrregularSeriesWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.exportDicomButton.connect("clicked(bool)", self.onExportDicomButton)
         self.seriesOptions = SeriesOptionsSection(self.ui, self.logic)
         self.mapBack = MapBackSection(self.ui, self.logic)
+        # Only volumes the plugin loaded: their stacks can be rebuilt.
+        self.ui.assembleVolumesSelector.addAttribute("vtkMRMLScalarVolumeNode", irregularScene.STACK_ATTRIBUTE)
+        self.ui.assembleVolumesSelector.connect("checkedNodesChanged()", self._updateAssembleGui)
+        self.ui.assembleButton.connect("clicked(bool)", self.onAssembleButton)
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
@@ -170,15 +178,29 @@ class IrregularSeriesWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.applyTransformButton.enabled = loadedByUs and not hardened
         self.ui.hardenButton.enabled = loadedByUs
         self.ui.exportDicomButton.enabled = loadedByUs and hardened
+        self._updateAssembleGui()
         if not volumeNode:
             self.ui.summaryLabel.text = _("Select a volume loaded by the Irregular Series DICOM plugin.")
             return
-        if not loadedByUs:
+        assembled = bool(volumeNode.GetAttribute(assembling.ASSEMBLY_ATTRIBUTE))
+        if not loadedByUs and not assembled:
             self.ui.summaryLabel.text = _("This volume was not loaded by the Irregular Series DICOM plugin.")
             return
         with slicer.util.tryWithErrorDisplay(_("Failed to read the stack of this volume."), waitCursor=True):
             self.ui.summaryLabel.text = self.logic.summary(volumeNode)
-            self._showChart(self.logic.spacingChart(volumeNode))
+            if not assembled:  # an assembled volume has no one stack to chart
+                self._showChart(self.logic.spacingChart(volumeNode))
+
+    def _updateAssembleGui(self) -> None:
+        p = self._parameterNode
+        if not p:
+            return
+        with slicer.util.tryWithErrorDisplay(_("Failed to read the stacks of the checked volumes."), waitCursor=True):
+            assembly = self.logic.examineAssembly(list(self.ui.assembleVolumesSelector.checkedNodes()), p.spacingChoice(),
+                                                  allowOtherFrames=p.allowOtherFrames, overlap=p.overlap, gaps=p.gaps,
+                                                  interpolation=p.interpolation)
+            self.ui.assembleSummaryLabel.text = "\n".join(assembly.lines) if assembly.candidate else assembly.refusal
+            self.ui.assembleButton.enabled = assembly.candidate is not None
 
     def _showChart(self, chartNode) -> None:
         if self._plotViewNode is None:
@@ -202,6 +224,15 @@ class IrregularSeriesWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             except Cancelled:
                 return  # nothing was changed
             p.outputVolume = nodes[0]
+            slicer.util.setSliceViewerLayers(background=nodes[0], fit=True)
+
+    def onAssembleButton(self) -> None:
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay(_("Assembling failed; nothing was made."), waitCursor=True):
+            nodes = self.logic.assemble(list(self.ui.assembleVolumesSelector.checkedNodes()), p.spacingChoice(),
+                                        allowOtherFrames=p.allowOtherFrames, overlap=p.overlap, gaps=p.gaps,
+                                        interpolation=p.interpolation)
+            p.inputVolume = nodes[0]  # its summary: what was joined and decided
             slicer.util.setSliceViewerLayers(background=nodes[0], fit=True)
 
     def onExportDicomButton(self) -> None:
@@ -466,6 +497,7 @@ class IrregularSeriesLogic(ScriptedLoadableModuleLogic):
         nodes = logic.loadSeries(["/data/series"], spacing=0.6)
         hardened = logic.harden(volumeNode, spacing=0.6)
         series = logic.exportDicom(hardened[0], "/data/export")
+        assembled = logic.assemble([station1, station2], spacing="auto", overlap="middle")
         labels = logic.mapToAcquisition(segmentationNode, rawVolumeNode)
 
     The long ones (loadSeries, harden, mapToAcquisition) take ``progress``, a callback
@@ -554,6 +586,22 @@ class IrregularSeriesLogic(ScriptedLoadableModuleLogic):
                 raise RuntimeError(f"the series was written to {series.folder} but could not be added to the DICOM database")
         return series
 
+    def examineAssembly(self, volumeNodes, spacing="auto", allowOtherFrames=False, **policies):
+        """Whether volumes loaded separately form one stack, and why (``.lines``) or why not
+        (``.refusal``); ``policies`` as for ``assemble``."""
+        return assembling.examine_volumes(volumeNodes, ConvertOptions(spacing=spacing, **policies),
+                                          allow_other_frames=allowOtherFrames, stack_of=self.stack)
+
+    def assemble(self, volumeNodes, spacing="auto", allowOtherFrames=False, **policies):
+        """One volume from the series of volumes loaded separately (stations, parts, one series per
+        slice), joined as ``irregular-series convert --assemble`` does: a list of one node (one per
+        part when the gap policy splits). ``allowOtherFrames`` lets series whose frames of reference
+        differ be joined; ``policies`` are further ``ConvertOptions`` fields: overlap, gaps,
+        interpolation, in_plane_spacing_mm. Raises ``ValueError`` saying why when they do not
+        form one stack."""
+        return assembling.assemble_volumes(slicer.mrmlScene, volumeNodes, ConvertOptions(spacing=spacing, **policies),
+                                           allow_other_frames=allowOtherFrames, stack_of=self.stack)
+
     def applyAcquisitionTransform(self, volumeNode):
         """The acquisition transform of a raw volume, or None when its grid already fits."""
         return irregularScene.create_acquisition_transform(slicer.mrmlScene, volumeNode, self.stack(volumeNode))
@@ -566,9 +614,13 @@ class IrregularSeriesLogic(ScriptedLoadableModuleLogic):
         return chartNode
 
     def summary(self, volumeNode) -> str:
-        stack = self.stack(volumeNode)
-        lines = [stack_line(stack)] + [i.message for i in stack.geometry.irregularities]
-        lines.append(_("Spacing presets: {presets}").format(presets=spacing_presets(stack)))
+        heading = assembling.assembly_heading(volumeNode)
+        if heading:
+            lines = [heading]
+        else:
+            stack = self.stack(volumeNode)
+            lines = [stack_line(stack)] + [i.message for i in stack.geometry.irregularities]
+            lines.append(_("Spacing presets: {presets}").format(presets=spacing_presets(stack)))
         decisions = volumeNode.GetAttribute(irregularScene.DECISIONS_ATTRIBUTE)
         if decisions:
             lines += [_("Hardened:")] + json.loads(decisions)
@@ -628,6 +680,8 @@ class IrregularSeriesTest(ScriptedLoadableModuleTest):
         self.test_MapBackOntoTheAcquisition()
         self.setUp()
         self.test_ProgressAndCancel()
+        self.setUp()
+        self.test_SeveralSeriesAssembled()
 
     def _withSetting(self, key, value):
         settings = qt.QSettings()
@@ -853,4 +907,53 @@ class IrregularSeriesTest(ScriptedLoadableModuleTest):
                 logic.loadSeries([folder], spacing=0.6, progress=lambda f, m: count.append(f) or len(count) == 3)
             self.assertEqual(slicer.mrmlScene.GetNumberOfNodes(), before)
             logic.cleanup()
+        self.delayDisplay("Test passed")
+
+    def test_SeveralSeriesAssembled(self):
+        """Two stations (series 4 and 5, overlapping by 10 mm) selected together: the plugin offers
+        them assembled, unselected; loading that gives the volume the module panel's logic makes
+        from the two loaded separately."""
+        import numpy as np
+        from DICOMLib import DICOMUtils
+
+        from irregular_series.testing.synthetic import SyntheticSeries, SyntheticSlice, uid, write_series
+
+        stations = []
+        with tempfile.TemporaryDirectory() as folder:
+            for number, start in ((4, -25.0), (5, 12.5)):
+                slices = [SyntheticSlice((-16.0, -16.0, start + 2.5 * k), instance_number=k + 1, slice_thickness_mm=2.5,
+                                         spacing_between_slices_mm=2.5) for k in range(20)]
+                series = SyntheticSeries(slices, series_instance_uid=uid("self-test station", number),
+                                         study_instance_uid=uid("self-test study"),
+                                         frame_of_reference_uid=uid("self-test frame"), series_number=number,
+                                         series_description=f"station {number}")
+                write_series(series, os.path.join(folder, f"station{number}"))
+                stations.append(series.series_instance_uid)
+            with DICOMUtils.TemporaryDICOMDatabase() as database:
+                DICOMUtils.importDicom(folder, database)
+                fileLists = [database.filesForSeries(seriesUID) for seriesUID in stations]
+
+                self.delayDisplay("Examining the two series selected together")
+                byPlugin, loadEnabled = DICOMUtils.getLoadablesFromFileLists(fileLists)
+                DICOMUtils.selectHighestConfidenceLoadables(byPlugin)
+                plugin = next(p for p in byPlugin if type(p).__name__ == "IrregularSeriesPluginClass")
+                (assembled,) = [loadable for loadable in byPlugin[plugin] if loadable.name.startswith("assembled from")]
+                self.assertEqual(assembled.name, "assembled from series 4 and 5 — 2 stations, overlap 10.0 mm, harden at 2.5 mm")
+                self.assertFalse(assembled.selected)
+                self.assertIn("They share one frame of reference", assembled.tooltip)
+
+                self.delayDisplay("Loading the assembled volume")
+                node = plugin.load(assembled)
+                self.assertEqual(node.GetImageData().GetDimensions(), (32, 32, 35))
+                self.assertEqual(node.GetSpacing(), (1.0, 1.0, 2.5))
+                logic = IrregularSeriesLogic()
+                self.assertIn("assembled from series 4 and 5: one volume from 2 series", logic.summary(node))
+
+                self.delayDisplay("Assembling the two loaded separately, from the module logic")
+                ours = [loadable for loadable in byPlugin[plugin] if not loadable.name.startswith("assembled from")]
+                separate = [plugin.load(loadable) for loadable in ours]
+                self.assertIn("form one axial stack", "\n".join(logic.examineAssembly(separate).lines))
+                (again,) = logic.assemble(separate)
+                logic.cleanup()
+                np.testing.assert_array_equal(slicer.util.arrayFromVolume(again), slicer.util.arrayFromVolume(node))
         self.delayDisplay("Test passed")

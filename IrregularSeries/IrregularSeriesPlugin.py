@@ -4,7 +4,9 @@ Examination reads the headers from Slicer's DICOM database (multi-frame objects 
 for their functional groups), analyses them with irregular_series and offers one loadable per stack
 (the stacks of one multi-frame object together; see ``irregular_series.slicer.examine``). Loading
 makes the stack's raw volume, puts it in the subject
-hierarchy, then adds an acquisition transform or hardens it, as the settings panel says.
+hierarchy, then adds an acquisition transform or hardens it, as the settings panel says. When
+several series are selected, each group of them that forms one stack is also offered assembled
+into one volume, never selected by default (``irregular_series.slicer.assembly_offers``).
 """
 
 import logging
@@ -14,9 +16,12 @@ import slicer
 from DICOMLib import DICOMLoadable, DICOMPlugin
 from slicer.i18n import tr as _
 
+from irregular_series.analysis import analyze_slices
 from irregular_series.headers import HEADER_TAGS
 from irregular_series.options import ConvertOptions
+from irregular_series.slicer import assembling
 from irregular_series.slicer import scene as irregularScene
+from irregular_series.slicer.assembly_offers import assembly_offers
 from irregular_series.slicer.database import database_headers
 from irregular_series.slicer.progress import Cancelled, all_or_nothing, progress_of
 from irregular_series.slicer.series_options import SeriesChoice, examine_headers
@@ -40,6 +45,8 @@ class IrregularSeriesPluginClass(DICOMPlugin):
         # What each loadable loads: kept here, not on the loadable, whose attributes are the ones
         # Slicer defines (the browser and the subject hierarchy read those).
         self._examined = weakref.WeakKeyDictionary()
+        # The "assembled from N series" loadables and what each joins.
+        self._assemblies = weakref.WeakKeyDictionary()
 
     @staticmethod
     def settingsPanelEntry(panel, parent):
@@ -77,6 +84,30 @@ class IrregularSeriesPluginClass(DICOMPlugin):
                 cached = self.examineFiles(files)
                 self.cacheLoadables(files, cached)
             loadables += cached
+        if len(fileLists) > 1:
+            loadables += self.examineAssemblies(fileLists)
+        return loadables
+
+    def examineAssemblies(self, fileLists):
+        """One "assembled from N series" loadable (never selected) per group of the selected series
+        that together form one stack, joined with the default options; cached like the per-series
+        loadables, for the whole selection."""
+        allFiles = [f for files in fileLists for f in files]
+        loadables = self.getCachedLoadables(allFiles)
+        if loadables is None:
+            loadables = []
+            for offer in assembly_offers(analyze_slices(*database_headers(slicer.dicomDatabase, allFiles)),
+                                         self.defaultChoice().options):
+                loadable = DICOMLoadable()
+                loadable.files = list(offer.files)
+                loadable.name = offer.name
+                loadable.tooltip = offer.tooltip
+                loadable.warning = offer.warning
+                loadable.selected = offer.selected
+                loadable.confidence = offer.confidence
+                self._assemblies[loadable] = offer
+                loadables.append(loadable)
+            self.cacheLoadables(allFiles, loadables)
         return loadables
 
     def examineFiles(self, files):
@@ -110,8 +141,9 @@ class IrregularSeriesPluginClass(DICOMPlugin):
         return loadables
 
     def load(self, loadable):
-        """One volume per stack of the loadable (usually one, more with the split policies); returns
-        the first. A progress dialog shows reading and hardening; cancelled, nothing is loaded."""
+        """One volume per stack of the loadable (usually one, more with the split policies), or the
+        assembled volume of several series; returns the first. A progress dialog shows reading and
+        hardening; cancelled, nothing is loaded."""
         from IrregularSeries import ProgressDialog
 
         with ProgressDialog(_("Loading {name}").format(name=loadable.name)) as progress:
@@ -125,8 +157,13 @@ class IrregularSeriesPluginClass(DICOMPlugin):
         """Every volume node loading the loadable makes. ``progress`` as for
         ``irregular_series.slicer.scene.load_series``: when it asks to stop, or anything fails, no
         node made here stays in the scene."""
-        offer, stacks, options = self._examined[loadable]
         scene = slicer.mrmlScene
+        if loadable in self._assemblies:
+            # Joined and verified before any node is made; progress is not reported.
+            assembly = self._assemblies[loadable]
+            name = assembly.node_name if loadable.name == assembly.name else loadable.name
+            return self._shown(assembling.load_assembly(scene, assembly.candidate, assembly.options, name))
+        offer, stacks, options = self._examined[loadable]
         report = progress_of(progress)
         volumeNodes = []
         with all_or_nothing(scene):
@@ -140,6 +177,11 @@ class IrregularSeriesPluginClass(DICOMPlugin):
                 volumeNodes += irregularScene.regularize(scene, volumeNode, stack, spec, pixels, options,
                                                          share.part(0.4, 1.0))
         report.finished(_("Loaded"))
+        return self._shown(volumeNodes)
+
+    @staticmethod
+    def _shown(volumeNodes):
+        """``volumeNodes``, the first shown in the slice views."""
         selectionNode = slicer.app.applicationLogic().GetSelectionNode()
         selectionNode.SetActiveVolumeID(volumeNodes[0].GetID())
         slicer.app.applicationLogic().PropagateVolumeSelection()

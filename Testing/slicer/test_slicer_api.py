@@ -218,7 +218,7 @@ MODULE = "IrregularSeries/IrregularSeries.py"
 
 def test_every_bound_ui_widget_has_a_gui_connector_for_its_field(release, sources):
     text = UI.read_text(encoding="utf-8")
-    assert text.count('name="SlicerParameterName"') == 8  # every field of the parameter node
+    assert text.count('name="SlicerParameterName"') == 10  # every field of the parameter node
     findings = api.gui_connector_findings(release, UI, MODULE, sources[MODULE])
     assert not findings, _report(findings)
 

@@ -34,11 +34,13 @@ OTHER_FRAMES_CHECKBOX = "Allow different frames of reference"
 class AssemblyOffer:
     """One "assembled from N series" loadable, in the terms of Slicer's ``DICOMLoadable``.
 
-    ``files``: every file of the stations, station by station. ``spacing_mm``: the slice spacing
-    loading gives the volume (``None`` when the options cannot apply; ``warning`` says why).
+    ``files``: every file of the stations, station by station. ``options``: what loading joins
+    with (those the offer was made with). ``spacing_mm``: the slice spacing loading gives the
+    volume (``None`` when the options cannot apply; ``warning`` says why).
     """
 
     candidate: AssemblyCandidate
+    options: ConvertOptions
     files: tuple[str, ...]
     name: str
     node_name: str
@@ -71,6 +73,7 @@ def _offer(candidate: AssemblyCandidate, options: ConvertOptions) -> AssemblyOff
         lines.append(loading_sentence(spacing.value_mm, spacing.reason, options))
     return AssemblyOffer(
         candidate=candidate,
+        options=options,
         files=tuple(dict.fromkeys(s.path for station in candidate.stations for s in station.stack.slices)),
         name=f"{candidate.title} — {', '.join(details)}",
         node_name=candidate.title,
