@@ -37,7 +37,7 @@ from irregular_series.slicer import mapback as irregularMapBack
 from irregular_series.slicer import scene as irregularScene
 from irregular_series.slicer.database import database_headers
 from irregular_series.slicer.examine import slicer_series_name, spacing_presets
-from irregular_series.slicer.progress import Cancelled
+from irregular_series.slicer.progress import Cancelled, all_or_nothing, progress_of
 
 SPACING_CHART_REFERENCE = "IrregularSeriesSpacingChart"
 """Volume node reference to the plot chart of its slice spacing (made once, then reused)."""
@@ -252,7 +252,9 @@ class ProgressDialog(contextlib.AbstractContextManager):
 
     def __init__(self, labelText) -> None:
         self.labelText = labelText
-        self.dialog = slicer.util.createProgressDialog(labelText=labelText, maximum=100, windowTitle=_("Irregular Series"))
+        # Open until the block ends: nested steps may report the end more than once.
+        self.dialog = slicer.util.createProgressDialog(labelText=labelText, maximum=100, windowTitle=_("Irregular Series"),
+                                                       autoClose=False, autoReset=False)
         slicer.app.processEvents()
 
     def __call__(self, fraction, message) -> bool:
@@ -464,14 +466,19 @@ class SeriesOptionsSection:
 
     def onLoadButton(self) -> None:
         current = self._current()
-        with slicer.util.tryWithErrorDisplay(_("Loading failed."), waitCursor=True):
-            self.load(current, self.choice(), remember=self.ui.seriesOptionsRememberCheckBox.checked)
+        with slicer.util.tryWithErrorDisplay(_("Loading failed."), waitCursor=True), \
+                ProgressDialog(_("Loading {label}").format(label=current.label)) as progress:
+            try:
+                self.load(current, self.choice(), remember=self.ui.seriesOptionsRememberCheckBox.checked,
+                          progress=progress)
+            except Cancelled:
+                pass  # nothing was loaded
 
-    def load(self, current, choice, remember):
+    def load(self, current, choice, remember, progress=None):
         """Load the series as ``choice`` says, remembering it for the series first if asked."""
         if remember:
             self.logic.rememberOptions(current.series.series_instance_uid, choice)
-        nodes = self.logic.loadWithChoice(current.files, choice, fromDatabase=current.fromDatabase)
+        nodes = self.logic.loadWithChoice(current.files, choice, fromDatabase=current.fromDatabase, progress=progress)
         if nodes:
             slicer.util.setSliceViewerLayers(background=nodes[0], fit=True)
         self.onSeriesChanged()
@@ -530,20 +537,24 @@ class IrregularSeriesLogic(ScriptedLoadableModuleLogic):
         options = ConvertOptions(spacing="auto" if spacing is None else spacing, **policies)
         return irregularScene.load_series(slicer.mrmlScene, files, options, load_mode=loadMode, progress=progress)
 
-    def loadWithChoice(self, files, choice, fromDatabase=False):
+    def loadWithChoice(self, files, choice, fromDatabase=False, progress=None):
         """Load the series in ``files`` as ``choice`` (a ``series_options.SeriesChoice``) says:
         files of Slicer's DICOM database through the DICOM plugin, as the browser loads them (into
         the patient and study of the subject hierarchy), else files or folders on disk. Returns
         the volume nodes."""
         if not fromDatabase:
-            return irregularScene.load_series(slicer.mrmlScene, files, choice.options, load_mode=choice.load_mode)
+            return irregularScene.load_series(slicer.mrmlScene, files, choice.options, load_mode=choice.load_mode,
+                                              progress=progress)
         import IrregularSeriesPlugin
 
         plugin = IrregularSeriesPlugin.IrregularSeriesPluginClass()
+        loadables = [loadable for loadable in plugin.examineFilesWithChoice(files, choice) if loadable.selected]
+        report = progress_of(progress)
         nodes = []
-        for loadable in plugin.examineFilesWithChoice(files, choice):
-            if loadable.selected:
-                nodes += plugin.loadAll(loadable)
+        with all_or_nothing(slicer.mrmlScene):
+            for n, loadable in enumerate(loadables):
+                nodes += plugin.loadAll(loadable, report.part(n / len(loadables), (n + 1) / len(loadables)))
+        report.finished(_("Loaded"))
         return nodes
 
     def rememberOptions(self, seriesInstanceUID, choice):
