@@ -4,8 +4,9 @@ A scene function that takes ``progress`` calls it as ``progress(fraction_done, m
 fraction goes from 0 to 1 and never decreases within one call, the message says what is being
 done. The callback returns True to ask to stop (as the callbacks of Slicer's ``DICOMUtils`` do);
 the function then removes every node it added, leaves the nodes it was given as they were and
-raises ``Cancelled``. The request is honoured at the next report, before the scene is changed:
-the last steps (putting the results into nodes) are short and are not interrupted.
+raises ``Cancelled``. The request takes effect at the next report (a step between two reports,
+such as reading a group of files or resampling one part, runs to its end); only the last report,
+made once the results are in the scene, cannot stop the operation.
 """
 
 from __future__ import annotations
