@@ -39,6 +39,7 @@ from irregular_series.pixels import (
     load_pixels,
     output_dtype,
     rescaled_range,
+    value_range,
 )
 from irregular_series.testing.synthetic import save_dataset
 
@@ -542,3 +543,15 @@ def test_missing_decoder_package_names_file_syntax_and_pip(tmp_path):
     assert result["error"] is not None
     for part in (str(path), "JPEG-LS Lossless", "pip install pyjpegls"):
         assert part in result["error"]
+
+
+def test_value_range_is_the_lowest_and_highest_value_ignoring_nan_also_across_threads(monkeypatch):
+    monkeypatch.setattr(pixels_module, "_PARALLEL_RANGE_BYTES", 1)  # a thread per few slices
+    ints = np.arange(6 * 4 * 5, dtype=np.int16).reshape(6, 4, 5) - 7
+    ints[4, 2, 3] = 999
+    assert value_range(ints) == (-7.0, 999.0)
+    floats = ints.astype(np.float32)
+    floats[0] = np.nan  # a slice of NaN alone, and NaN beside values
+    floats[5, 1, 1] = np.nan
+    assert value_range(floats) == (float(floats[1].min()), 999.0)
+    assert value_range(np.zeros((0, 4, 5), np.int16)) == (0.0, 0.0)

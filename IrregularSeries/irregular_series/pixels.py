@@ -36,6 +36,7 @@ __all__ = [
     "output_dtype",
     "rescaled_range",
     "stored_range",
+    "value_range",
 ]
 
 # Pixel data pydicom reads itself: the native transfer syntaxes, and the empty UID of a file
@@ -43,6 +44,7 @@ __all__ = [
 _NATIVE = NATIVE | {""}
 
 _GREYSCALE = ("MONOCHROME1", "MONOCHROME2")
+_PARALLEL_RANGE_BYTES = 16 * 1024 * 1024  # below this per thread, a thread costs more than it saves
 _PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"  # (7FE0,0010), little endian
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 
@@ -152,6 +154,31 @@ def value_dtype(lo: float, hi: float, loaded: np.dtype, slices: Sequence[SliceHe
         if dtype.itemsize >= min(stored_bytes, loaded.itemsize) and info.min <= lo and hi <= info.max:
             return dtype
     return loaded
+
+
+def value_range(pixels: np.ndarray) -> tuple[float, float]:
+    """The lowest and highest value in ``pixels`` (NaN ignored; (0, 0) when empty). Slice by slice,
+    the minimum and the maximum of each taken while it is in the cache, on threads: one pass over
+    memory instead of two."""
+    if not pixels.size:
+        return 0.0, 0.0
+    # fmin and fmax skip NaN (and, unlike nanmin, without a warning for a slice of NaN alone).
+    low, high = (functools.partial(np.fmin.reduce, axis=None), functools.partial(np.fmax.reduce, axis=None))
+    planes = pixels.reshape(-1, *pixels.shape[-2:]) if pixels.ndim >= 2 else pixels.reshape(1, 1, -1)
+
+    def extremes(part: np.ndarray) -> tuple[float, float]:
+        ranges = [(low(p), high(p)) for p in part]
+        return low([r[0] for r in ranges]), high([r[1] for r in ranges])
+
+    workers = max(1, min(os.cpu_count() or 1, len(planes), pixels.nbytes // _PARALLEL_RANGE_BYTES))
+    if workers == 1:
+        lo, hi = extremes(planes)
+    else:
+        bounds = np.linspace(0, len(planes), workers + 1).astype(int)
+        with ThreadPoolExecutor(workers) as pool:  # numpy's reductions release the GIL
+            parts = list(pool.map(extremes, [planes[a:b] for a, b in zip(bounds, bounds[1:])]))
+        lo, hi = low([p[0] for p in parts]), high([p[1] for p in parts])
+    return float(lo), float(hi)
 
 
 def _check_dtype(dtype: np.dtype, slices: Sequence[SliceHeader]) -> None:

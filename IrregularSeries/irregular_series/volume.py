@@ -19,7 +19,7 @@ from .grid import OutputGrid, build_grid
 from .model import SliceHeader
 from .options import ConvertOptions
 from .orientation import VectorLike, normal_of, positions_along
-from .pixels import load_pixels, value_dtype
+from .pixels import load_pixels, value_dtype, value_range
 from .planning import Part, missing_after, override_positions, slice_id
 from .policies import GapPolicy, Interpolation, PositionSource, TiltPolicy
 from .resample import PlaneSource, ResampleResult, SlicePlacement, resample_stack, slice_reach_mm
@@ -170,7 +170,7 @@ def build_volume(part: Part, options: ConvertOptions, pixels: np.ndarray | None 
     blank = options.gaps == GapPolicy.BLANK
     blank_flags = np.array([blank and slice_id(s) in gap_after for s in slices[:-1]], bool)
     reach = slice_reach_mm(slices, positions_along(slices, g.normal), blank_flags)
-    lo, hi = (float(np.nanmin(pixels)), float(np.nanmax(pixels))) if pixels.size else (0.0, 0.0)
+    lo, hi = value_range(pixels)
     background, background_why = _background(options, slices, lo)
     out_dtype = value_dtype(min(lo, background), max(hi, background), pixels.dtype, slices)
     result = resample_stack(pixels, slices, grid, interpolation=options.interpolation,
