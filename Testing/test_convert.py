@@ -535,6 +535,24 @@ def test_a_resampler_that_misplaces_slices_is_caught(tmp_path, monkeypatch):
     assert not list((tmp_path / "out").glob("*.nrrd"))
 
 
+def test_a_volume_the_content_check_refuses_is_never_written(tmp_path, monkeypatch):
+    """The content check runs while the file is written: a volume it refuses (here one plane moved
+    by a pixel after resampling) never takes its name, and no temporary file is left."""
+    resample_stack = volume_module.resample_stack
+
+    def moved(*args, **kwargs):
+        result = resample_stack(*args, **kwargs)
+        result.volume[3] = np.roll(result.volume[3], 1, axis=1)
+        return result
+
+    monkeypatch.setattr(volume_module, "resample_stack", moved)
+    result, report = run(tmp_path, "variable_spacing", spacing=1.0)
+    (failure,) = [str(f) for f in result.failures]
+    assert "content check failed" in failure and failure.endswith("nothing written")
+    assert result.outputs == [] and report["failures"] == [failure]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["report.json", LOG_NAME]
+
+
 # --- the user's tolerances are the ones applied ------------------------------------------------
 
 
@@ -572,7 +590,7 @@ def test_programming_errors_propagate_instead_of_becoming_failures(tmp_path, mon
     def broken(*args, **kwargs):
         raise KeyError("a bug")
 
-    monkeypatch.setattr(conversion_module, "build_volume", broken)
+    monkeypatch.setattr(conversion_module, "resample_part", broken)
     with pytest.raises(KeyError, match="a bug"):
         run(tmp_path, "regular")
 
@@ -585,7 +603,7 @@ def test_input_errors_of_one_stack_become_failures(tmp_path, monkeypatch, error)
     def failing(*args, **kwargs):
         raise error
 
-    monkeypatch.setattr(conversion_module, "build_volume", failing)
+    monkeypatch.setattr(conversion_module, "resample_part", failing)
     result, report = run(tmp_path, "regular")
     assert [f.message for f in result.failures] == [str(error)] and report["failures"] == [str(result.failures[0])]
 

@@ -152,7 +152,7 @@ def test_an_interrupted_run_is_resumed_not_failed(tmp_path, monkeypatch, capsys)
     encoded("gantry_tilt", series_number=2, series_instance_uid="1.2.826.0.1.3680043.8.498.8").write(folder / "b")
     import irregular_series.conversion as conversion
 
-    real = conversion.build_volume
+    real = conversion.resample_part
     calls = []
 
     def interrupted_on_the_second(part, options):
@@ -161,12 +161,12 @@ def test_an_interrupted_run_is_resumed_not_failed(tmp_path, monkeypatch, capsys)
             raise KeyboardInterrupt
         return real(part, options)
 
-    monkeypatch.setattr(conversion, "build_volume", interrupted_on_the_second)
+    monkeypatch.setattr(conversion, "resample_part", interrupted_on_the_second)
     out = tmp_path / "out"
     assert main(["convert", str(folder), "-o", str(out), "--jobs", "1"]) == 130  # in this process
     assert _one_line(capsys.readouterr().err).startswith("irregular-series: interrupted (SIGINT)")
     assert not [p for p in os.listdir(out) if p.endswith(".partial") or p.endswith(".lock")]
-    monkeypatch.setattr(conversion, "build_volume", real)
+    monkeypatch.setattr(conversion, "resample_part", real)
     assert main(["convert", str(folder), "-o", str(out)]) == 0  # run again the same way: it resumes
     captured = capsys.readouterr()
     assert "FAILED" not in captured.err and "already done: " in captured.out and "wrote " in captured.out

@@ -4,7 +4,9 @@ cached generated data and the printed table.
 Timing rule (README): wall time with ``time.perf_counter``, best of ``RUNS`` runs, warm file cache,
 ours and the peers measured in the same run and interleaved (ours, peer, ours, peer, ...) so that a
 noisy neighbour on the shared machine hurts both alike. Peak RSS of a child comes from ``wait4``,
-which reports that one child's (and its waited-for children's) maximum resident set size.
+which reports that one child's (and its waited-for children's) maximum resident set size; so does
+its CPU time (user + system, children included), printed beside the wall time: on a busy machine
+the wall time says how busy it was, the CPU time what the work cost.
 """
 
 from __future__ import annotations
@@ -32,11 +34,13 @@ MB = 1024 * 1024
 
 @dataclass
 class Child:
-    """One finished child process: wall seconds, peak RSS in bytes, captured stdout."""
+    """One finished child process: wall seconds, peak RSS in bytes, captured stdout, and the CPU
+    seconds (user + system) it and the children it waited for used."""
 
     wall_s: float
     peak_rss: int
     stdout: str
+    cpu_s: float = 0.0
 
 
 def run_child(cmd: Sequence[str | os.PathLike], **popen) -> Child:
@@ -52,7 +56,7 @@ def run_child(cmd: Sequence[str | os.PathLike], **popen) -> Child:
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(map(str, cmd))} exited {proc.returncode}:\n{err[-2000:]}")
-    return Child(wall, usage.ru_maxrss * 1024, out)
+    return Child(wall, usage.ru_maxrss * 1024, out, usage.ru_utime + usage.ru_stime)
 
 
 def _drain(proc: subprocess.Popen) -> tuple[str, str]:
@@ -73,6 +77,7 @@ class Timing:
 
     name: str
     walls: list[float] = field(default_factory=list)
+    cpus: list[float] = field(default_factory=list)
     peak_rss: int = 0
     last: Child | None = None
 
@@ -84,8 +89,14 @@ class Timing:
     def median(self) -> float:
         return statistics.median(self.walls)
 
+    @property
+    def cpu(self) -> float:
+        """The least CPU time of the runs: what the work costs when nothing else competes for it."""
+        return min(self.cpus)
+
     def add(self, child: Child) -> None:
         self.walls.append(child.wall_s)
+        self.cpus.append(child.cpu_s)
         self.peak_rss = max(self.peak_rss, child.peak_rss)
         self.last = child
 
@@ -98,7 +109,7 @@ def interleaved(contenders: dict[str, Callable[[], Child]], runs: int = RUNS) ->
             child = run()
             timings[name].add(child)
             rss = f"  {child.peak_rss / MB:7.0f} MB" if child.peak_rss else ""
-            print(f"   run {r + 1}/{runs} {name:<28} {child.wall_s:7.2f} s{rss}", flush=True)
+            print(f"   run {r + 1}/{runs} {name:<28} {child.wall_s:7.2f} s  cpu {child.cpu_s:6.2f} s{rss}", flush=True)
     return timings
 
 
@@ -122,6 +133,11 @@ def cached_data(name: str, params: dict, make: Callable[[Path], None]) -> Path:
     stamp.write_text(wanted)
     print(f"   generated in {time.perf_counter() - start:.1f} s", flush=True)
     return folder
+
+
+def verdict(ratio: float, target: float) -> str:
+    """``ratio`` against an upper-bound ``target``, in words, for the printed summaries."""
+    return f"{ratio:.2f} (target <= {target:g}: {'met' if ratio <= target else 'NOT met'})"
 
 
 def machine() -> str:

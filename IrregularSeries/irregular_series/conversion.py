@@ -14,7 +14,8 @@ the others go on; any other exception is a bug and propagates.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,7 +37,7 @@ from .planning import Part, plan_stack
 from .policies import OutputFormat
 from .report import analysis_to_dict, json_text, series_title
 from .runlog import LOG_NAME, RunLog, WrittenFile, content_digest, size_on_disk
-from .volume import VerificationError, Volume, build_volume
+from .volume import Resampled, VerificationError, Volume, build_volume, check_volume, resample_part
 from .writers import write_volume
 
 if TYPE_CHECKING:
@@ -191,21 +192,38 @@ def _replacing(target: Path, options: ConvertOptions, replaceable: frozenset[str
     return False
 
 
-def _write(volume: Volume, outdir: Path, stem: str, options: ConvertOptions,
-           replaceable: frozenset[str]) -> tuple[Path, Path | None]:
+def _write(volume: Volume | Resampled, outdir: Path, stem: str, options: ConvertOptions,
+           replaceable: frozenset[str], before_rename: Callable[[], object] | None = None) -> tuple[Path, Path | None]:
     """Write the volume and its mask (when asked for, or under the blank gap policy when some voxel
-    is background); neither when either name is taken."""
+    is background); neither when either name is taken. ``before_rename``: see ``atomic_write``."""
     suffix = OutputFormat(options.format).suffix
     path = output_path(outdir, stem, suffix)
     mask_path = None
     if options.mask or (volume.mask is not None and options.gaps == "blank"):
         mask_path = output_path(outdir, stem + "_mask", suffix)
     replacing = [_replacing(target, options, replaceable) for target in (path, mask_path) if target is not None]
-    write_volume(path, volume.array, volume.grid.index_to_lps, force=replacing[0])
+    write_volume(path, volume.array, volume.grid.index_to_lps, force=replacing[0], before_rename=before_rename)
     if mask_path is not None:
         mask = volume.mask if volume.mask is not None else np.ones(volume.array.shape, np.uint8)
-        write_volume(mask_path, mask, volume.grid.index_to_lps, force=replacing[1])
+        write_volume(mask_path, mask, volume.grid.index_to_lps, force=replacing[1],
+                     before_rename=before_rename)
     return path, mask_path
+
+
+def _build_and_write(part: Part, outdir: Path, stem: str, options: ConvertOptions,
+                     replaceable: frozenset[str]) -> tuple[Volume, Path, Path | None]:
+    """Build ``part``'s volume and write it. The content check, which needs the CPU, runs on a thread
+    while the files are written, which mostly waits for the disk; they take their names only once
+    it has passed. A failed check is the error raised, whatever else went wrong beside it."""
+    resampled = resample_part(part, options)
+    with ThreadPoolExecutor(1) as pool:
+        checked = pool.submit(check_volume, resampled, options)
+        try:
+            paths = _write(resampled, outdir, stem, options, replaceable, before_rename=checked.result)
+        except BaseException:
+            checked.result()
+            raise
+        return checked.result(), *paths
 
 
 def _write_dicom(volume: Volume, series: SeriesAnalysis, outdir: Path, stem: str, options: ConvertOptions,
@@ -347,13 +365,13 @@ def convert_series(plan: SeriesPlan, outdir: Path, options: ConvertOptions,
             outcome.failures.append(step)
             continue
         try:
-            volume = build_volume(step.part, options)
             if options.format == OutputFormat.DICOM:
+                volume = build_volume(step.part, options)
                 derived += 1
                 dicom = _write_dicom(volume, series, outdir, step.stem, options, derived, replaceable)
                 _written(plan, outcome, _record(series, volume, dicom.folder, None, dicom))
             else:
-                path, mask_path = _write(volume, outdir, step.stem, options, replaceable)
+                volume, path, mask_path = _build_and_write(step.part, outdir, step.stem, options, replaceable)
                 _written(plan, outcome, _record(series, volume, path, mask_path))
         except STACK_ERRORS as err:  # one bad stack must not stop the others
             outcome.failures.append(_failure(step.name, err))

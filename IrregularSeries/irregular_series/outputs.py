@@ -93,11 +93,14 @@ def output_path(outdir: Path, stem: str, suffix: str) -> Path:
     return candidate
 
 
-def atomic_write(path: Path, write: Callable[[BinaryIO], object], *, force: bool) -> None:
+def atomic_write(path: Path, write: Callable[[BinaryIO], object], *, force: bool,
+                 before_rename: Callable[[], object] | None = None) -> None:
     """Write a file through ``write(stream)`` so that it appears complete or not at all.
 
     The data goes to a temporary file in the same folder (same file system, so the final rename is
-    atomic), is fsynced, then moved to ``path``. Without ``force`` an existing ``path`` raises
+    atomic), is fsynced, then moved to ``path``. ``before_rename()``, when given, is called between
+    the two: an exception from it (say, a check of the data that ran while it was written) leaves
+    no file. Without ``force`` an existing ``path`` raises
     ``FileExistsError``; the check is atomic (a hard link, which fails if the name appeared in the
     meantime) where the file system supports hard links. The temporary file is removed on any error,
     including KeyboardInterrupt. The file gets the usual permissions (umask), not mkstemp's 0600.
@@ -116,6 +119,8 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object], *, force: bool
             write(stream)
             stream.flush()
             os.fsync(stream.fileno())
+        if before_rename is not None:
+            before_rename()
         if force:
             os.replace(tmp, path)
         else:

@@ -1,5 +1,6 @@
 """One part to one verified output volume: load, resample, verify geometry and content, and the
-decisions that says.
+decisions that says. In two halves (``resample_part``, then ``check_volume``; ``build_volume`` is
+both), so that a writer can write the voxels to a temporary file while their content is checked.
 
 Raises ``VerificationError`` when the volume would put an input slice away from where its
 headers say it is, and ``ContentCheckError`` (a ``VerificationError``) when its voxels are not
@@ -136,9 +137,46 @@ def _background(options: ConvertOptions, slices: Sequence[SliceHeader], lowest: 
     return lowest, f"{lowest:g}, the lowest value in the data"
 
 
+@dataclass
+class Resampled:
+    """A part resampled onto its grid and verified geometrically, its content not yet checked:
+    what ``check_volume`` needs, and the voxels a caller may already write to a temporary file while
+    the check runs (``array``, ``mask``, ``grid``)."""
+
+    part: Part
+    decisions: list[Decision]
+    slices: Sequence[SliceHeader]
+    """``part.slices``, or the same with their positions overridden."""
+    pixels: np.ndarray
+    grid: OutputGrid
+    spacing_mm: float
+    result: ResampleResult
+    verification: VerificationResult
+    dicom_error_mm: float
+    reach_mm: np.ndarray
+    gap_after: np.ndarray
+    background: float
+    value_range: tuple[float, float]
+
+    @property
+    def array(self) -> np.ndarray:
+        return self.result.volume
+
+    @property
+    def mask(self) -> np.ndarray | None:
+        return self.result.mask
+
+
 def build_volume(part: Part, options: ConvertOptions, pixels: np.ndarray | None = None) -> Volume:
     """Load (unless ``pixels``, the part's slices in order, are given), resample and verify one
-    part. Raises ``VerificationError`` above tolerance; ``part`` itself is left unchanged."""
+    part, geometry and content. Raises ``VerificationError`` (``ContentCheckError`` for content)
+    above tolerance; ``part`` itself is left unchanged."""
+    return check_volume(resample_part(part, options, pixels), options)
+
+
+def resample_part(part: Part, options: ConvertOptions, pixels: np.ndarray | None = None) -> Resampled:
+    """The first half of ``build_volume``: load, resample and verify where the slices are. Raises
+    ``VerificationError`` above tolerance."""
     tol = options.tolerances
     stack = part.stack
     g = stack.known_geometry
@@ -209,10 +247,21 @@ def build_volume(part: Part, options: ConvertOptions, pixels: np.ndarray | None 
         decisions.append(Decision(DecisionKind.OUTPUT_TYPE,
                                   f"output type {out_dtype}: it holds the data's actual values {lo:g} to {hi:g}",
                                   values={"dtype": str(out_dtype), "min": lo, "max": hi}))
-    content = check_content(result.volume, result.mask, grid, slices, pixels,
-                            interpolation=options.interpolation, gap_after=blank_flags, reach_mm=reach,
-                            background=background if result.mask is not None else None, spacing_mm=spacing,
-                            left_out=part.left_out, value_range=(lo, hi), snap_mm=tol.lattice_snap_mm)
+    return Resampled(part, decisions, slices, pixels, grid, spacing, result, verification, dicom_error, reach,
+                     blank_flags, background, (lo, hi))
+
+
+def check_volume(r: Resampled, options: ConvertOptions) -> Volume:
+    """The second half of ``build_volume``: check the content of ``r``'s voxels against its input
+    slices. Raises ``ContentCheckError`` when they are not what the slices give or lose input."""
+    result, slices, decisions = r.result, r.slices, list(r.decisions)
+    g = r.part.stack.geometry
+    tol = options.tolerances
+    background = r.background if result.mask is not None else None
+    content = check_content(result.volume, result.mask, r.grid, slices, r.pixels,
+                            interpolation=options.interpolation, gap_after=r.gap_after, reach_mm=r.reach_mm,
+                            background=background, spacing_mm=r.spacing_mm, left_out=r.part.left_out,
+                            value_range=r.value_range, snap_mm=tol.lattice_snap_mm)
     if not content.ok:
         raise ContentCheckError(f"{content.failure}; nothing written")
     decisions += [Decision(DecisionKind.CONTENT_WARNING, f"WARNING: {w}") for w in content.warnings]
@@ -228,7 +277,6 @@ def build_volume(part: Part, options: ConvertOptions, pixels: np.ndarray | None 
     if not result.interpolated:
         decisions.append(Decision(DecisionKind.NO_INTERPOLATION,
                                   "no interpolation: every voxel is a copy of an input pixel"))
-    return Volume(replace(part, decisions=decisions), result.volume, result.mask, grid, spacing,
-                  result.interpolated, verification, dicom_error, result.planes, content,
-                  background if result.mask is not None else None, _extrapolated(result, slices, g.normal),
-                  tuple(result.placements))
+    return Volume(replace(r.part, decisions=decisions), result.volume, result.mask, r.grid, r.spacing_mm,
+                  result.interpolated, r.verification, r.dicom_error_mm, result.planes, content, background,
+                  _extrapolated(result, slices, g.normal), tuple(result.placements))

@@ -14,6 +14,7 @@ import contextlib
 import gzip
 import re
 import struct
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -62,8 +63,9 @@ def write_nrrd(
     force: bool = False,
     compress: bool = False,
     extra: dict[str, str] | None = None,
+    before_rename: Callable[[], object] | None = None,
 ) -> None:
-    """Write an attached-header NRRD 0004 file in LPS space.
+    """Write an attached-header NRRD 0004 file in LPS space (``before_rename``: see ``atomic_write``).
 
     ``extra`` adds ``key:=value`` lines. Keys must match ``[A-Za-z0-9_.-]+``; in values a backslash
     and a newline are escaped as the NRRD format defines (``\\\\``, ``\\n``) and other control
@@ -91,13 +93,15 @@ def write_nrrd(
         with _maybe_gzip(stream, compress) as out:
             _write_voxels(out, array)
 
-    atomic_write(Path(path), write, force=force)
+    atomic_write(Path(path), write, force=force, before_rename=before_rename)
 
 
 def write_nifti(
-    path: Path, array_kji: np.ndarray, index_to_lps: np.ndarray, *, force: bool = False
+    path: Path, array_kji: np.ndarray, index_to_lps: np.ndarray, *, force: bool = False,
+    before_rename: Callable[[], object] | None = None,
 ) -> None:
-    """Write a single-file NIfTI-1 volume (``.nii``, or gzipped ``.nii.gz``).
+    """Write a single-file NIfTI-1 volume (``.nii``, or gzipped ``.nii.gz``; ``before_rename``: see
+    ``atomic_write``).
 
     The RAS affine ``diag(-1, -1, 1, 1) @ index_to_lps`` goes into the sform (code 1, scanner) as
     given. The qform holds the same affine as rotation, voxel sizes and qfac when the step
@@ -117,7 +121,7 @@ def write_nifti(
             out.write(header)
             _write_voxels(out, array)
 
-    atomic_write(Path(path), write, force=force)
+    atomic_write(Path(path), write, force=force, before_rename=before_rename)
 
 
 def write_volume(
@@ -127,17 +131,19 @@ def write_volume(
     *,
     force: bool = False,
     compress: bool = False,
+    before_rename: Callable[[], object] | None = None,
 ) -> None:
     """Write ``.nrrd``, ``.nii`` or ``.nii.gz``, chosen by the suffix.
 
     ``compress`` selects gzip encoding for NRRD; NIfTI compression follows the suffix, so
-    ``compress=True`` with ``.nii`` is refused rather than ignored.
+    ``compress=True`` with ``.nii`` is refused rather than ignored. ``before_rename``: see
+    ``atomic_write``.
     """
     name = Path(path).name.lower()
     if name.endswith(".nrrd"):
-        write_nrrd(path, array_kji, index_to_lps, force=force, compress=compress)
+        write_nrrd(path, array_kji, index_to_lps, force=force, compress=compress, before_rename=before_rename)
     elif name.endswith(".nii.gz") or (name.endswith(".nii") and not compress):
-        write_nifti(path, array_kji, index_to_lps, force=force)
+        write_nifti(path, array_kji, index_to_lps, force=force, before_rename=before_rename)
     elif name.endswith(".nii"):
         raise ValueError(f"NIfTI compression follows the suffix: name the file .nii.gz ({path})")
     else:
