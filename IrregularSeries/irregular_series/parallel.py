@@ -105,16 +105,22 @@ def _run_processes(function: Callable[..., Any], tasks: Sequence[Any], costs_byt
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                              initializer=ignore_interrupts) as pool:
         futures = {}
+
+        def start() -> None:
+            for i in window.startable():
+                futures[pool.submit(function, tasks[i], *args)] = i
+
         try:
-            while True:
-                for i in window.startable():
-                    futures[pool.submit(function, tasks[i], *args)] = i
-                if not futures:
-                    return
+            start()
+            while futures:
                 finished, _ = wait(futures, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    i = futures.pop(future)
+                done = [(futures.pop(future), future) for future in finished]
+                for i, _ in done:
                     window.done(i)
+                # The next tasks start before the caller gets these results: a worker must not wait
+                # while the caller records them (a log line and its fsync per series).
+                start()
+                for i, future in done:
                     yield i, future.result()
         finally:
             for future in futures:
