@@ -301,8 +301,8 @@ def reference_voxels(pixels: np.ndarray, slices: Sequence[SliceHeader], grid: Ou
     planes = np.arange(grid.shape_kji[0])
     z = (matrix[:3, 3] + planes[:, None] * matrix[:3, 2]) @ stack.normal  # each plane's position
     slots, weights, pair = _along_normal(stack, z, interpolation, gap_after, np.asarray(reach_mm, float), snap_mm)
-    tables = [np.ascontiguousarray(t.T) for t in _pixel_coordinates(stack, grid)]
-    snaps = (snap_mm / stack.step_i, snap_mm / stack.step_j)
+    u_table, v_table = (np.ascontiguousarray(t.T) for t in _pixel_coordinates(stack, grid))
+    snap_u, snap_v = snap_mm / stack.step_i, snap_mm / stack.step_j
     used = (weights != 0) | (pair != 0)  # (planes, 4): the slots each plane's voxels look at
     reached = np.any(weights != 0, axis=1)
     values, data = np.zeros(len(kji)), np.zeros(len(kji), bool)
@@ -319,8 +319,8 @@ def reference_voxels(pixels: np.ndarray, slices: Sequence[SliceHeader], grid: Ou
             if not len(at):
                 continue
             ka = k[at]
-            value, covered = _in_slices(pixels, slots[ka, slot], [a[at] for a in ijk], *tables, *snaps,
-                                        interpolation)
+            value, covered = _in_slices(pixels, slots[ka, slot], [a[at] for a in ijk], u_table, v_table, snap_u,
+                                        snap_v, interpolation)
             w, lw = weights[ka, slot], pair[ka, slot]
             total[at] += w * value
             full[at] &= covered | (w == 0)

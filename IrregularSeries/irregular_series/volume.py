@@ -255,7 +255,7 @@ def check_volume(r: Resampled, options: ConvertOptions) -> Volume:
     """The second half of ``build_volume``: check the content of ``r``'s voxels against its input
     slices. Raises ``ContentCheckError`` when they are not what the slices give or lose input."""
     result, slices, decisions = r.result, r.slices, list(r.decisions)
-    g = r.part.stack.geometry
+    g = r.part.stack.known_geometry
     tol = options.tolerances
     background = r.background if result.mask is not None else None
     content = check_content(result.volume, result.mask, r.grid, slices, r.pixels,
