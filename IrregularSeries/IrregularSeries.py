@@ -35,6 +35,7 @@ from irregular_series.report import stack_line
 from irregular_series.slicer import assembling, series_options
 from irregular_series.slicer import mapback as irregularMapBack
 from irregular_series.slicer import scene as irregularScene
+from irregular_series.slicer import sequences as irregularSequences
 from irregular_series.slicer.database import database_headers
 from irregular_series.slicer.examine import slicer_series_name, spacing_presets
 from irregular_series.slicer.progress import Cancelled, all_or_nothing, progress_of
@@ -574,9 +575,15 @@ class IrregularSeriesLogic(ScriptedLoadableModuleLogic):
     def harden(self, volumeNode, spacing=0.6, outputVolume=None, progress=None, **policies):
         """Hardened copies of ``volumeNode`` (one, or one per part with the split policies); the
         first goes into ``outputVolume`` when given. ``policies`` are further ``ConvertOptions``
-        fields: interpolation, gaps, sections, tilt."""
-        return irregularScene.harden(slicer.mrmlScene, volumeNode, self.stack(volumeNode), None,
-                                     ConvertOptions(spacing=spacing, **policies), into=outputVolume, progress=progress)
+        fields: interpolation, gaps, sections, tilt. A sequence loaded by the plugin (its sequence
+        node, or its proxy volume) is hardened whole, into a new sequence with its own browser:
+        the list is then its proxy volume, then any volumes the split policies left apart."""
+        options = ConvertOptions(spacing=spacing, **policies)
+        if irregularSequences.sequence_of(slicer.mrmlScene, volumeNode) is not None:
+            loaded = irregularSequences.harden_sequence(slicer.mrmlScene, volumeNode, self.stack, options, progress)
+            return [loaded.proxy, *loaded.apart]
+        return irregularScene.harden(slicer.mrmlScene, volumeNode, self.stack(volumeNode), None, options,
+                                     into=outputVolume, progress=progress)
 
     def mapToAcquisition(self, segmentationNode, rawVolumeNode, progress=None):
         """A new labelmap on the raw volume's grid: every pixel of every acquired slice takes the
@@ -589,6 +596,10 @@ class IrregularSeriesLogic(ScriptedLoadableModuleLogic):
         """A hardened volume as a new DICOM series in ``folder/<volume name>/``, written by the same
         code as ``irregular-series convert --format dicom``, then added to the DICOM database (same
         patient and study as its source). Returns the written series (folder, UIDs, files)."""
+        if irregularSequences.sequence_of(slicer.mrmlScene, volumeNode) is not None:
+            raise ValueError(_("{name} shows a sequence: its volumes are not exported to DICOM one by one here; "
+                               "convert the series with irregular-series convert --4d instead").format(
+                                   name=volumeNode.GetName()))
         series = irregularScene.export_dicom(volumeNode, self.stack(volumeNode), folder)
         if importIntoDatabase and getattr(slicer, "dicomDatabase", None) is not None:
             from DICOMLib import DICOMUtils
@@ -632,6 +643,11 @@ class IrregularSeriesLogic(ScriptedLoadableModuleLogic):
             stack = self.stack(volumeNode)
             lines = [stack_line(stack)] + [i.message for i in stack.geometry.irregularities]
             lines.append(_("Spacing presets: {presets}").format(presets=spacing_presets(stack)))
+            sequence = volumeNode.GetAttribute(irregularSequences.SEQUENCE_ATTRIBUTE)
+            if sequence:
+                record = json.loads(sequence)
+                lines[:0] = [_("Sequence of {count} volumes along {axis}; below, the one shown. Harden hardens them all.").format(
+                    count=len(record["axis"]["values"]), axis=record["axis"]["name"])] + record["reasons"]
         decisions = volumeNode.GetAttribute(irregularScene.DECISIONS_ATTRIBUTE)
         if decisions:
             lines += [_("Hardened:")] + json.loads(decisions)
@@ -693,6 +709,8 @@ class IrregularSeriesTest(ScriptedLoadableModuleTest):
         self.test_ProgressAndCancel()
         self.setUp()
         self.test_SeveralSeriesAssembled()
+        self.setUp()
+        self.test_TimeSeriesLoadsAsASequenceAndHardensWhole()
 
     def _withSetting(self, key, value):
         settings = qt.QSettings()
@@ -967,4 +985,61 @@ class IrregularSeriesTest(ScriptedLoadableModuleTest):
                 (again,) = logic.assemble(separate)
                 logic.cleanup()
                 np.testing.assert_array_equal(slicer.util.arrayFromVolume(again), slicer.util.arrayFromVolume(node))
+        self.delayDisplay("Test passed")
+
+    def test_TimeSeriesLoadsAsASequenceAndHardensWhole(self):
+        from DICOMLib import DICOMUtils
+
+        from irregular_series.testing.synthetic import time_series_demo_series, write_series
+
+        demo = time_series_demo_series()
+        with tempfile.TemporaryDirectory() as folder:
+            write_series(demo, folder)
+            with DICOMUtils.TemporaryDICOMDatabase() as database:
+                DICOMUtils.importDicom(folder, database)
+                files = database.filesForSeries(demo.series_instance_uid)
+                self.assertEqual(len(files), 28)
+
+                # A time point lost slices: Slicer's MultiVolumeImporter strategies that order by
+                # position need as many slices in each, so the sequence is expected to be chosen.
+                self.delayDisplay("Examining: the sequence is chosen, its volumes are offered unselected")
+                byPlugin, _loadEnabled = DICOMUtils.getLoadablesFromFileLists([files])
+                DICOMUtils.selectHighestConfidenceLoadables(byPlugin)
+                plugin = next(p for p in byPlugin if type(p).__name__ == "IrregularSeriesPluginClass")
+                ours = [loadable for loadable in byPlugin[plugin] if loadable.selected]
+                self.assertEqual(len(ours), 1)
+                sequenceLoadable = ours[0]
+                self.assertIn("sequence of 3 time points (time 0–4 s)", sequenceLoadable.name)
+                self.assertEqual(len(byPlugin[plugin]), 4)  # the sequence, then its 3 volumes one by one
+                self.assertIn("8 of the 10 positions", sequenceLoadable.tooltip)
+
+                self.delayDisplay("Loading one sequence of 3 volumes with a browser")
+                proxy = plugin.load(sequenceLoadable)
+                sequence = irregularSequences.sequence_of(slicer.mrmlScene, proxy)
+                self.assertEqual(sequence.GetNumberOfDataNodes(), 3)
+                self.assertEqual((sequence.GetIndexName(), sequence.GetIndexUnit()), ("time", "s"))
+                browser = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLSequenceBrowserNode")
+                browser.SetSelectedItemNumber(2)
+                self.assertEqual(slicer.util.arrayFromVolume(proxy).shape, (10, 32, 32))
+                self.assertTrue(json.loads(proxy.GetAttribute(irregularScene.CONTENT_ATTRIBUTE))["ok"])
+                shNode = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(slicer.mrmlScene)
+                self.assertTrue(shNode.GetItemUID(shNode.GetItemByDataNode(proxy), "DICOM"))
+
+                self.delayDisplay("Hardening the whole sequence from the module panel at 1.5 mm")
+                slicer.util.selectModule("IrregularSeries")
+                widget = slicer.modules.IrregularSeriesWidget
+                parameters = widget.logic.getParameterNode()
+                parameters.inputVolume = proxy
+                parameters.spacing = "custom"
+                parameters.customSpacing = 1.5
+                self.assertTrue(widget.ui.hardenButton.enabled)
+                self.assertIn("Sequence of 3 volumes", widget.ui.summaryLabel.text)
+                widget.ui.hardenButton.click()
+                hardened = parameters.outputVolume
+                hardenedSequence = irregularSequences.sequence_of(slicer.mrmlScene, hardened)
+                self.assertIsNotNone(hardenedSequence)
+                self.assertIsNot(hardenedSequence, sequence)
+                self.assertEqual(hardenedSequence.GetNumberOfDataNodes(), 3)
+                self.assertAlmostEqual(hardened.GetSpacing()[2], 1.5)
+                self.assertEqual(sequence.GetNumberOfDataNodes(), 3)  # the loaded sequence is kept
         self.delayDisplay("Test passed")

@@ -21,6 +21,7 @@ from irregular_series.headers import HEADER_TAGS
 from irregular_series.options import ConvertOptions
 from irregular_series.slicer import assembling
 from irregular_series.slicer import scene as irregularScene
+from irregular_series.slicer import sequences as irregularSequences
 from irregular_series.slicer.assembly_offers import assembly_offers
 from irregular_series.slicer.database import database_headers
 from irregular_series.slicer.progress import Cancelled, all_or_nothing, progress_of
@@ -164,6 +165,8 @@ class IrregularSeriesPluginClass(DICOMPlugin):
             name = assembly.node_name if loadable.name == assembly.name else loadable.name
             return self._shown(assembling.load_assembly(scene, assembly.candidate, assembly.options, name))
         offer, stacks, options = self._examined[loadable]
+        if offer.sequence is not None:
+            return self._shown(self.loadSequence(loadable, offer, options, progress))
         report = progress_of(progress)
         volumeNodes = []
         with all_or_nothing(scene):
@@ -178,6 +181,15 @@ class IrregularSeriesPluginClass(DICOMPlugin):
                                                          share.part(0.4, 1.0))
         report.finished(_("Loaded"))
         return self._shown(volumeNodes)
+
+    def loadSequence(self, loadable, offer, options, progress=None):
+        """A volume series as one sequence with a browser: its proxy volume first (in the series'
+        subject hierarchy item), then the volumes the split policies left apart."""
+        label = self.defaultSeriesNodeName(offer.sequence.stacks[0].slices[0].series_instance_uid)
+        name = f"{label} — {offer.sequence.title}" if loadable.name == offer.name else loadable.name
+        loaded = irregularSequences.load_sequence(slicer.mrmlScene, offer.sequence, options, name, progress=progress)
+        self.addSeriesInSubjectHierarchy(loadable, loaded.proxy)
+        return [loaded.proxy, *loaded.apart]
 
     @staticmethod
     def _shown(volumeNodes):

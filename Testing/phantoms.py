@@ -510,6 +510,21 @@ def interrupted_time_series() -> Phantom:
     )
 
 
+def stopped_time_series() -> Phantom:
+    """3 time points of 10 slices 3 mm apart, acquired 2 s apart; the last stopped after 7 slices
+    (it lacks the set's 3 highest positions: no gap inside it, its end is short)."""
+    slices = []
+    for t in range(3):
+        volume = _stack(10, 3.0, start_mm=-15.0, size=16, spacing_mm=4.0, first_instance=1 + 10 * t,
+                        temporal_position=t + 1, content_time=f"1200{2 * t:02d}")
+        slices += volume[:7] if t == 2 else volume
+    return Phantom(
+        "stopped_time_series",
+        _series("stopped_time_series", slices, modality="MR"),
+        Truth(stacks=(10, 10, 7), regular=True, positions_mm=_positions(slices)),
+    )
+
+
 def sparse_series() -> Phantom:
     """10 CT slices kept from a 2.5 mm series of 120 (instance numbers 1–120, with holes), gaps from
     7.5 to 110 mm; SliceThickness 2.5 mm and a wrong SpacingBetweenSlices 0.625 mm, as GE writes it."""
@@ -663,6 +678,7 @@ CASES: dict[str, Callable[[], Phantom]] = {
         all_one_position,
         magnitude_phase_classic,
         interrupted_time_series,
+        stopped_time_series,
         sparse_series,
         ge_pepolar,
         mf_regular,

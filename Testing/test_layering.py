@@ -23,7 +23,8 @@ PACKAGE = "irregular_series"
 READING = {"rawelements", "headers"}
 ANALYSIS = {"grouping", "geometry", "analysis", "report"}
 ANALYSIS_MODULES = ANALYSIS | {"spacing", "planning"}
-CONVERSION = {"pixels", "resample", "grid", "verify", "volume", "writers", "dicom_writer", "conversion", "cli"}
+CONVERSION = {"pixels", "resample", "grid", "verify", "volume", "series_volumes", "writers", "dicom_writer", "conversion",
+              "cli"}
 SLICER_LIBRARIES = {"slicer", "vtk", "vtkmodules", "qt", "ctk", "DICOMLib"}
 
 

@@ -67,9 +67,7 @@ class SeriesResult:
 
 def estimated_bytes(plan: SeriesPlan) -> int:
     """Memory converting the series takes, by ``WORKING_COPIES``."""
-    largest = max((len(p.part.slices) * p.part.slices[0].rows * p.part.slices[0].columns
-                   for p in plan.parts if p.part.slices), default=0)
-    return WORKING_COPIES * 4 * largest
+    return WORKING_COPIES * 4 * plan.largest_voxels
 
 
 class ArchiveConversion:
@@ -127,7 +125,7 @@ class ArchiveConversion:
         sources = [(s.sop_instance_uid, s.path, s.frame) for stack in plan.series.stacks for s in stack.slices]
         settings = {k: v for k, v in self.options.to_dict().items() if k != "force"}
         settings.update(version=__version__, outdir=str(self.outdir.resolve()))
-        return fingerprint(sources, [p.stem for p in plan.parts], settings)
+        return fingerprint(sources, plan.stems, settings)
 
     def _entry(self, plan: SeriesPlan, outcome: SeriesOutcome) -> LogEntry:
         outputs, failures = outcome.report_entries()

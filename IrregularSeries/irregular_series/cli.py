@@ -207,6 +207,7 @@ def _options(args: argparse.Namespace) -> ConvertOptions:
         force=args.force,
         background=args.background,
         mask=args.mask,
+        four_d=args.four_d,
         allow_output_in_input=args.allow_output_in_input,
         limits=args.limits,
     )
@@ -217,6 +218,8 @@ def flag(option: OptionName, choice: str | None) -> str:
     ``--limit output_voxels=VALUE``."""
     if option == "limits":
         return f"--limit {choice}=VALUE"
+    if option == "four_d":
+        return "--4d"
     return f"--{option.replace('_', '-')}" + (f" {choice}" if choice is not None else "")
 
 
@@ -241,7 +244,14 @@ def print_outputs(result: ConvertResult) -> None:
         )
         if output.mask_path:
             say(f"  mask {output.mask_path}")
-        if output.content_check:
+        if output.series:
+            axis = output.series["axis"]
+            say(f"  4D: {len(axis['values'])} volumes along {axis['name']}"
+                + (f" ({axis['unit']})" if axis["unit"] else "") + f": {', '.join(f'{v:g}' for v in axis['values'])}")
+            for volume in output.series["volumes"]:
+                say(f"    {axis['name']} {volume['index_value']:g}: stack {volume['stack']}, "
+                    f"{content_summary_text(volume['content_check'])}")
+        elif output.content_check:
             say(f"  {content_summary_text(output.content_check)}")
         for decision in output.decisions:
             say(f"    - {decision.in_words(flag)}")
@@ -385,6 +395,10 @@ def add_convert_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mask", action="store_true",
                         help="also write each volume's data mask (1 where a voxel holds data; always written "
                              "with --gaps blank)")
+    parser.add_argument("--4d", dest="four_d", action="store_true",
+                        help="write each time series (volumes of one stack at the same positions: time points, "
+                             "cardiac phases) as one 4D file on a common grid, time last, each volume verified; "
+                             "echoes and magnitude/phase stay separate files")
     parser.add_argument("--force", action="store_true", help="overwrite existing output files")
     parser.add_argument("--allow-output-in-input", action="store_true",
                         help="allow an output folder inside an input folder (the scan then leaves it out)")

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .assembly import AssemblyCandidate, find_candidates
-from .decisions import Decision, Failure, PolicyError
+from .decisions import Decision, DecisionKind, Failure, PolicyError
 from .joining import assembly_groups, build_assembly
 from .limits import LimitExceeded
 from .messages import one_line
@@ -37,8 +37,10 @@ from .planning import Part, plan_stack
 from .policies import OutputFormat
 from .report import analysis_to_dict, json_text, series_title
 from .runlog import LOG_NAME, RunLog, WrittenFile, content_digest, size_on_disk
+from .series_volumes import SeriesVolumes, VolumeSeriesPlan, build_volume_series, plan_volume_series, series_record
+from .timeseries import AxisKind, volume_series
 from .volume import Resampled, VerificationError, Volume, build_volume, check_volume, resample_part
-from .writers import write_volume
+from .writers import SeriesAxisHeader, write_volume, write_volume_series
 
 if TYPE_CHECKING:
     from .dicom_writer import DicomSeries
@@ -87,6 +89,10 @@ class OutputVolume:
     assembly: dict[str, Any] | None = None
     """For a volume joined from several series: its sources, junctions and intensity differences
     (``joining.AssembledVolume.record``)."""
+    series: dict[str, Any] | None = None
+    """For a 4D file of a volume series: its axis and one record per volume (each with its own
+    content check and verification; ``timeseries.series_record``). ``shape`` etc. are then those
+    of each volume, ``content_check`` and the errors the worst of them."""
 
     @property
     def positions_overridden(self) -> bool:
@@ -116,7 +122,8 @@ class OutputVolume:
             "max_error_vs_dicom_mm": self.max_error_vs_dicom_mm,
             "decisions": [d.to_dict() for d in self.decisions],
             "dicom_series": self.dicom_series.to_dict() if self.dicom_series else None,
-        } | ({} if self.assembly is None else {"assembly": self.assembly})
+        } | ({} if self.assembly is None else {"assembly": self.assembly}) | (
+            {} if self.series is None else {"series": self.series})
 
 
 @dataclass
@@ -226,6 +233,64 @@ def _build_and_write(part: Part, outdir: Path, stem: str, options: ConvertOption
         return checked.result(), *paths
 
 
+def _write_series(built: SeriesVolumes, outdir: Path, stem: str, options: ConvertOptions,
+                  replaceable: frozenset[str]) -> tuple[Path, Path | None]:
+    """Write a volume series as one 4D file (and its 4D mask, as ``_write`` decides for volumes)."""
+    suffix = OutputFormat(options.format).suffix
+    path = output_path(outdir, stem, suffix)
+    found = built.mask_tkji()
+    mask_path = output_path(outdir, stem + "_mask", suffix) if options.mask or (
+        found is not None and options.gaps == "blank") else None
+    replacing = [_replacing(target, options, replaceable) for target in (path, mask_path) if target is not None]
+    axis = built.plan.axis
+    header = SeriesAxisHeader(axis.name, axis.unit, axis.values, axis.step or _mean_step(axis.values))
+    matrix = built.plan.grid.index_to_lps
+    write_volume_series(path, built.array_tkji(), matrix, header, force=replacing[0])
+    if mask_path is not None:
+        mask = np.ones((len(built.volumes),) + built.plan.grid.shape_kji, np.uint8) if found is None else found
+        write_volume_series(mask_path, mask, matrix, header, force=replacing[1])
+    return path, mask_path
+
+
+def _mean_step(values: tuple[float, ...]) -> float:
+    return float(np.diff(values).mean())
+
+
+def _series_output(series: SeriesAnalysis, built: SeriesVolumes, path: Path, mask_path: Path | None) -> OutputVolume:
+    """The ``report.json`` entry of a 4D file: the first volume's grid fields, the worst checks,
+    the series-level decisions, and one record per volume."""
+    records = [_record(series, v, path, mask_path) for v in built.volumes]
+    members = [{"stack": r.stack, "source_files": list(r.source_files), "dtype": r.dtype, "interpolated": r.interpolated,
+                "background": r.background, "extrapolated_planes": [dict(p) for p in r.extrapolated_planes],
+                "content_check": r.content_check, "max_position_error_mm": r.max_position_error_mm,
+                "mean_position_error_mm": r.mean_position_error_mm, "max_error_vs_dicom_mm": r.max_error_vs_dicom_mm,
+                "decisions": [d.to_dict() for d in r.decisions]} for r in records]
+    worst = max(records, key=lambda r: (not r.content_check.get("ok", True), r.max_position_error_mm))
+    backgrounds = {r.background for r in records}
+    axis = built.plan.axis
+    decisions = list(built.plan.decisions)
+    if axis.step is None and len(axis.values) > 1:
+        decisions.append(Decision(DecisionKind.SERIES_AXIS,
+                                  f"the {axis.name} values are not equally spaced: a NIfTI header's one step "
+                                  f"(pixdim[4]) is their mean, {_mean_step(axis.values):g} {axis.unit}; the NRRD "
+                                  "axis and this report list every value", values={"mean_step": _mean_step(axis.values)}))
+    return replace(
+        records[0],
+        stack=",".join(r.stack for r in records),
+        source_files=tuple(f for r in records for f in r.source_files),
+        dtype=str(built.dtype),
+        interpolated=any(r.interpolated for r in records),
+        background=backgrounds.pop() if len(backgrounds) == 1 else None,
+        extrapolated_planes=(),
+        content_check=worst.content_check,
+        max_position_error_mm=max(r.max_position_error_mm for r in records),
+        mean_position_error_mm=round(float(np.mean([r.mean_position_error_mm for r in records])), 6),
+        max_error_vs_dicom_mm=max(r.max_error_vs_dicom_mm for r in records),
+        decisions=tuple(decisions),
+        series=series_record(built, members),
+    )
+
+
 def _write_dicom(volume: Volume, series: SeriesAnalysis, outdir: Path, stem: str, options: ConvertOptions,
                  n: int, replaceable: frozenset[str]) -> DicomSeries:
     """The volume as the ``n``-th DICOM series derived from ``series`` in this run, in the folder
@@ -261,12 +326,21 @@ class PlannedPart:
     name: str
 
 
+@dataclass(frozen=True)
+class PlannedSeries:
+    """A volume series to build and write as one 4D file, named before any is built."""
+
+    plan: VolumeSeriesPlan
+    stem: str
+    name: str
+
+
 @dataclass
 class SeriesPlan:
     """What converting one series does: its parts, and the failures of planning, in stack order."""
 
     series: SeriesAnalysis
-    steps: list[PlannedPart | Failure]
+    steps: list[PlannedPart | PlannedSeries | Failure]
     assembly: AssemblyCandidate | None = None
     """Set for the plan of series joined into one volume (``series`` then names the group, and
     its stacks are the stations): converting it builds the assembly, named ``assembly_stem``."""
@@ -278,6 +352,20 @@ class SeriesPlan:
     @property
     def parts(self) -> list[PlannedPart]:
         return [step for step in self.steps if isinstance(step, PlannedPart)]
+
+    @property
+    def stems(self) -> list[str]:
+        """The stem of every output the plan writes (volumes and 4D files)."""
+        return [step.stem for step in self.steps if not isinstance(step, Failure)]
+
+    @property
+    def largest_voxels(self) -> int:
+        """The input voxels of its largest output (a 4D file counts all its volumes)."""
+        sizes = [len(p.part.slices) * p.part.slices[0].rows * p.part.slices[0].columns for p in self.parts
+                 if p.part.slices]
+        sizes += [sum(len(m.slices) * m.slices[0].rows * m.slices[0].columns for m in s.plan.members)
+                  for s in self.steps if isinstance(s, PlannedSeries)]
+        return max(sizes, default=0)
 
 
 def plan_all(analysis: Analysis, options: ConvertOptions) -> list[SeriesPlan]:
@@ -320,9 +408,32 @@ def plan_series(series: SeriesAnalysis, options: ConvertOptions, used: set[str],
     """The parts of every wanted stack of ``series``, each with its output stem (``used``: the stems
     taken so far in this run, updated); without its volume stacks when ``volumes`` is false (they
     are joined with other series')."""
-    steps: list[PlannedPart | Failure] = []
+    steps: list[PlannedPart | PlannedSeries | Failure] = []
+    in_series: set[str] = set()
+    if options.four_d and volumes:
+        for found in volume_series(series, options.tolerances):
+            if found.axis.kind != AxisKind.TIME:
+                continue  # echoes stay one file each (see ``timeseries``)
+            ids = "-".join(st.id for st in found.stacks) if len(found.stacks) <= 3 else \
+                f"{found.stacks[0].id}-{found.stacks[-1].id}"
+            title = f"{series_title(series)} {found.title} (stacks {', '.join(st.id for st in found.stacks)})"
+            try:
+                plan = plan_volume_series(found, options)
+            except STACK_ERRORS as err:
+                in_series |= {st.id for st in found.stacks}
+                steps.append(_failure(title, err, "; nothing written"))
+                continue
+            if len(plan.members) < 2:
+                continue  # no two volumes share the grid: each is converted on its own
+            in_series |= {st.id for st in found.stacks}
+            label = f"{found.label}_4d" if found.label else "4d"
+            steps.append(PlannedSeries(plan, output_stem(series, Stack(ids, "volume", [], []), Part(found.stacks[0], [], label),
+                                                         used), title))
+            for part in plan.apart:
+                name = f"{series_title(series)} stack {part.stack.id} {part.label}"
+                steps.append(PlannedPart(part, output_stem(series, part.stack, part, used), name))
     for stack in series.stacks:
-        if not _wanted(stack, options) or (not volumes and stack.role == "volume"):
+        if not _wanted(stack, options) or (not volumes and stack.role == "volume") or stack.id in in_series:
             continue
         title = f"{series_title(series)} stack {stack.id}"
         try:
@@ -363,6 +474,16 @@ def convert_series(plan: SeriesPlan, outdir: Path, options: ConvertOptions,
     for step in plan.steps:
         if isinstance(step, Failure):
             outcome.failures.append(step)
+            continue
+        if isinstance(step, PlannedSeries):
+            try:
+                if options.format == OutputFormat.DICOM:
+                    raise ValueError("a 4D file is NRRD or NIfTI: DICOM output is one series per volume")
+                built = build_volume_series(step.plan, options)
+                _written(plan, outcome,
+                         _series_output(series, built, *_write_series(built, outdir, step.stem, options, replaceable)))
+            except STACK_ERRORS as err:  # one bad series must not stop the others
+                outcome.failures.append(_failure(step.name, err))
             continue
         try:
             if options.format == OutputFormat.DICOM:

@@ -16,7 +16,7 @@ from typing import Any, Literal
 OptionName = Literal[
     "spacing", "gaps", "sections", "tilt", "interpolation", "format", "positions", "include_localizers", "force",
     "background", "mask", "allow_output_in_input", "limits",
-    "overlap", "assemble", "in_plane_spacing_mm", "keep_together",
+    "overlap", "assemble", "in_plane_spacing_mm", "keep_together", "four_d",
 ]
 """A ``ConvertOptions`` field."""
 
@@ -53,6 +53,10 @@ class DecisionKind(str, Enum):
     IN_PLANE_LATTICE = "in_plane_lattice"
     STATION_GAP = "station_gap"
     INTENSITY_DIFFERENCE = "intensity_difference"
+    SERIES_AXIS = "series_axis"
+    SERIES_GRID = "series_grid"
+    SERIES_COVERAGE = "series_coverage"
+    SERIES_APART = "series_apart"
 
     def __str__(self) -> str:
         return str(self.value)

@@ -83,6 +83,10 @@ class SliceHeader:
     echo_number: int | None = None
     echo_time_ms: float | None = None
     trigger_time_ms: float | None = None
+    repetition_time_ms: float | None = None
+    temporal_resolution_ms: float | None = None
+    """RepetitionTime and TemporalResolution (the time between temporal positions), both ms; hints
+    for the time axis of a time series (see ``timeseries``)."""
     content_time: str = ""
     acquisition_time: str = ""
     stack_id: str = ""

@@ -65,6 +65,9 @@ class ConvertOptions:
     mask: bool = False
     """Write the data mask (1 where a voxel holds data) next to every volume; it is written with
     blank gaps whatever this says."""
+    four_d: bool = False
+    """Write each time series (time points, cardiac phases, repeated acquisitions of one volume set)
+    as one 4D file on a common grid instead of one file per volume (see ``timeseries``)."""
     allow_output_in_input: bool = False
     """Write into a folder inside an input folder (or below which an input lies); the scan then
     leaves the output folder out."""
@@ -80,7 +83,7 @@ class ConvertOptions:
                     or not math.isfinite(self.background):
                 raise ValueError(f"background must be a finite number or None; got {self.background!r}")
             object.__setattr__(self, "background", float(self.background))
-        for name in ("include_localizers", "force", "mask", "allow_output_in_input"):
+        for name in ("include_localizers", "force", "mask", "four_d", "allow_output_in_input"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False; got {getattr(self, name)!r}")
         if not isinstance(self.keep_together, (list, tuple, set, frozenset)):

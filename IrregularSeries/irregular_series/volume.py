@@ -24,7 +24,7 @@ from .pixels import load_pixels, value_dtype, value_range
 from .planning import Part, missing_after, override_positions, slice_id
 from .policies import GapPolicy, Interpolation, PositionSource, TiltPolicy
 from .resample import PlaneSource, ResampleResult, SlicePlacement, resample_stack, slice_reach_mm
-from .spacing import choose_spacing
+from .spacing import SliceSpacing, choose_spacing
 from .verify import VerificationResult, verify_placements
 
 
@@ -167,20 +167,28 @@ class Resampled:
         return self.result.mask
 
 
-def build_volume(part: Part, options: ConvertOptions, pixels: np.ndarray | None = None) -> Volume:
+def build_volume(part: Part, options: ConvertOptions, pixels: np.ndarray | None = None, *,
+                 grid: OutputGrid | None = None, chosen_spacing: SliceSpacing | None = None) -> Volume:
     """Load (unless ``pixels``, the part's slices in order, are given), resample and verify one
     part, geometry and content. Raises ``VerificationError`` (``ContentCheckError`` for content)
-    above tolerance; ``part`` itself is left unchanged."""
-    return check_volume(resample_part(part, options, pixels), options)
+    above tolerance; ``part`` itself is left unchanged.
+
+    ``grid`` and ``chosen_spacing`` (given together): the grid to resample onto and the spacing it
+    was chosen with, instead of the part's own (the common grid of a volume series,
+    ``series_volumes``)."""
+    return check_volume(resample_part(part, options, pixels, grid=grid, chosen_spacing=chosen_spacing), options)
 
 
-def resample_part(part: Part, options: ConvertOptions, pixels: np.ndarray | None = None) -> Resampled:
+def resample_part(part: Part, options: ConvertOptions, pixels: np.ndarray | None = None, *,
+                  grid: OutputGrid | None = None, chosen_spacing: SliceSpacing | None = None) -> Resampled:
     """The first half of ``build_volume``: load, resample and verify where the slices are. Raises
     ``VerificationError`` above tolerance."""
+    if (grid is None) != (chosen_spacing is None):
+        raise ValueError("a grid and the spacing it was made with are given together")
     tol = options.tolerances
     stack = part.stack
     g = stack.known_geometry
-    chosen = choose_spacing(stack, options.spacing, tol)
+    chosen = chosen_spacing or choose_spacing(stack, options.spacing, tol)
     spacing = chosen.value_mm
     decisions = list(part.decisions) + [Decision(
         DecisionKind.SLICE_SPACING, f"slice spacing: {chosen.reason}", "spacing",
@@ -200,7 +208,8 @@ def resample_part(part: Part, options: ConvertOptions, pixels: np.ndarray | None
     options.limits.check_slice_spacing(spacing)
     first = part.slices[0]
     options.limits.check_voxels((len(part.slices), first.rows, first.columns), "the input slices")
-    grid = build_grid(slices, spacing, options.tilt, tolerances=tol)
+    if grid is None:
+        grid = build_grid(slices, spacing, options.tilt, tolerances=tol)
     options.limits.check_voxels(grid.shape_kji, "the output volume")
     if pixels is None:
         pixels = load_pixels(part.slices)

@@ -6,6 +6,12 @@ A volume is a numpy array indexed ``[k, j, i]`` (slice, row, column, as
 (0, 0, 0). Both formats store i fastest, which is the C order of ``[k, j, i]``, so voxels are
 written as they are. The matrix is written as given, never orthogonalised: a sheared grid (gantry
 tilt kept as acquired) stays sheared. Only numpy and the standard library are used.
+
+A *volume series* (``write_volume_series``) is an array ``[t, k, j, i]`` of volumes on one grid
+along a fourth axis (time, say): NIfTI-1 with that axis fourth (``dim[4]``, its step in
+``pixdim[4]``, its unit in ``xyzt_units``); NRRD with a fourth ``list`` axis whose label, unit and
+every index value are written as Slicer's volume sequence files have them (``labels``, ``units``,
+``axis 3 index type`` and ``axis 3 index values``), so Slicer reads the file as a sequence.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import gzip
 import re
 import struct
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -51,6 +58,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _NIFTI1 = struct.Struct("<i10s18sihcc8h3f4h8f3fhcc4f2i80s24s2h6f12f16s4s")
 _NIFTI_VOX_OFFSET = 352  # header + the 4-byte extension flag (no extensions)
 _NIFTI_UNITS_MM = 2
+_NIFTI_TIME_UNITS = {"s": 8, "ms": 16, "us": 24}
 _NIFTI_XFORM_SCANNER_ANAT = 1
 _NIFTI_MAX_DIM = 32767  # dim[] is int16
 
@@ -71,21 +79,46 @@ def write_nrrd(
     and a newline are escaped as the NRRD format defines (``\\\\``, ``\\n``) and other control
     characters become spaces, so header text can never start a new header line.
     """
-    array, matrix, (nrrd_type, _) = _checked(array_kji, index_to_lps)
-    size_k, size_j, size_i = array.shape
+    array, matrix, types = _checked(array_kji, index_to_lps)
+    _write_nrrd(Path(path), array, matrix, types[0], None, force=force, compress=compress, extra=extra,
+                before_rename=before_rename)
+
+
+@dataclass(frozen=True)
+class SeriesAxisHeader:
+    """The fourth axis of a volume series file: its ``label`` ("time"), ``unit`` ("s", "ms" or ""),
+    one index value per volume, and the ``step`` a NIfTI header holds for it (``pixdim[4]``)."""
+
+    label: str
+    unit: str
+    values: tuple[float, ...]
+    step: float
+
+
+def _write_nrrd(path: Path, array: np.ndarray, matrix: np.ndarray, nrrd_type: str, axis: SeriesAxisHeader | None,
+                *, force: bool, compress: bool, extra: dict[str, str] | None,
+                before_rename: Callable[[], object] | None = None) -> None:
+    sizes = " ".join(str(n) for n in reversed(array.shape))
+    directions = " ".join(_nrrd_vector(matrix[:3, a]) for a in range(3))
     lines = [
         "NRRD0004",
         f"type: {nrrd_type}",
-        "dimension: 3",
+        f"dimension: {array.ndim}",
         "space: left-posterior-superior",
-        f"sizes: {size_i} {size_j} {size_k}",
-        "space directions: " + " ".join(_nrrd_vector(matrix[:3, axis]) for axis in range(3)),
-        "kinds: domain domain domain",
+        f"sizes: {sizes}",
+        "space directions: " + directions + (" none" if axis else ""),
+        "kinds: domain domain domain" + (" list" if axis else ""),
+    ]
+    if axis is not None:
+        lines += [f'labels: "" "" "" {_nrrd_quoted(axis.label)}', f'units: "" "" "" {_nrrd_quoted(axis.unit)}']
+    lines += [
         "endian: little",
         f"encoding: {'gzip' if compress else 'raw'}",
         f"space origin: {_nrrd_vector(matrix[:3, 3])}",
     ]
     lines += [f"{_nrrd_key(key)}:={_nrrd_value(value)}" for key, value in (extra or {}).items()]
+    if axis is not None:  # Slicer's keys (with spaces, which keys from callers may not have)
+        lines += ["axis 3 index type:=numeric", "axis 3 index values:=" + " ".join(f"{v:.9g}" for v in axis.values)]
     header = ("\n".join(lines) + "\n\n").encode("utf-8")
 
     def write(stream: BinaryIO) -> None:
@@ -112,12 +145,17 @@ def write_nifti(
     if not name.endswith((".nii", ".nii.gz")):
         raise ValueError(f"NIfTI file name must end in .nii or .nii.gz: {path}")
     array, matrix, (_, datatype) = _checked(array_kji, index_to_lps)
+    _write_nifti(Path(path), array, matrix, datatype, None, force=force, before_rename=before_rename)
+
+
+def _write_nifti(path: Path, array: np.ndarray, matrix: np.ndarray, datatype: int, axis: SeriesAxisHeader | None,
+                 *, force: bool, before_rename: Callable[[], object] | None = None) -> None:
     if max(array.shape) > _NIFTI_MAX_DIM:
         raise ValueError(f"NIfTI-1 cannot hold more than {_NIFTI_MAX_DIM} voxels along an axis")
-    header = _nifti1_header(array, LPS_TO_RAS @ matrix, datatype)
+    header = _nifti1_header(array, LPS_TO_RAS @ matrix, datatype, axis)
 
     def write(stream: BinaryIO) -> None:
-        with _maybe_gzip(stream, name.endswith(".gz")) as out:
+        with _maybe_gzip(stream, path.name.lower().endswith(".gz")) as out:
             out.write(header)
             _write_voxels(out, array)
 
@@ -150,13 +188,37 @@ def write_volume(
         raise ValueError(f"unsupported volume format (use .nrrd, .nii or .nii.gz): {path}")
 
 
+def write_volume_series(
+    path: Path,
+    array_tkji: np.ndarray,
+    index_to_lps: np.ndarray,
+    axis: SeriesAxisHeader,
+    *,
+    force: bool = False,
+    compress: bool = False,
+) -> None:
+    """Write volumes on one grid along a fourth axis (``array_tkji[t]`` is volume t) as ``.nrrd``,
+    ``.nii`` or ``.nii.gz``, chosen by the suffix (see the module text)."""
+    name = Path(path).name.lower()
+    array, matrix, (nrrd_type, datatype) = _checked(array_tkji, index_to_lps, ndim=4)
+    if len(axis.values) != array.shape[0]:
+        raise ValueError(f"{len(axis.values)} index values for {array.shape[0]} volumes")
+    if name.endswith(".nrrd"):
+        _write_nrrd(Path(path), array, matrix, nrrd_type, axis, force=force, compress=compress, extra=None)
+    elif name.endswith(".nii.gz") or (name.endswith(".nii") and not compress):
+        _write_nifti(Path(path), array, matrix, datatype, axis, force=force)
+    else:
+        raise ValueError(f"unsupported volume series format (use .nrrd, .nii or .nii.gz): {path}")
+
+
 def _checked(
-    array_kji: np.ndarray, index_to_lps: np.ndarray
+    array_kji: np.ndarray, index_to_lps: np.ndarray, ndim: int = 3
 ) -> tuple[np.ndarray, np.ndarray, tuple[str, int]]:
     """The array, the matrix as float64, and the type codes; refuses what no reader could use."""
     array = np.asarray(array_kji)
-    if array.ndim != 3 or 0 in array.shape:
-        raise ValueError(f"expected a non-empty 3D [k, j, i] array, got shape {array.shape}")
+    if array.ndim != ndim or 0 in array.shape:
+        what = "3D [k, j, i]" if ndim == 3 else "4D [t, k, j, i]"
+        raise ValueError(f"expected a non-empty {what} array, got shape {array.shape}")
     types = _TYPES.get(array.dtype.name)
     if types is None:
         raise TypeError(f"cannot write voxel type {array.dtype}; supported: {', '.join(_TYPES)}")
@@ -174,7 +236,7 @@ def _write_voxels(stream: BinaryIO | gzip.GzipFile, array: np.ndarray) -> None:
     """Little-endian voxels, i fastest; one slice at a time so that a big-endian or strided
     input costs one slice of memory, not a copy of the volume."""
     little = array.dtype.newbyteorder("<")
-    for plane in array:
+    for plane in array.reshape((-1,) + array.shape[-2:]):
         stream.write(np.ascontiguousarray(plane, dtype=little).data.cast("B"))
 
 
@@ -190,6 +252,10 @@ def _nrrd_vector(values: np.ndarray) -> str:
     return "(" + ",".join(repr(float(v)) for v in values) + ")"
 
 
+def _nrrd_quoted(text: str) -> str:
+    return '"' + _CONTROL.sub(" ", text.replace("\\", "").replace('"', "'")) + '"'
+
+
 def _nrrd_key(key: str) -> str:
     if not _NRRD_KEY.fullmatch(key):
         raise ValueError(f"NRRD key must match [A-Za-z0-9_.-]+, got {key!r}")
@@ -201,8 +267,11 @@ def _nrrd_value(value: str) -> str:
     return _CONTROL.sub(" ", escaped)
 
 
-def _nifti1_header(array: np.ndarray, affine_ras: np.ndarray, datatype: int) -> bytes:
-    size_k, size_j, size_i = array.shape
+def _nifti1_header(array: np.ndarray, affine_ras: np.ndarray, datatype: int, axis: SeriesAxisHeader | None) -> bytes:
+    size_k, size_j, size_i = array.shape[-3:]
+    size_t = array.shape[0] if axis is not None else 1
+    time_units = _NIFTI_TIME_UNITS.get(axis.unit, 0) if axis is not None else 0
+    descrip = b"IrregularSeries" if axis is None else f"IrregularSeries; axis 4: {axis.label}"[:79].encode("ascii", "replace")
     steps = affine_ras[:3, :3]
     voxel_mm = np.linalg.norm(steps, axis=0)
     qfac = -1.0 if np.linalg.det(steps) < 0 else 1.0
@@ -212,15 +281,15 @@ def _nifti1_header(array: np.ndarray, affine_ras: np.ndarray, datatype: int) -> 
     quaternion = _quaternion_bcd(rotation * [1.0, 1.0, qfac]) if orthogonal else (0.0, 0.0, 0.0)
     fields = (
         348, b"", b"", 0, 0, b"r", b"\0",
-        3, size_i, size_j, size_k, 1, 1, 1, 1,  # dim
+        array.ndim, size_i, size_j, size_k, size_t, 1, 1, 1,  # dim
         0.0, 0.0, 0.0,  # intent_p1..p3
         0, datatype, array.dtype.itemsize * 8, 0,  # intent_code, datatype, bitpix, slice_start
-        qfac, *voxel_mm, 1.0, 1.0, 1.0, 1.0,  # pixdim
+        qfac, *voxel_mm, axis.step if axis is not None else 1.0, 1.0, 1.0, 1.0,  # pixdim
         float(_NIFTI_VOX_OFFSET), 1.0, 0.0,  # vox_offset, scl_slope, scl_inter
-        0, b"\0", bytes([_NIFTI_UNITS_MM]),  # slice_end, slice_code, xyzt_units
-        0.0, 0.0, 0.0, 0.0,  # cal_max, cal_min, slice_duration, toffset
+        0, b"\0", bytes([_NIFTI_UNITS_MM | time_units]),  # slice_end, slice_code, xyzt_units
+        0.0, 0.0, 0.0, axis.values[0] if axis is not None else 0.0,  # cal_max, cal_min, slice_duration, toffset
         0, 0,  # glmax, glmin
-        b"IrregularSeries", b"",  # descrip, aux_file
+        descrip, b"",  # descrip, aux_file
         _NIFTI_XFORM_SCANNER_ANAT if orthogonal else 0, _NIFTI_XFORM_SCANNER_ANAT,
         *quaternion, *affine_ras[:3, 3],
         *affine_ras[0], *affine_ras[1], *affine_ras[2],  # srow_x, srow_y, srow_z

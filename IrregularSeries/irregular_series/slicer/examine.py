@@ -15,6 +15,7 @@ Pure: no Slicer, no files. The plugin turns each ``Offer`` into a ``DICOMLoadabl
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
@@ -25,6 +26,7 @@ from ..options import ConvertOptions
 from ..orientation import plane_name
 from ..policies import SpacingRule
 from ..spacing import choose_spacing
+from ..timeseries import VolumeSeries, common_positions, volume_series
 from ..tolerances import DEFAULT, Tolerances
 
 CONFIDENCE_CORRECTS = 0.6
@@ -152,6 +154,9 @@ class Offer:
     selected: bool
     confidence: float
     parts: tuple[LoadableSpec, ...]
+    sequence: VolumeSeries | None = None
+    """Set for a volume series loaded as one sequence (``with_sequences``); ``parts`` are then the
+    loadables of its volumes."""
 
 
 def offers(specs: list[LoadableSpec], series_label: str) -> list[Offer]:
@@ -179,6 +184,62 @@ def offers(specs: list[LoadableSpec], series_label: str) -> list[Offer]:
             )
         )
     return found
+
+
+def with_sequences(analysis: SeriesAnalysis, series_label: str, found: list[Offer],
+                   options: ConvertOptions = ConvertOptions()) -> list[Offer]:
+    """``found`` (the series' offers) with one sequence offer first per volume series of the
+    series (``timeseries.volume_series``): selected, as sure as its volumes were; the offers of
+    those volumes one by one stay, unselected and never chosen by default. A sequence's volumes
+    are resampled onto the series' common grid whatever the load mode, since a sequence shows
+    its volumes on one grid."""
+    sequences = volume_series(analysis, options.tolerances)
+    if not sequences:
+        return found
+    members = {st.id for series in sequences for st in series.stacks}
+    specs = {spec.stack_id: spec for offer in found for spec in offer.parts}
+    made = []
+    for series in sequences:
+        parts = tuple(specs[st.id] for st in series.stacks)
+        details = [_sequence_phrase(series), _slices_phrase(common_positions(series.stacks, options.tolerances)) + " each"]
+        made.append(Offer(
+            files=tuple(dict.fromkeys(f for spec in parts for f in spec.files)),
+            name=_join(series_label, details),
+            tooltip=sequence_tooltip(series, options),
+            warning=" ".join(dict.fromkeys(spec.warning for spec in parts if spec.warning)),
+            selected=True,
+            confidence=max(spec.confidence for spec in parts),
+            parts=parts,
+            sequence=series,
+        ))
+    demoted = [dataclasses.replace(o, selected=False, confidence=CONFIDENCE_ALTERNATIVE)
+               if all(spec.stack_id in members for spec in o.parts) else o for o in found]
+    return made + demoted
+
+
+def _sequence_phrase(series: VolumeSeries) -> str:
+    """"sequence of 5 time points (time 0–4 s)"."""
+    axis = series.axis
+    unit = f" {axis.unit}" if axis.unit else ""
+    return f"sequence of {series.title} ({axis.name} {axis.values[0]:g}–{axis.values[-1]:g}{unit})"
+
+
+def sequence_tooltip(series: VolumeSeries, options: ConvertOptions) -> str:
+    """Why these volumes are one sequence, what its index is, and the common grid they are put on."""
+    tol = options.tolerances
+    reference = common_positions(series.stacks, tol)
+    chosen = choose_spacing(reference, options.spacing, tol)
+    held = reference.slice_count
+    lines = list(series.reasons)
+    lines.append(f"Loading resamples every volume onto one common grid, the {held} positions the volumes hold "
+                 f"together at {chosen.value_mm:.4g} mm (slice spacing: {chosen.reason}), and checks each "
+                 "volume against its own slices, as for any volume.")
+    for stack, value in zip(series.stacks, series.axis.values):
+        if stack.slice_count < held:
+            lines.append(f"{series.axis.value_text(value)} has {stack.slice_count} of the {held} positions: its "
+                         f"missing slices follow the gap policy ({options.gaps}); planes beyond its own ends are "
+                         "background.")
+    return "\n".join(lines)
 
 
 def spacing_presets(stack: Stack, tolerances: Tolerances = DEFAULT) -> str:

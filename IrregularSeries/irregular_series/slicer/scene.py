@@ -422,6 +422,14 @@ def _harden_into_nodes(scene, volume_node, volumes: list[Volume], options: Conve
     return nodes
 
 
+def mark_hardened(node, volume: Volume, options: ConvertOptions) -> None:
+    """The attributes of a hardened volume node: what ``record_verified`` sets, the options it was
+    made with and its part's label."""
+    record_verified(node, volume)
+    node.SetAttribute(OPTIONS_ATTRIBUTE, json.dumps({name: options.to_dict()[name] for name in _HARDEN_OPTIONS}))
+    node.SetAttribute(PART_ATTRIBUTE, volume.part.label)
+
+
 def record_verified(node, volume: Volume) -> None:
     """Set what the module panel shows of a verified volume on its node: slice spacing, worst slice
     residual, decisions (in the panel's words) and the content check's summary."""

@@ -27,7 +27,7 @@ from ..analysis import analyze_slices
 from ..model import Excluded, SeriesAnalysis, SliceHeader
 from ..options import ConvertOptions
 from ..policies import SpacingRule
-from .examine import LoadMode, Offer, examine_series, offers
+from .examine import LoadMode, Offer, examine_series, offers, with_sequences
 from .scene import panel_setting
 
 SETTINGS_PREFIX = "IrregularSeries/SeriesOptions/"
@@ -169,7 +169,9 @@ def examine_with(series: SeriesAnalysis, series_label: str, choice: SeriesChoice
     """The offers for ``series`` loaded as ``choice`` says. When ``recalled`` holds that choice
     (it was remembered) every offer's name ends "(your options: ...)" and its tooltip says what
     they are; when it holds a problem, every offer's warning and tooltip give it."""
-    found = offers(examine_series(series, series_label, load_mode=choice.load_mode, options=choice.options), series_label)
+    found = with_sequences(series, series_label, offers(
+        examine_series(series, series_label, load_mode=choice.load_mode, options=choice.options), series_label),
+        choice.options)
     if recalled.choice is not None:
         words = "; ".join(choice.words())
         note = f"Loaded with the options remembered for this series: {words}. Change or forget them in the " \

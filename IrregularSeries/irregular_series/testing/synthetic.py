@@ -904,3 +904,31 @@ def write_demo(outdir: str | Path) -> list[Path]:
     series = micro_ct_demo_series()
     localizer = next(k for k, s in enumerate(series.slices) if "LOCALIZER" in s.image_type)
     return write_series(series, outdir, names="shuffled", first_names=(localizer,))
+
+
+def time_series_demo_series() -> SyntheticSeries:
+    """An fMRI-like time series whose last time point lost slices: 3 time points (temporal positions
+    1-3, ContentTime 2 s apart) of 10 axial MR slices 3 mm apart, 32x32 pixels of 2 mm; the third
+    lacks the slices at positions 4 and 6 (of 0-9). InstanceNumbers are time-major."""
+    corner = round(-(32 - 1) / 2 * 2.0, 6)
+    slices = [
+        SyntheticSlice(
+            position_lps_mm=(corner, corner, round(-15.0 + 3.0 * k, 6)),
+            instance_number=1 + 10 * t + k,
+            temporal_position=t + 1,
+            content_time=f"1100{2 * t:02d}",
+            slice_thickness_mm=3.0,
+            spacing_between_slices_mm=3.0,
+            pixel_spacing_mm=(2.0, 2.0),
+        )
+        for t in range(3) for k in range(10) if not (t == 2 and k in (4, 6))
+    ]
+    return SyntheticSeries(
+        slices=slices,
+        series_instance_uid=uid("time series demo", "series"),
+        study_instance_uid=uid("time series demo", "study"),
+        frame_of_reference_uid=uid("time series demo", "frame of reference"),
+        modality="MR",
+        series_description="time series, last time point partial (synthetic)",
+        series_number=7,
+    )
