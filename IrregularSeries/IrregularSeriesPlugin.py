@@ -99,13 +99,7 @@ class IrregularSeriesPluginClass(DICOMPlugin):
             loadables = []
             for offer in assembly_offers(analyze_slices(*database_headers(slicer.dicomDatabase, allFiles)),
                                          self.defaultChoice().options):
-                loadable = DICOMLoadable()
-                loadable.files = list(offer.files)
-                loadable.name = offer.name
-                loadable.tooltip = offer.tooltip
-                loadable.warning = offer.warning
-                loadable.selected = offer.selected
-                loadable.confidence = offer.confidence
+                loadable = _loadable(offer)
                 self._assemblies[loadable] = offer
                 loadables.append(loadable)
             self.cacheLoadables(allFiles, loadables)
@@ -130,13 +124,7 @@ class IrregularSeriesPluginClass(DICOMPlugin):
                                                 choice or self.defaultChoice()):
             stacks = {stack.id: stack for stack in series.stacks}
             for offer in examined.offers:
-                loadable = DICOMLoadable()
-                loadable.files = list(offer.files)
-                loadable.name = offer.name
-                loadable.tooltip = offer.tooltip
-                loadable.warning = offer.warning
-                loadable.selected = offer.selected
-                loadable.confidence = offer.confidence
+                loadable = _loadable(offer)
                 self._examined[loadable] = (offer, [stacks[spec.stack_id] for spec in offer.parts], examined.choice.options)
                 loadables.append(loadable)
         return loadables
@@ -208,6 +196,18 @@ def dropBrowserExaminations():
     plugin = browser.pluginInstances.get("IrregularSeriesPlugin") if browser is not None else None
     if plugin is not None:
         plugin.loadableCache.clear()
+
+
+def _loadable(offer):
+    """A DICOMLoadable of an offer (of ``offers`` or ``assembly_offers``): what the browser shows."""
+    loadable = DICOMLoadable()
+    loadable.files = list(offer.files)
+    loadable.name = offer.name
+    loadable.tooltip = offer.tooltip
+    loadable.warning = offer.warning
+    loadable.selected = offer.selected
+    loadable.confidence = offer.confidence
+    return loadable
 
 
 class IrregularSeriesPlugin:

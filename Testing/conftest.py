@@ -68,3 +68,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         module = getattr(item, "module", None)
         if module is not None and "slicer" in vars(module):
             item.add_marker(pytest.mark.slicer)
+
+
+@pytest.fixture
+def scene():
+    """A real MRML scene of the slicer-core wheel, cleared after the test."""
+    slicer = pytest.importorskip("slicer", reason="needs the slicer-core wheel (requirements/test.txt)")
+    mrml_scene = slicer.vtkMRMLScene()
+    yield mrml_scene
+    mrml_scene.Clear(1)

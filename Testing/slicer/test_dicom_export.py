@@ -23,13 +23,6 @@ _PER_RUN = {"SOPInstanceUID", "SeriesInstanceUID", "InstanceCreationTime", "Inst
             "SeriesDate", "ContentTime", "ContentDate", "SeriesDescription"}
 
 
-@pytest.fixture
-def scene():
-    mrml_scene = slicer.vtkMRMLScene()
-    yield mrml_scene
-    mrml_scene.Clear(1)
-
-
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("demo")

@@ -21,13 +21,6 @@ from irregular_series.slicer import scene as mrml  # noqa: E402
 from irregular_series.slicer.progress import Cancelled, Progress, all_or_nothing  # noqa: E402
 
 
-@pytest.fixture
-def scene():
-    mrml_scene = slicer.vtkMRMLScene()
-    yield mrml_scene
-    mrml_scene.Clear(1)
-
-
 class Recorder:
     """A progress callback that records its reports and asks to stop at report number ``stop_at``."""
 

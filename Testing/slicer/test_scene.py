@@ -43,13 +43,6 @@ import phantoms  # noqa: E402
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
-@pytest.fixture
-def scene():
-    mrml_scene = slicer.vtkMRMLScene()
-    yield mrml_scene
-    mrml_scene.Clear(1)
-
-
 def _volume_stack(folder: Path) -> Stack:
     return next(s for s in analyze([folder]).series[0].stacks if s.role == "volume")
 

@@ -25,13 +25,6 @@ from irregular_series.slicer import scene as mrml  # noqa: E402
 from irregular_series.slicer.progress import Cancelled  # noqa: E402
 
 
-@pytest.fixture
-def scene():
-    mrml_scene = slicer.vtkMRMLScene()
-    yield mrml_scene
-    mrml_scene.Clear(1)
-
-
 def _volume_stack(folder):
     return next(s for s in analyze([folder]).series[0].stacks if s.role == "volume")
 
