@@ -30,7 +30,15 @@ from slicer.util import VTKObservationMixin
 from irregular_series.analysis import analyze_slices
 from irregular_series.content_check import content_summary_text
 from irregular_series.options import ConvertOptions
-from irregular_series.policies import GapPolicy, Interpolation, SectionPolicy, SpacingRule, StackSplit, TiltPolicy
+from irregular_series.policies import (
+    GapPolicy,
+    Interpolation,
+    OverlapPolicy,
+    SectionPolicy,
+    SpacingRule,
+    StackSplit,
+    TiltPolicy,
+)
 from irregular_series.report import stack_line
 from irregular_series.slicer import assembling, series_options
 from irregular_series.slicer import mapback as irregularMapBack
@@ -84,14 +92,15 @@ class IrregularSeriesParameterNode:
     """
 
     inputVolume: vtkMRMLScalarVolumeNode
-    spacing: Annotated[str, Choice(["auto", "nominal", "median", "min", "custom"])] = "auto"
+    # The choices and defaults are the library's (policies.py, ConvertOptions): one definition.
+    spacing: Annotated[str, Choice([r.value for r in SpacingRule] + ["custom"])] = ConvertOptions().spacing.value
     customSpacing: Annotated[float, WithinRange(0.01, 100.0)] = 0.6
-    gaps: Annotated[str, Choice(["interpolate", "blank", "split"])] = "interpolate"
-    sections: Annotated[str, Choice(["merge", "split"])] = "merge"
-    tilt: Annotated[str, Choice(["deskew", "keep"])] = "deskew"
-    interpolation: Annotated[str, Choice(["linear", "nearest", "cubic"])] = "linear"
+    gaps: Annotated[str, Choice([p.value for p in GapPolicy])] = ConvertOptions().gaps.value
+    sections: Annotated[str, Choice([p.value for p in SectionPolicy])] = ConvertOptions().sections.value
+    tilt: Annotated[str, Choice([p.value for p in TiltPolicy])] = ConvertOptions().tilt.value
+    interpolation: Annotated[str, Choice([p.value for p in Interpolation])] = ConvertOptions().interpolation.value
     outputVolume: vtkMRMLScalarVolumeNode
-    overlap: Annotated[str, Choice(["middle", "first", "last", "blend"])] = "middle"
+    overlap: Annotated[str, Choice([p.value for p in OverlapPolicy])] = ConvertOptions().overlap.value
     allowOtherFrames: bool = False
 
     def spacingChoice(self):

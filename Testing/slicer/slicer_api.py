@@ -511,12 +511,21 @@ def _field(release: Release, item: ast.AnnAssign, aliases: dict[str, str], modul
             cls = release.validators.get(name.rpartition(".")[2]) if name.startswith("slicer.parameterNodeWrapper.") else None
             if cls is None:
                 raise ValueError(f"{ast.unparse(extra.func)} is not a validator of this release")
-            args = [ast.literal_eval(a) for a in extra.args]
-            kwargs = {k.arg: ast.literal_eval(k.value) for k in extra.keywords}
+            args = [_value(a, module_globals) for a in extra.args]
+            kwargs = {k.arg: _value(k.value, module_globals) for k in extra.keywords}
             validators.append(cls(*args, **kwargs))
     type_ = _type_of(annotation, aliases, module_globals)
-    default = ast.literal_eval(item.value) if item.value is not None else None
+    default = _value(item.value, module_globals) if item.value is not None else None
     return Field(item.target.id, item.lineno, type_, validators, default)
+
+
+def _value(node: ast.expr, module_globals: dict) -> object:
+    """A literal, or an expression of what the file imports from this package (the choices of a
+    policy enum, say), evaluated with those names only."""
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        return eval(compile(ast.Expression(node), "<annotation>", "eval"), {"__builtins__": {}, **module_globals})
 
 
 def _type_of(node: ast.AST, aliases: dict[str, str], module_globals: dict) -> object:
