@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from irregular_series import analyze
+from irregular_series import analyze, policies
 from irregular_series.policies import GapPolicy, Interpolation, SectionPolicy
 from irregular_series.policies import TiltPolicy as Tilt
 from irregular_series.spacing import choose_spacing
@@ -164,9 +164,11 @@ def test_ui_parameter_names_are_the_parameter_node_fields():
 
 
 def _choices(annotation: ast.expr) -> list[str]:
+    """A ``Choice(...)``'s values: the module builds them from the policy enums, so they are
+    evaluated with the names of ``irregular_series.policies`` only."""
     calls = [n for n in ast.walk(annotation) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "Choice"]
     (call,) = calls
-    return ast.literal_eval(call.args[0])
+    return eval(compile(ast.Expression(call.args[0]), "<Choice>", "eval"), {"__builtins__": {}, **vars(policies)})
 
 
 @pytest.mark.parametrize(
