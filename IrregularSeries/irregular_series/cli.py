@@ -52,7 +52,7 @@ from .policies import (
 )
 from .progress import Progress
 from .report import analysis_to_dict, format_summary, json_text, series_title
-from .runlog import LOG_NAME
+from .runlog import LOG_NAME, RunLog
 
 PROG = "irregular-series"
 
@@ -302,7 +302,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
             say(f"{PROG} convert: --resume keeps what an earlier run finished, --force replaces it: choose one",
                 error=True)
             return 2
-        if not os.path.isfile(Path(args.output) / LOG_NAME):
+        if not RunLog(Path(args.output) / LOG_NAME).exists():
             say(f"{PROG} convert: nothing to resume: {printable(str(args.output))} holds no run log ({LOG_NAME}) "
                 "of an earlier run", error=True)
             return 1
