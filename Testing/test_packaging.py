@@ -203,3 +203,11 @@ def test_icons_are_128_pixel_pngs(path):
     header = path.read_bytes()[:24]
     assert header[:8] == b"\x89PNG\r\n\x1a\n" and header[12:16] == b"IHDR"
     assert struct.unpack(">II", header[16:24]) == (128, 128)
+
+
+def test_no_test_folder_joins_the_slicer_package():
+    """The slicer-core wheel's ``slicer`` package extends its path with every ``slicer`` folder on
+    ``sys.path`` and imports all it finds there: a test folder of that name (pytest puts test
+    folders on the path) would be imported as part of Slicer, or break ``import slicer``."""
+    tests = ROOT / "Testing"
+    assert not [p for p in tests.rglob("slicer") if p.is_dir()]

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import os
 import re
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from irregular_series.outputs import atomic_write, output_path, safe_stem
-from irregular_series.writers import write_nifti, write_nrrd, write_volume
+from irregular_series.runlog import content_digest
+from irregular_series.writers import SeriesAxisHeader, write_nifti, write_nrrd, write_volume, write_volume_series
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 SHAPE_KJI = (5, 6, 7)  # 7 columns, 6 rows, 5 slices: every axis distinct, so a swap shows
@@ -452,6 +454,26 @@ def test_compressed_output_is_reproducible(tmp_path, name):
         compress = name.endswith(".nrrd")
         write_volume(tmp_path / folder / name, _volume("int16"), OBLIQUE, compress=compress)
     assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+@pytest.mark.parametrize("name", ["vol.nrrd", "vol.nii", "vol.nii.gz", "gz.nrrd"])
+@pytest.mark.parametrize("series", [False, True])
+def test_writers_return_the_digest_of_the_file_they_made(tmp_path, name, series):
+    """The run log records the digest a writer returns without reading the file back: it must be
+    the one ``content_digest`` finds in the file (gzip included, whose bytes differ from the voxels')."""
+    compress = name == "gz.nrrd"
+    array = _volume("int16")
+    if series:
+        axis = SeriesAxisHeader("time", "s", (0.0, 2.0), 2.0)
+        digest = write_volume_series(tmp_path / name, np.stack([array, array[::-1]]), OBLIQUE, axis, compress=compress)
+    else:
+        digest = write_volume(tmp_path / name, array, OBLIQUE, compress=compress)
+    assert digest == content_digest(tmp_path / name)
+    assert digest != content_digest_of(b"")
+
+
+def content_digest_of(data: bytes) -> str:
+    return f"crc32:{zlib.crc32(data):08x}"
 
 
 def test_write_volume_refusals(tmp_path):

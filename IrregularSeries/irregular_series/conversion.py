@@ -27,7 +27,7 @@ from .decisions import Decision, DecisionKind, Failure, PolicyError
 from .joining import assembly_groups, build_assembly
 from .limits import LimitExceeded
 from .messages import one_line
-from .model import Analysis, Role, SeriesAnalysis, Stack
+from .model import Analysis, Role, SeriesAnalysis, Stack, Vec3, as_vec3
 from .naming import output_stem
 from .options import ConvertOptions
 from .outputs import output_path
@@ -72,8 +72,8 @@ class OutputVolume:
     spacing: tuple[float, float, float]
     slice_spacing_mm: float
     origin_lps: tuple[float, float, float]
-    directions_lps: tuple[tuple[float, float, float], ...]
-    index_to_lps: tuple[tuple[float, float, float, float], ...]
+    directions_lps: tuple[Vec3, ...]
+    index_to_lps: tuple[tuple[float, ...], ...]
     interpolated: bool
     background: float | None
     """The value of voxels no slice reaches (mask 0); None when every voxel holds data."""
@@ -166,8 +166,8 @@ def _record(series: SeriesAnalysis, volume: Volume, path: Path, mask_path: Path 
         spacing=(si, sj, sk),
         slice_spacing_mm=volume.spacing_mm,
         origin_lps=(ox, oy, oz),
-        directions_lps=tuple(_vec3(_rounded(column, 8)) for column in grid.directions.T),
-        index_to_lps=tuple(_vec4(tuple(float(v) for v in row)) for row in grid.index_to_lps),
+        directions_lps=tuple(as_vec3(_rounded(column, 8)) for column in grid.directions.T),
+        index_to_lps=tuple(tuple(float(v) for v in row) for row in grid.index_to_lps),
         interpolated=volume.interpolated,
         background=volume.background,
         extrapolated_planes=tuple(volume.extrapolated),
@@ -178,14 +178,6 @@ def _record(series: SeriesAnalysis, volume: Volume, path: Path, mask_path: Path 
         decisions=tuple(volume.part.decisions),
         dicom_series=dicom_series,
     )
-
-
-def _vec3(v: tuple[float, ...]) -> tuple[float, float, float]:
-    return v[0], v[1], v[2]
-
-
-def _vec4(v: tuple[float, ...]) -> tuple[float, float, float, float]:
-    return v[0], v[1], v[2], v[3]
 
 
 def _replacing(target: Path, options: ConvertOptions, replaceable: frozenset[str]) -> bool:
@@ -199,8 +191,17 @@ def _replacing(target: Path, options: ConvertOptions, replaceable: frozenset[str
     return False
 
 
+@dataclass(frozen=True)
+class _Files:
+    """Where a volume (and its mask) went, and the ``content_digest`` of each file as it was written."""
+
+    path: Path
+    mask_path: Path | None
+    digests: dict[Path, str]
+
+
 def _write(volume: Volume | Resampled, outdir: Path, stem: str, options: ConvertOptions,
-           replaceable: frozenset[str], before_rename: Callable[[], object] | None = None) -> tuple[Path, Path | None]:
+           replaceable: frozenset[str], before_rename: Callable[[], object] | None = None) -> _Files:
     """Write the volume and its mask (when asked for, or under the blank gap policy when some voxel
     is background); neither when either name is taken. ``before_rename``: see ``atomic_write``."""
     suffix = OutputFormat(options.format).suffix
@@ -209,16 +210,17 @@ def _write(volume: Volume | Resampled, outdir: Path, stem: str, options: Convert
     if options.mask or (volume.mask is not None and options.gaps == "blank"):
         mask_path = output_path(outdir, stem + "_mask", suffix)
     replacing = [_replacing(target, options, replaceable) for target in (path, mask_path) if target is not None]
-    write_volume(path, volume.array, volume.grid.index_to_lps, force=replacing[0], before_rename=before_rename)
+    digests = {path: write_volume(path, volume.array, volume.grid.index_to_lps, force=replacing[0],
+                                  before_rename=before_rename)}
     if mask_path is not None:
         mask = volume.mask if volume.mask is not None else np.ones(volume.array.shape, np.uint8)
-        write_volume(mask_path, mask, volume.grid.index_to_lps, force=replacing[1],
-                     before_rename=before_rename)
-    return path, mask_path
+        digests[mask_path] = write_volume(mask_path, mask, volume.grid.index_to_lps, force=replacing[1],
+                                          before_rename=before_rename)
+    return _Files(path, mask_path, digests)
 
 
 def _build_and_write(part: Part, outdir: Path, stem: str, options: ConvertOptions,
-                     replaceable: frozenset[str]) -> tuple[Volume, Path, Path | None]:
+                     replaceable: frozenset[str]) -> tuple[Volume, _Files]:
     """Build ``part``'s volume and write it. The content check, which needs the CPU, runs on a thread
     while the files are written, which mostly waits for the disk; they take their names only once
     it has passed. A failed check is the error raised, whatever else went wrong beside it."""
@@ -226,15 +228,15 @@ def _build_and_write(part: Part, outdir: Path, stem: str, options: ConvertOption
     with ThreadPoolExecutor(1) as pool:
         checked = pool.submit(check_volume, resampled, options)
         try:
-            paths = _write(resampled, outdir, stem, options, replaceable, before_rename=checked.result)
+            files = _write(resampled, outdir, stem, options, replaceable, before_rename=checked.result)
         except BaseException:
             checked.result()
             raise
-        return checked.result(), *paths
+        return checked.result(), files
 
 
 def _write_series(built: SeriesVolumes, outdir: Path, stem: str, options: ConvertOptions,
-                  replaceable: frozenset[str]) -> tuple[Path, Path | None]:
+                  replaceable: frozenset[str]) -> _Files:
     """Write a volume series as one 4D file (and its 4D mask, as ``_write`` decides for volumes)."""
     suffix = OutputFormat(options.format).suffix
     path = output_path(outdir, stem, suffix)
@@ -245,11 +247,11 @@ def _write_series(built: SeriesVolumes, outdir: Path, stem: str, options: Conver
     axis = built.plan.axis
     header = SeriesAxisHeader(axis.name, axis.unit, axis.values, axis.step or _mean_step(axis.values))
     matrix = built.plan.grid.index_to_lps
-    write_volume_series(path, built.array_tkji(), matrix, header, force=replacing[0])
+    digests = {path: write_volume_series(path, built.array_tkji(), matrix, header, force=replacing[0])}
     if mask_path is not None:
         mask = np.ones((len(built.volumes),) + built.plan.grid.shape_kji, np.uint8) if found is None else found
-        write_volume_series(mask_path, mask, matrix, header, force=replacing[1])
-    return path, mask_path
+        digests[mask_path] = write_volume_series(mask_path, mask, matrix, header, force=replacing[1])
+    return _Files(path, mask_path, digests)
 
 
 def _mean_step(values: tuple[float, ...]) -> float:
@@ -465,10 +467,11 @@ def convert_series(plan: SeriesPlan, outdir: Path, options: ConvertOptions,
                 if options.format == OutputFormat.DICOM:
                     derived += 1
                     dicom = _write_dicom(joined.volume, series, outdir, stem, options, derived, replaceable)
-                    record = _record(series, joined.volume, dicom.folder, None, dicom)
+                    record, files = _record(series, joined.volume, dicom.folder, None, dicom), _dicom_files(dicom)
                 else:
-                    record = _record(series, joined.volume, *_write(joined.volume, outdir, stem, options, replaceable))
-                _written(plan, outcome, replace(record, assembly=joined.record))
+                    files = _write(joined.volume, outdir, stem, options, replaceable)
+                    record = _record(series, joined.volume, files.path, files.mask_path)
+                _written(plan, outcome, replace(record, assembly=joined.record), files)
         except STACK_ERRORS as err:  # a group that cannot be joined must not stop the others
             outcome.failures.append(_failure(plan.assembly.title, err, "; nothing written"))
     for step in plan.steps:
@@ -480,8 +483,8 @@ def convert_series(plan: SeriesPlan, outdir: Path, options: ConvertOptions,
                 if options.format == OutputFormat.DICOM:
                     raise ValueError("a 4D file is NRRD or NIfTI: DICOM output is one series per volume")
                 built = build_volume_series(step.plan, options)
-                _written(plan, outcome,
-                         _series_output(series, built, *_write_series(built, outdir, step.stem, options, replaceable)))
+                files = _write_series(built, outdir, step.stem, options, replaceable)
+                _written(plan, outcome, _series_output(series, built, files.path, files.mask_path), files)
             except STACK_ERRORS as err:  # one bad series must not stop the others
                 outcome.failures.append(_failure(step.name, err))
             continue
@@ -490,23 +493,25 @@ def convert_series(plan: SeriesPlan, outdir: Path, options: ConvertOptions,
                 volume = build_volume(step.part, options)
                 derived += 1
                 dicom = _write_dicom(volume, series, outdir, step.stem, options, derived, replaceable)
-                _written(plan, outcome, _record(series, volume, dicom.folder, None, dicom))
+                _written(plan, outcome, _record(series, volume, dicom.folder, None, dicom), _dicom_files(dicom))
             else:
-                volume, path, mask_path = _build_and_write(step.part, outdir, step.stem, options, replaceable)
-                _written(plan, outcome, _record(series, volume, path, mask_path))
+                volume, files = _build_and_write(step.part, outdir, step.stem, options, replaceable)
+                _written(plan, outcome, _record(series, volume, files.path, files.mask_path), files)
         except STACK_ERRORS as err:  # one bad stack must not stop the others
             outcome.failures.append(_failure(step.name, err))
     return outcome
 
 
-def _written(plan: SeriesPlan, outcome: SeriesOutcome, output: OutputVolume) -> None:
-    """Add ``output`` to the outcome with the files it wrote, logged at once when the plan says so."""
+def _dicom_files(dicom: DicomSeries) -> _Files:
+    """A DICOM series' folder, digested once it is in place (its files are written one by one)."""
+    return _Files(dicom.folder, None, {dicom.folder: content_digest(dicom.folder)})
+
+
+def _written(plan: SeriesPlan, outcome: SeriesOutcome, output: OutputVolume, files: _Files) -> None:
+    """Add ``output`` to the outcome with the ``files`` it wrote, logged at once when the plan says so."""
     outcome.outputs.append(output)
-    for path in (output.path, output.mask_path):
-        if path is None:
-            continue
-        path = Path(path)
-        file = WrittenFile(path.name, size_on_disk(path), content_digest(path), plan.fingerprint)
+    for path, digest in files.digests.items():
+        file = WrittenFile(path.name, size_on_disk(path), digest, plan.fingerprint)
         outcome.written.append(file)
         if plan.fingerprint:
             RunLog(path.parent / LOG_NAME).append(file)

@@ -25,7 +25,7 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 LOG_NAME = "report.series.jsonl"
 
@@ -70,6 +70,10 @@ def size_on_disk(path: Path) -> int:
 _CHUNK = 1 << 20
 
 
+def _digest_text(crc: int) -> str:
+    return f"crc32:{crc:08x}"
+
+
 def content_digest(path: Path) -> str:
     """The CRC-32 of a file's content, or of a folder's files (names and contents, in name order)."""
     crc = 0
@@ -80,7 +84,28 @@ def content_digest(path: Path) -> str:
         with open(file, "rb") as f:
             while chunk := f.read(_CHUNK):
                 crc = zlib.crc32(chunk, crc)
-    return f"crc32:{crc:08x}"
+    return _digest_text(crc)
+
+
+class DigestingStream:
+    """Writes to ``stream`` and keeps the ``content_digest`` of the file they make, so a file just
+    written need not be read back to be logged."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self._crc = 0
+
+    def write(self, data: bytes | memoryview) -> int:
+        self._crc = zlib.crc32(data, self._crc)
+        return self._stream.write(data)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    @property
+    def digest(self) -> str:
+        """The digest of everything written so far."""
+        return _digest_text(self._crc)
 
 
 def unchanged(path: Path, size: int, digest: str) -> bool:

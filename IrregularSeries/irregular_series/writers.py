@@ -29,6 +29,7 @@ import numpy as np
 
 from .orientation import LPS_TO_RAS
 from .outputs import atomic_write
+from .runlog import DigestingStream
 
 GZIP_LEVEL = 1
 """zlib level for compressed output: the fastest, trading a few percent of size for speed."""
@@ -72,16 +73,17 @@ def write_nrrd(
     compress: bool = False,
     extra: dict[str, str] | None = None,
     before_rename: Callable[[], object] | None = None,
-) -> None:
-    """Write an attached-header NRRD 0004 file in LPS space (``before_rename``: see ``atomic_write``).
+) -> str:
+    """Write an attached-header NRRD 0004 file in LPS space (``before_rename``: see ``atomic_write``);
+    returns the file's ``content_digest``.
 
     ``extra`` adds ``key:=value`` lines. Keys must match ``[A-Za-z0-9_.-]+``; in values a backslash
     and a newline are escaped as the NRRD format defines (``\\\\``, ``\\n``) and other control
     characters become spaces, so header text can never start a new header line.
     """
     array, matrix, types = _checked(array_kji, index_to_lps)
-    _write_nrrd(Path(path), array, matrix, types[0], None, force=force, compress=compress, extra=extra,
-                before_rename=before_rename)
+    return _write_nrrd(Path(path), array, matrix, types[0], None, force=force, compress=compress, extra=extra,
+                       before_rename=before_rename)
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,7 @@ class SeriesAxisHeader:
 
 def _write_nrrd(path: Path, array: np.ndarray, matrix: np.ndarray, nrrd_type: str, axis: SeriesAxisHeader | None,
                 *, force: bool, compress: bool, extra: dict[str, str] | None,
-                before_rename: Callable[[], object] | None = None) -> None:
+                before_rename: Callable[[], object] | None = None) -> str:
     sizes = " ".join(str(n) for n in reversed(array.shape))
     directions = " ".join(_nrrd_vector(matrix[:3, a]) for a in range(3))
     lines = [
@@ -121,20 +123,20 @@ def _write_nrrd(path: Path, array: np.ndarray, matrix: np.ndarray, nrrd_type: st
         lines += ["axis 3 index type:=numeric", "axis 3 index values:=" + " ".join(f"{v:.9g}" for v in axis.values)]
     header = ("\n".join(lines) + "\n\n").encode("utf-8")
 
-    def write(stream: BinaryIO) -> None:
-        stream.write(header)
-        with _maybe_gzip(stream, compress) as out:
-            _write_voxels(out, array)
+    def write(out: DigestingStream) -> None:
+        out.write(header)
+        with _maybe_gzip(out, compress) as voxels:
+            _write_voxels(voxels, array)
 
-    atomic_write(Path(path), write, force=force, before_rename=before_rename)
+    return _digested_write(path, write, force=force, before_rename=before_rename)
 
 
 def write_nifti(
     path: Path, array_kji: np.ndarray, index_to_lps: np.ndarray, *, force: bool = False,
     before_rename: Callable[[], object] | None = None,
-) -> None:
+) -> str:
     """Write a single-file NIfTI-1 volume (``.nii``, or gzipped ``.nii.gz``; ``before_rename``: see
-    ``atomic_write``).
+    ``atomic_write``); returns the file's ``content_digest``.
 
     The RAS affine ``diag(-1, -1, 1, 1) @ index_to_lps`` goes into the sform (code 1, scanner) as
     given. The qform holds the same affine as rotation, voxel sizes and qfac when the step
@@ -145,21 +147,35 @@ def write_nifti(
     if not name.endswith((".nii", ".nii.gz")):
         raise ValueError(f"NIfTI file name must end in .nii or .nii.gz: {path}")
     array, matrix, (_, datatype) = _checked(array_kji, index_to_lps)
-    _write_nifti(Path(path), array, matrix, datatype, None, force=force, before_rename=before_rename)
+    return _write_nifti(Path(path), array, matrix, datatype, None, force=force, before_rename=before_rename)
 
 
 def _write_nifti(path: Path, array: np.ndarray, matrix: np.ndarray, datatype: int, axis: SeriesAxisHeader | None,
-                 *, force: bool, before_rename: Callable[[], object] | None = None) -> None:
+                 *, force: bool, before_rename: Callable[[], object] | None = None) -> str:
     if max(array.shape) > _NIFTI_MAX_DIM:
         raise ValueError(f"NIfTI-1 cannot hold more than {_NIFTI_MAX_DIM} voxels along an axis")
     header = _nifti1_header(array, LPS_TO_RAS @ matrix, datatype, axis)
 
-    def write(stream: BinaryIO) -> None:
-        with _maybe_gzip(stream, path.name.lower().endswith(".gz")) as out:
-            out.write(header)
-            _write_voxels(out, array)
+    def write(out: DigestingStream) -> None:
+        with _maybe_gzip(out, path.name.lower().endswith(".gz")) as voxels:
+            voxels.write(header)
+            _write_voxels(voxels, array)
 
-    atomic_write(Path(path), write, force=force, before_rename=before_rename)
+    return _digested_write(path, write, force=force, before_rename=before_rename)
+
+
+def _digested_write(path: Path, write: Callable[[DigestingStream], None], *, force: bool,
+                    before_rename: Callable[[], object] | None) -> str:
+    """``atomic_write`` through ``write``; the ``content_digest`` of the file, taken as it was written."""
+    digests: list[str] = []
+
+    def digested(stream: BinaryIO) -> None:
+        out = DigestingStream(stream)
+        write(out)
+        digests.append(out.digest)
+
+    atomic_write(Path(path), digested, force=force, before_rename=before_rename)
+    return digests[0]
 
 
 def write_volume(
@@ -170,8 +186,9 @@ def write_volume(
     force: bool = False,
     compress: bool = False,
     before_rename: Callable[[], object] | None = None,
-) -> None:
-    """Write ``.nrrd``, ``.nii`` or ``.nii.gz``, chosen by the suffix.
+) -> str:
+    """Write ``.nrrd``, ``.nii`` or ``.nii.gz``, chosen by the suffix; returns the file's
+    ``content_digest``.
 
     ``compress`` selects gzip encoding for NRRD; NIfTI compression follows the suffix, so
     ``compress=True`` with ``.nii`` is refused rather than ignored. ``before_rename``: see
@@ -179,13 +196,12 @@ def write_volume(
     """
     name = Path(path).name.lower()
     if name.endswith(".nrrd"):
-        write_nrrd(path, array_kji, index_to_lps, force=force, compress=compress, before_rename=before_rename)
-    elif name.endswith(".nii.gz") or (name.endswith(".nii") and not compress):
-        write_nifti(path, array_kji, index_to_lps, force=force, before_rename=before_rename)
-    elif name.endswith(".nii"):
+        return write_nrrd(path, array_kji, index_to_lps, force=force, compress=compress, before_rename=before_rename)
+    if name.endswith(".nii.gz") or (name.endswith(".nii") and not compress):
+        return write_nifti(path, array_kji, index_to_lps, force=force, before_rename=before_rename)
+    if name.endswith(".nii"):
         raise ValueError(f"NIfTI compression follows the suffix: name the file .nii.gz ({path})")
-    else:
-        raise ValueError(f"unsupported volume format (use .nrrd, .nii or .nii.gz): {path}")
+    raise ValueError(f"unsupported volume format (use .nrrd, .nii or .nii.gz): {path}")
 
 
 def write_volume_series(
@@ -196,19 +212,19 @@ def write_volume_series(
     *,
     force: bool = False,
     compress: bool = False,
-) -> None:
+) -> str:
     """Write volumes on one grid along a fourth axis (``array_tkji[t]`` is volume t) as ``.nrrd``,
-    ``.nii`` or ``.nii.gz``, chosen by the suffix (see the module text)."""
+    ``.nii`` or ``.nii.gz``, chosen by the suffix (see the module text); returns the file's
+    ``content_digest``."""
     name = Path(path).name.lower()
     array, matrix, (nrrd_type, datatype) = _checked(array_tkji, index_to_lps, ndim=4)
     if len(axis.values) != array.shape[0]:
         raise ValueError(f"{len(axis.values)} index values for {array.shape[0]} volumes")
     if name.endswith(".nrrd"):
-        _write_nrrd(Path(path), array, matrix, nrrd_type, axis, force=force, compress=compress, extra=None)
-    elif name.endswith(".nii.gz") or (name.endswith(".nii") and not compress):
-        _write_nifti(Path(path), array, matrix, datatype, axis, force=force)
-    else:
-        raise ValueError(f"unsupported volume series format (use .nrrd, .nii or .nii.gz): {path}")
+        return _write_nrrd(Path(path), array, matrix, nrrd_type, axis, force=force, compress=compress, extra=None)
+    if name.endswith(".nii.gz") or (name.endswith(".nii") and not compress):
+        return _write_nifti(Path(path), array, matrix, datatype, axis, force=force)
+    raise ValueError(f"unsupported volume series format (use .nrrd, .nii or .nii.gz): {path}")
 
 
 def _checked(
@@ -232,7 +248,7 @@ def _checked(
     return array, matrix, types
 
 
-def _write_voxels(stream: BinaryIO | gzip.GzipFile, array: np.ndarray) -> None:
+def _write_voxels(stream: DigestingStream | gzip.GzipFile, array: np.ndarray) -> None:
     """Little-endian voxels, i fastest; one slice at a time so that a big-endian or strided
     input costs one slice of memory, not a copy of the volume."""
     little = array.dtype.newbyteorder("<")
@@ -240,7 +256,8 @@ def _write_voxels(stream: BinaryIO | gzip.GzipFile, array: np.ndarray) -> None:
         stream.write(np.ascontiguousarray(plane, dtype=little).data.cast("B"))
 
 
-def _maybe_gzip(stream: BinaryIO, compress: bool) -> contextlib.AbstractContextManager[BinaryIO | gzip.GzipFile]:
+def _maybe_gzip(stream: DigestingStream,
+                compress: bool) -> contextlib.AbstractContextManager[DigestingStream | gzip.GzipFile]:
     if not compress:
         return contextlib.nullcontext(stream)
     # filename="" and mtime=0: no temporary name or time stamp in the gzip header.
