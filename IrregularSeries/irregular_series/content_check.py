@@ -524,13 +524,42 @@ def check_content(
     tolerances = {"value": tolerance, "float_relative": FLOAT_RELATIVE, "snap_mm": snap_mm,
                   "ncc_kept": NCC_KEPT, "reference_stride": reference_stride,
                   "reproduction_stride": reproduction_stride}
-    failure = None
+    rules = _Rules(interpolation, gap_after, reach_mm, snap_mm)
+    reference_max, checked, failure = _reference_check(volume, mask, grid, stack, slices, pixels, rules,
+                                                       background, tolerance, reference_stride)
+    failure = failure or _data_check(volume, mask, grid, stack, slices, pixels, rules)
+    results, gap_slices, slice_failure = _slice_checks(volume, mask, grid, stack, slices, pixels, rules,
+                                                      reproduction_stride)
+    failure = failure or slice_failure
+    warnings = _reproduction_warnings(results, spacing_mm, gap_slices)
+    return ContentCheck(results, [h.label for h in left_out], gap_slices, reference_max, checked,
+                        tolerances, warnings, failure)
 
-    # Reference check on the fixed sub-sample.
-    kji = reference_sample(volume.shape, reference_stride)
-    reference, data = reference_voxels(pixels, slices, grid, kji, interpolation=interpolation, gap_after=gap_after,
-                                       reach_mm=reach_mm, snap_mm=snap_mm)
-    if integer:
+
+@dataclass(frozen=True)
+class _Rules:
+    """What defines the interpolation beside the grid: see ``check_content``."""
+
+    interpolation: Interpolation
+    gap_after: np.ndarray
+    reach_mm: np.ndarray
+    snap_mm: float
+
+
+def _nearest_label(grid: OutputGrid, stack: _Stack, slices: Sequence[SliceHeader], ijk: tuple[int, int, int]) -> str:
+    """The slice nearest to voxel ``ijk`` along the normal: where a failure is reported."""
+    point = grid.index_to_lps @ np.array([*ijk, 1.0])
+    return slices[int(np.argmin(np.abs(stack.z - point[:3] @ stack.normal)))].label
+
+
+def _reference_check(volume: np.ndarray, mask: np.ndarray | None, grid: OutputGrid, stack: _Stack,
+                     slices: Sequence[SliceHeader], pixels: np.ndarray, rules: _Rules, background: float | None,
+                     tolerance: float, stride: int) -> tuple[float, int, str | None]:
+    """The reference check on the fixed sub-sample: (largest error, voxels checked, failure)."""
+    kji = reference_sample(volume.shape, stride)
+    reference, data = reference_voxels(pixels, slices, grid, kji, interpolation=rules.interpolation,
+                                       gap_after=rules.gap_after, reach_mm=rules.reach_mm, snap_mm=rules.snap_mm)
+    if volume.dtype.kind in "iu":
         info = np.iinfo(volume.dtype)
         reference = np.clip(reference, info.min, info.max)
     where = (kji[:, 0], kji[:, 1], kji[:, 2])
@@ -541,23 +570,24 @@ def check_content(
     if background is not None:
         bad |= ~data & (written != float(background))
     reference_max = float(error.max()) if error.size else 0.0
-    if bad.any():
-        n = int(np.flatnonzero(bad)[0])
-        k, j, i = (int(v) for v in kji[n])
-        point = grid.index_to_lps @ np.array([i, j, k, 1.0])
-        nearest = int(np.argmin(np.abs(stack.z - point[:3] @ stack.normal)))
-        what = (f"holds {written[n]:g}, the input slices give {reference[n]:.6g}" if data[n] and written_data[n]
-                else "is background, but the input slices have data there" if data[n]
-                else f"holds data ({written[n]:g}), but no input slice reaches it")
-        failure = (f"content check failed near {slices[nearest].label}: voxel (i {i}, j {j}, k {k}) {what} "
-                   f"(tolerance {tolerance:.3g}; {int(bad.sum())} of {bad.size} checked voxels differ)")
+    if not bad.any():
+        return reference_max, int(bad.size), None
+    n = int(np.flatnonzero(bad)[0])
+    k, j, i = (int(v) for v in kji[n])
+    what = (f"holds {written[n]:g}, the input slices give {reference[n]:.6g}" if data[n] and written_data[n]
+            else "is background, but the input slices have data there" if data[n]
+            else f"holds data ({written[n]:g}), but no input slice reaches it")
+    return reference_max, int(bad.size), (
+        f"content check failed near {_nearest_label(grid, stack, slices, (i, j, k))}: voxel (i {i}, j {j}, k {k}) "
+        f"{what} (tolerance {tolerance:.3g}; {int(bad.sum())} of {bad.size} checked voxels differ)")
 
-    # Where the volume holds data, at every voxel: the union of the slices' footprints.
+
+def _data_check(volume: np.ndarray, mask: np.ndarray | None, grid: OutputGrid, stack: _Stack,
+                slices: Sequence[SliceHeader], pixels: np.ndarray, rules: _Rules) -> str | None:
+    """Where the volume holds data, at every voxel: the union of the slices' footprints. The failure, if any."""
     whole_plane = (0, volume.shape[1], 0, volume.shape[2])
-    for m, rects in enumerate(expected_data(pixels.shape[1:], slices, grid, interpolation=interpolation,
-                                            gap_after=gap_after, reach_mm=reach_mm, snap_mm=snap_mm)):
-        if failure is not None:
-            break
+    for m, rects in enumerate(expected_data(pixels.shape[1:], slices, grid, interpolation=rules.interpolation,
+                                            gap_after=rules.gap_after, reach_mm=rules.reach_mm, snap_mm=rules.snap_mm)):
         if whole_plane in rects:  # data everywhere: only the mask can lose any
             if mask is None or mask[m].all():
                 continue
@@ -571,25 +601,31 @@ def check_content(
             else:
                 lost = expected & (mask[m] == 0)
                 if (~expected & (mask[m] != 0)).any():
-                    failure = f"content check failed: plane {m} marks voxels as data that no input slice reaches"
-                    break
+                    return f"content check failed: plane {m} marks voxels as data that no input slice reaches"
         if lost.any():
             j, i = (int(v) for v in np.argwhere(lost)[0])
-            point = grid.index_to_lps @ np.array([i, j, m, 1.0])
-            nearest = int(np.argmin(np.abs(stack.z - point[:3] @ stack.normal)))
-            failure = (f"content check failed near {slices[nearest].label}: {int(lost.sum())} voxel(s) of plane {m} "
-                       f"(first: i {i}, j {j}) are background although an input slice covers them (input lost)")
+            return (f"content check failed near {_nearest_label(grid, stack, slices, (i, j, m))}: {int(lost.sum())} "
+                    f"voxel(s) of plane {m} (first: i {i}, j {j}) are background although an input slice covers them "
+                    "(input lost)")
+    return None
 
-    # Coverage and reproduction per slice.
+
+def _slice_checks(volume: np.ndarray, mask: np.ndarray | None, grid: OutputGrid, stack: _Stack,
+                  slices: Sequence[SliceHeader], pixels: np.ndarray, rules: _Rules,
+                  stride: int) -> tuple[list[SliceContent], list[str], str | None]:
+    """Coverage and reproduction per slice: the results, the slices a blank gap leaves out in part,
+    and the first failure."""
     to_index = grid.lps_to_index()
     index0 = (np.column_stack([stack.ipp, np.ones(len(stack.ipp))]) @ to_index.T)[:, :3]
     steps = np.linalg.norm(grid.index_to_lps[:3, :3], axis=0)
-    snap = snap_mm / steps
+    snap = rules.snap_mm / steps
     gap_side = np.zeros(len(slices), bool)
-    gap_side[:-1] |= gap_after
-    gap_side[1:] |= gap_after
-    local = _local_steps(stack.z, gap_after)
-    results, gap_slices = [], []
+    gap_side[:-1] |= rules.gap_after
+    gap_side[1:] |= rules.gap_after
+    local = _local_steps(stack.z, rules.gap_after)
+    results: list[SliceContent] = []
+    gap_slices: list[str] = []
+    failure = None
     for s, header in enumerate(slices):
         start = index0[s]
         exact = False
@@ -606,8 +642,8 @@ def check_content(
         if exact:
             ncc, diff = 1.0, 0.0
         else:
-            sample, holds = _trilinear(volume, mask, start, pixels.shape[1:], reproduction_stride, snap)
-            original = pixels[s, ::reproduction_stride, ::reproduction_stride].astype(float)
+            sample, holds = _trilinear(volume, mask, start, pixels.shape[1:], stride, snap)
+            original = pixels[s, ::stride, ::stride].astype(float)
             ncc = _ncc(sample[holds], original[holds]) if holds.any() else 0.0
             diff = float(np.abs(sample[holds] - original[holds]).max()) if holds.any() else math.inf
         if footprint < 1 and gap_side[s]:
@@ -616,10 +652,7 @@ def check_content(
             failure = (f"content check failed: only {100 * footprint:.1f}% of {header.label}'s pixels hold data "
                        "in the output (input lost)")
         results.append(SliceContent(s, header.label, footprint, ncc, diff, exact, local[s]))
-
-    warnings = _reproduction_warnings(results, spacing_mm, gap_slices)
-    return ContentCheck(results, [h.label for h in left_out], gap_slices, reference_max, int(bad.size),
-                        tolerances, warnings, failure)
+    return results, gap_slices, failure
 
 
 def _reproduction_warnings(results: list[SliceContent], spacing_mm: float, gap_slices: list[str]) -> list[str]:
