@@ -221,6 +221,20 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path, error, existing):
         assert target.read_bytes() == b"old"
 
 
+def test_atomic_write_of_a_big_file_hands_it_to_the_disk_in_parts(tmp_path):
+    """Past 16 MB the file is handed to the disk as it is written (posix_fadvise where there is
+    one): every byte still arrives, in order, whatever the sizes of the writes."""
+    chunks = [bytes([n]) * size for n, size in enumerate([5, 1 << 20, 7 << 20, 13 << 20, 3, 9 << 20])]
+    target = tmp_path / "big.raw"
+
+    def write(stream):
+        for chunk in chunks:
+            stream.write(chunk)
+
+    atomic_write(target, write, force=False)
+    assert target.read_bytes() == b"".join(chunks)
+
+
 def test_atomic_write_into_missing_folder_fails_cleanly(tmp_path):
     with pytest.raises(FileNotFoundError):
         atomic_write(tmp_path / "missing" / "vol.nrrd", lambda stream: None, force=False)
