@@ -22,10 +22,10 @@ import hashlib
 import json
 import os
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 LOG_NAME = "report.series.jsonl"
 
@@ -131,6 +131,9 @@ def fingerprint(sources: Iterable[tuple[str, str, int]], names: Iterable[str], s
     return digest.hexdigest()
 
 
+_Line = TypeVar("_Line", LogEntry, WrittenFile)
+
+
 class RunLog:
     """The log file at ``path`` (``LOG_NAME`` in the output folder)."""
 
@@ -142,27 +145,21 @@ class RunLog:
 
     def read(self) -> dict[str, LogEntry]:
         """The finished series by fingerprint (a later line for one replaces an earlier one)."""
-        entries: dict[str, LogEntry] = {}
-        for record in self._records():
-            if "series_instance_uid" in record:
-                try:
-                    entry = LogEntry(**record)
-                except TypeError:
-                    continue  # not a line this version wrote: the series is converted again
-                entries[entry.fingerprint] = entry
-        return entries
+        return {entry.fingerprint: entry for entry in self._typed(LogEntry, "series_instance_uid")}
 
     def written(self) -> dict[str, WrittenFile]:
         """The files logged as written, by name (the latest line for each)."""
-        files: dict[str, WrittenFile] = {}
+        return {file.written: file for file in self._typed(WrittenFile, "written")}
+
+    def _typed(self, record_type: type[_Line], key: str) -> Iterator[_Line]:
+        """The lines holding ``key``, as ``record_type``; a line this version did not write (other
+        fields) is skipped, so its series is converted again."""
         for record in self._records():
-            if "written" in record:
+            if key in record:
                 try:
-                    file = WrittenFile(**record)
+                    yield record_type(**record)
                 except TypeError:
                     continue
-                files[file.written] = file
-        return files
 
     def report_digest(self) -> str | None:
         """The digest of the last ``report.json`` this log's runs wrote, None when none did."""
