@@ -506,7 +506,8 @@ _REFUSED = (HeaderError, LimitExceeded)
 
 
 def _single_frame(
-    path: str, get: Callable[[str], str], ints: dict[str, int], transfer_syntax: str, limits: Limits
+    path: str, get: Callable[[str], str], ints: dict[str, int], transfer_syntax: str, limits: Limits,
+    pixel_data_offset: int | None = None,
 ) -> SliceHeader:
     row, col, position, spacing = _geometry(
         get("ImageOrientationPatient"), get("ImagePositionPatient"), get("PixelSpacing"), limits
@@ -541,6 +542,7 @@ def _single_frame(
         rescale_slope=slope,
         rescale_intercept=intercept,
         transfer_syntax_uid=transfer_syntax,
+        pixel_data_offset=pixel_data_offset,
         **common,
     )
 
@@ -724,10 +726,10 @@ def _scan_plain_image(path: str, limits: Limits = DEFAULT_LIMITS) -> ScanResult 
     try:
         if pixel_data_shortfall(_pixel_fields(ints), 1, raw.stop_value_length):
             return None
-        header = _single_frame(path, get, ints, raw.transfer_syntax_uid, limits)
+        header = _single_frame(path, get, ints, raw.transfer_syntax_uid, limits, _native_pixel_offset(raw, ints))
     except _REFUSED:
         return None
-    return ScanResult([replace(header, pixel_data_offset=_native_pixel_offset(raw, ints))], [])
+    return ScanResult([header], [])
 
 
 def _native_pixel_offset(raw: RawElements, ints: dict[str, int]) -> int | None:

@@ -27,7 +27,7 @@ import os
 import struct
 import zlib
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import BinaryIO
 
 from .limits import DEFAULT_LIMITS, LimitExceeded, Limits
@@ -53,8 +53,10 @@ _LONG_VRS = frozenset(b"OB OD OF OL OV OW SQ SV UC UN UR UT UV".split())
 _SHORT_VRS = frozenset(b"AE AS AT CS DA DS DT FD FL IS LO LT PN SH SL SS ST TM UI UL US".split())
 _VRS = _LONG_VRS | _SHORT_VRS
 
+_TAG = struct.Struct("<HH")  # tag group, tag element
 _HEADER = struct.Struct("<HHI")  # tag group, tag element, 4-byte length (implicit VR and items)
 _EXPLICIT_SHORT = struct.Struct("<HH2sH")  # tag group, tag element, VR, 2-byte length
+_LONG_LENGTH = struct.Struct("<I")  # after an explicit long VR and two reserved bytes
 
 
 @dataclass(frozen=True)
@@ -111,10 +113,8 @@ def read_elements(
             data = f.read(_FIRST_READ)
             while True:
                 try:
-                    found = _read(data, size, wanted, reject, stop_at, limits)
-                    if found is not None and found.stop_tag is not None:
-                        return replace(found, stop_value_complete=_value_complete(f, found))
-                    if found is None or len(data) >= size:
+                    found = _read(f, data, size, wanted, reject, stop_at, limits)
+                    if found is None or found.stop_tag is not None or len(data) >= size:
                         return found
                 except _OutOfData:
                     if len(data) >= size:
@@ -152,12 +152,12 @@ def read_meta(path: str) -> tuple[str, int] | None:
     return RawElements("", "", meta, None, 0, 0, 0).text(0x00020010), pos
 
 
-def _value_complete(f: BinaryIO, found: RawElements) -> bool:
-    """Whether the stop element's value lies within the file ``f``."""
-    if found.stop_value_length != _UNDEFINED:
-        return found.stop_value_offset + found.stop_value_length <= found.file_size
+def _value_complete(f: BinaryIO, offset: int, length: int, size: int) -> bool:
+    """Whether the value at ``offset`` of ``length`` bytes lies within the file ``f`` of ``size`` bytes."""
+    if length != _UNDEFINED:
+        return offset + length <= size
     # Encapsulated pixel data is the last element: complete fragments end with their delimiter.
-    f.seek(max(0, found.file_size - len(_SEQUENCE_END_BYTES)))
+    f.seek(max(0, size - len(_SEQUENCE_END_BYTES)))
     return f.read(len(_SEQUENCE_END_BYTES)) == _SEQUENCE_END_BYTES
 
 
@@ -166,10 +166,10 @@ class _OutOfData(Exception):
 
 
 def _read(
-    m: bytes, size: int, wanted: Mapping[int, Collection[bytes]], reject: Collection[int], stop_at: int,
+    f: BinaryIO, m: bytes, size: int, wanted: Mapping[int, Collection[bytes]], reject: Collection[int], stop_at: int,
     limits: Limits,
 ) -> RawElements | None:
-    """Parse the bytes ``m`` read from the start of a file of ``size`` bytes."""
+    """Parse the bytes ``m`` read from the start of the file ``f`` of ``size`` bytes."""
     if len(m) < 132 or m[128:132] != b"DICM":
         return None
     meta: dict[int, bytes] = {}
@@ -187,8 +187,11 @@ def _read(
     stop: list[int] = []
     if _elements(m, pos, explicit, wanted, values, stop_at=stop_at, reject=reject, stop=stop, limits=limits) is None:
         return None
-    stop_tag, offset, length = stop if stop else (None, 0, 0)
-    return RawElements(syntax, meta_elements.text(0x00020002), values, stop_tag, offset, length, size)
+    if not stop:
+        return RawElements(syntax, meta_elements.text(0x00020002), values, None, 0, 0, size)
+    stop_tag, offset, length = stop
+    return RawElements(syntax, meta_elements.text(0x00020002), values, stop_tag, offset, length, size,
+                       _value_complete(f, offset, length, size))
 
 
 def _is_explicit_little_endian(syntax: str) -> bool | None:
@@ -214,18 +217,18 @@ def _element_header(m: bytes, pos: int, explicit: bool) -> tuple[int, bytes, int
     explicit VR is not a DICOM VR."""
     if pos + 8 > len(m):
         raise _OutOfData
+    if explicit:
+        group, element, vr, short_length = _EXPLICIT_SHORT.unpack_from(m, pos)
+        if group != 0xFFFE:  # items and delimiters never carry a VR
+            if vr in _SHORT_VRS:
+                return group << 16 | element, vr, pos + 8, short_length
+            if vr in _LONG_VRS:
+                if pos + 12 > len(m):
+                    raise _OutOfData
+                return group << 16 | element, vr, pos + 12, _LONG_LENGTH.unpack_from(m, pos + 8)[0]
+            return None
     group, element, length = _HEADER.unpack_from(m, pos)
-    tag = group << 16 | element
-    if not explicit or group == 0xFFFE:  # items and delimiters never carry a VR
-        return tag, b"", pos + 8, length
-    _, _, vr, short_length = _EXPLICIT_SHORT.unpack_from(m, pos)
-    if vr in _SHORT_VRS:
-        return tag, vr, pos + 8, short_length
-    if vr in _LONG_VRS:
-        if pos + 12 > len(m):
-            raise _OutOfData
-        return tag, vr, pos + 12, struct.unpack_from("<I", m, pos + 8)[0]
-    return None
+    return group << 16 | element, b"", pos + 8, length
 
 
 def _elements(
@@ -250,7 +253,7 @@ def _elements(
     while pos < size:
         if pos + 4 > size:
             raise _OutOfData
-        group, element = struct.unpack_from("<HH", m, pos)
+        group, element = _TAG.unpack_from(m, pos)
         if (group << 16 | element) < start_at:
             return pos
         if (group << 16 | element) >= stop_at and stop is None:
