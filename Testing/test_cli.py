@@ -158,7 +158,7 @@ def test_format_option_names_the_files(tmp_path, capsys, fmt, suffix):
 
 def test_runs_as_a_process_without_terminal_codes(tmp_path):
     encoded("stitched_sections").write(tmp_path / "in")
-    command = [sys.executable, "-m", "irregular_series.cli", "convert", str(tmp_path / "in"), "-o",
+    command = [sys.executable, "-m", "irregular_series", "convert", str(tmp_path / "in"), "-o",
                str(tmp_path / "out"), "--spacing", "0.6", "--sections", "split", "--tilt", "keep",
                "--interpolation", "cubic"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
@@ -170,6 +170,34 @@ def test_runs_as_a_process_without_terminal_codes(tmp_path):
     assert report["options"]["sections"] == "split" and report["options"]["interpolation"] == "cubic"
     for output in report["outputs"]:
         assert encoding_error(read_nrrd(output["path"]), ENCODING) <= 1.0
+
+
+PROBE_HUGE_PAGES = """
+import os, sys
+from irregular_series.__main__ import main
+sys.argv = ["irregular-series", "--help"]
+try:
+    main()
+except SystemExit:
+    pass
+print("huge pages:", os.environ["NUMPY_MADVISE_HUGEPAGE"], "numpy loaded:", "numpy" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize(("given", "seen"), [(None, "0"), ("1", "1")])
+def test_the_command_turns_numpy_huge_pages_off_unless_the_user_chose(given, seen):
+    """The console script (``irregular_series.__main__``) sets numpy's huge-page advice before
+    numpy is imported; a library import never touches the environment."""
+    env = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
+    if given is not None:
+        env["NUMPY_MADVISE_HUGEPAGE"] = given
+    done = subprocess.run([sys.executable, "-c", PROBE_HUGE_PAGES], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    assert f"huge pages: {seen} numpy loaded: True" in done.stdout
+    library = subprocess.run([sys.executable, "-c", "import os, irregular_series.cli; "
+                              "print(os.environ.get('NUMPY_MADVISE_HUGEPAGE'))"],
+                             capture_output=True, text=True, timeout=120, env=env)
+    assert library.stdout.strip() == str(given)
 
 
 def test_descriptions_in_any_script_print_on_an_ascii_console(tmp_path):
