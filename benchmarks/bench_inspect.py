@@ -84,8 +84,12 @@ def main() -> int:
     files = sum(1 for p in folder.iterdir() if p.suffix == ".dcm")
     report = fresh_dir(OUT / "inspect") / "report.json"
     python = sys.executable
+    def ours():
+        report.unlink(missing_ok=True)  # inspect refuses to replace a file it did not make this run
+        return run_child([BIN / "irregular-series", "inspect", folder, "--json", report])
+
     timings = interleaved({
-        "ours: inspect --json": lambda: run_child([BIN / "irregular-series", "inspect", folder, "--json", report]),
+        "ours: inspect --json": ours,
         "SimpleITK: IDs + file names": lambda: run_child([python, "-c", SITK_SCAN, folder, "all"]),
         "SimpleITK: IDs only": lambda: run_child([python, "-c", SITK_SCAN, folder, "ids"]),
     })
