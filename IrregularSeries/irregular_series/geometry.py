@@ -153,17 +153,18 @@ def acquisition_order(slices: Sequence[SliceHeader], positions: np.ndarray) -> t
     direction. ``None`` when no tag differs: frame order or file order are never taken as
     acquisition order.
     """
-    used: list[tuple[str, Callable[[SliceHeader], object]]] = []
+    used: list[tuple[str, list[object]]] = []
     distinct = 1
     for name, get in _ORDER_FIELDS:
+        values = [get(s) for s in slices]
         # A tag is used only when it tells apart slices the tags before it could not.
-        refined = len({tuple(g(s) for _, g in used + [(name, get)]) for s in slices})
+        refined = len(set(zip(*[v for _, v in used], values)))
         if refined > distinct:
-            used.append((name, get))
+            used.append((name, values))
             distinct = refined
     if not used:
         return None
-    keys = [tuple((get(s) is None, get(s) or 0) for _, get in used) for s in slices]
+    keys = list(zip(*[[(v is None, v or 0) for v in values] for _, values in used]))
     rank = {key: r for r, key in enumerate(sorted(set(keys)))}
     ranks = np.array([rank[k] for k in keys])
     # Mean position per key, in key order: which way the acquisition moves along the normal.
@@ -493,8 +494,9 @@ def _missing_slices(
         if gap <= tol.position_mm:
             continue
         holes = _instance_holes(slices[a], slices[b])
-        inside = int(np.count_nonzero((expected > positions[a] + tol.position_mm)
-                                      & (expected < positions[b] - tol.position_mm)))
+        # ``expected`` is sorted: the positions strictly between the two slices, by bisection.
+        inside = len(expected) and max(0, int(np.searchsorted(expected, positions[b] - tol.position_mm, side="left")
+                                              - np.searchsorted(expected, positions[a] + tol.position_mm, side="right")))
         if inside:
             missing, step = inside, gap / (inside + 1)
             because = f"where the other volumes of its set have {count(inside, 'position')} (step {step:.2f} mm)"
