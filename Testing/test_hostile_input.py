@@ -233,6 +233,27 @@ def test_a_huge_wanted_element_is_never_read_whole_by_pydicom(tmp_path):
     assert peak_kb < 400 * 1024  # python, numpy and pydicom: about 100 MB; the value alone would be 1.5 GB
 
 
+@pytest.mark.parametrize("blob_mb", [0.01, 3])
+def test_an_unfollowable_header_is_bounded_by_what_is_left_of_the_file(tmp_path, blob_mb):
+    """A value of undefined length that is neither a sequence nor fragments: no reader can tell
+    where it ends without searching the bytes, as pydicom does, holding them all. What is left of
+    the file from there bounds that; beyond the limit the file is refused before pydicom reads it."""
+    path = _big_endian(tmp_path)
+    data = path.read_bytes()
+    at = data.index(b"\x7f\xe0\x00\x10", 132)  # Pixel Data
+    blob = b"\x01" * int(blob_mb * 2**20)
+    unfollowable = b"\x00\x09\x10\x10OB\x00\x00\xff\xff\xff\xff" + blob + b"\xff\xfe\xe0\xdd\x00\x00\x00\x00"
+    path.write_bytes(data[:at] + unfollowable + data[at:])
+    found = scan([path], limits=Limits(header_bytes=2**20))
+    if blob_mb > 1:
+        (reason,) = _reasons(found).values()
+        assert reason.startswith(f"the header cannot be followed from byte {at + 12} on, and the 3 MB after it")
+        assert reason.endswith("more than 1 MB (limit header_bytes)")
+        assert not found.slices
+    else:  # small enough to let pydicom read it, which it does
+        assert len(found.slices) == 1 and not found.excluded
+
+
 def _items(n: int) -> Sequence:
     return Sequence([pydicom.Dataset() for _ in range(n)])
 

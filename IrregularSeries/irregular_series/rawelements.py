@@ -354,7 +354,8 @@ def check_limits(path: str, kept: Collection[int], limits: Limits = DEFAULT_LIMI
     against ``limits.header_bytes``; every sequence's items against ``limits.sequence_items``,
     its nesting against ``limits.sequence_depth``; a deflated data set, inflated whole by pydicom,
     against ``header_bytes`` too. Where the bytes stop making sense the check ends: the reader
-    that follows says what is wrong with the file.
+    that follows says what is wrong with the file, unless the rest of the file could take it past
+    ``header_bytes``. A truncated file ends the check too: what it holds was counted.
     """
     try:
         with open(path, "rb") as f:
@@ -368,12 +369,24 @@ def check_limits(path: str, kept: Collection[int], limits: Limits = DEFAULT_LIMI
                 _Walk(io.BytesIO(data), len(data), True, True, kept, limits, meta.held).data_set(0, None, 0)
             else:
                 _Walk(f, size, explicit, little, kept, limits, meta.held).data_set(pos, None, 0)
-    except (OSError, _OutOfData, _Unfollowable, struct.error, zlib.error):
+    except _Unfollowable as lost:
+        # What pydicom holds from there on cannot be told, short of reading it: at most the rest of the file.
+        if lost.held + lost.rest > limits.header_bytes:
+            raise LimitExceeded(
+                f"the header cannot be followed from byte {lost.pos} on, and the {lost.rest / 2**20:.3g} MB after it "
+                f"could all be held: more than {limits.header_bytes / 2**20:g} MB (limit header_bytes)",
+                "header_bytes") from None
+    except (OSError, _OutOfData, struct.error, zlib.error):
         return
 
 
 class _Unfollowable(Exception):
-    """The bytes are not a structure pydicom would read the same way."""
+    """The bytes from ``pos`` on (``rest`` bytes to the end of the data set) are not a structure
+    pydicom would read the same way; ``held`` bytes were counted before them."""
+
+    def __init__(self, pos: int, rest: int, held: int) -> None:
+        super().__init__(pos, rest, held)
+        self.pos, self.rest, self.held = pos, rest, held
 
 
 _PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
@@ -431,7 +444,7 @@ class _Walk:
         while pos + 8 <= self.size and self.header.unpack(self.read(pos, 8))[0] == 0x0002:
             tag, _, at, length = self.element(pos, True)
             if length == _UNDEFINED:
-                raise _Unfollowable
+                raise _Unfollowable(pos, self.size - pos, self.held)
             self.hold(min(length, self.size - at))
             if tag == 0x00020010 and length <= 64:
                 syntax = self.read(at, length).decode("latin-1").rstrip("\x00 ").strip()
@@ -501,7 +514,7 @@ class _Walk:
             if tag == _SEQUENCE_END:
                 return at
             if tag != _ITEM:
-                raise _Unfollowable
+                raise _Unfollowable(pos, self.size - pos, self.held)
             items += 1
             if items > self.limits.sequence_items:
                 raise LimitExceeded(f"a sequence of more than {self.limits.sequence_items} items "
@@ -517,8 +530,8 @@ class _Walk:
             tag, _, at, length = self.element(pos, False)
             if tag == _SEQUENCE_END:
                 break
-            if tag != _ITEM or length == _UNDEFINED:
-                raise _Unfollowable  # not fragments: pydicom searches the bytes, and so would no reader here
+            if tag != _ITEM or length == _UNDEFINED:  # not fragments: pydicom searches the bytes for the end
+                raise _Unfollowable(start, self.size - start, self.held)
             pos = at + length
         if held:
             self.hold(pos - start)
