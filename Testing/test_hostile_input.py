@@ -269,6 +269,17 @@ def test_sequence_items_and_depth_are_limited_on_the_pydicom_path_too(tmp_path):
     assert len(scan([path]).slices) == 1  # within the default limits it is read
 
 
+def test_sequence_items_are_limited_in_all_as_well_as_per_sequence(tmp_path):
+    """Many sequences, each under the per-sequence limit, cannot add up to millions of objects."""
+    shared = pydicom.Dataset()
+    shared.PixelMeasuresSequence = _items(600)
+    shared.FrameContentSequence = _items(600)
+    path = _big_endian(tmp_path, lambda ds: setattr(ds, "SharedFunctionalGroupsSequence", Sequence([shared])))
+    assert _reasons(scan([path], limits=Limits(sequence_items=1000, header_items=1000))) == {
+        path.name: "more than 1000 sequence items in all (limit header_items)"}
+    assert len(scan([path], limits=Limits(sequence_items=1000, header_items=1201)).slices) == 1
+
+
 @pytest.mark.parametrize("undefined", [True, False])
 def test_an_unwanted_sequence_counts_only_when_pydicom_must_parse_it(tmp_path, undefined):
     def private_sequence(ds):

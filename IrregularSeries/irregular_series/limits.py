@@ -62,6 +62,10 @@ class Limits:
     sequence_items: int = 100_000
     """Most items in one sequence (e.g. one per frame in PerFrameFunctionalGroupsSequence)."""
 
+    header_items: int = 1_000_000
+    """Most sequence items, all sequences together, in a header read with pydicom, which makes an
+    object of each (about 0.7 kB even when empty): a 100,000-frame object with ten per frame fits."""
+
     sequence_depth: int = 16
     """Deepest nesting of sequences in a header."""
 

@@ -351,8 +351,8 @@ def check_limits(path: str, kept: Collection[int], limits: Limits = DEFAULT_LIMI
     pydicom holds every wanted top-level value, and everything inside the sequences it parses
     (wanted ones, and every sequence of undefined length, which it must parse to find its end),
     while it seeks past the other values. Those bytes, with every element header read, count
-    against ``limits.header_bytes``; every sequence's items against ``limits.sequence_items``,
-    its nesting against ``limits.sequence_depth``; a deflated data set, inflated whole by pydicom,
+    against ``limits.header_bytes``; every sequence's items against ``limits.sequence_items``, all
+    of them together against ``limits.header_items``, its nesting against ``limits.sequence_depth``; a deflated data set, inflated whole by pydicom,
     against ``header_bytes`` too. Where the bytes stop making sense the check ends: the reader
     that follows says what is wrong with the file, unless the rest of the file could take it past
     ``header_bytes``. A truncated file ends the check too: what it holds was counted.
@@ -436,6 +436,8 @@ class _Walk:
         self.long = struct.Struct(order + "I")
         self.held = held
         """Bytes counted so far (of this walk and the ones before it over the same file)."""
+        self.items = 0
+        """Sequence items counted so far, at any depth."""
 
     def meta_group(self, pos: int) -> tuple[int, str | None]:
         """Walk the meta group at ``pos`` (explicit VR little endian, group 0002), holding every
@@ -516,9 +518,13 @@ class _Walk:
             if tag != _ITEM:
                 raise _Unfollowable(pos, self.size - pos, self.held)
             items += 1
+            self.items += 1
             if items > self.limits.sequence_items:
                 raise LimitExceeded(f"a sequence of more than {self.limits.sequence_items} items "
                                     "(limit sequence_items)", "sequence_items")
+            if self.items > self.limits.header_items:
+                raise LimitExceeded(f"more than {self.limits.header_items} sequence items in all "
+                                    "(limit header_items)", "header_items")
             pos = self.data_set(at, None if length == _UNDEFINED else at + length, depth)
         return pos
 
