@@ -352,9 +352,10 @@ def check_limits(path: str, kept: Collection[int], limits: Limits = DEFAULT_LIMI
     (wanted ones, and every sequence of undefined length, which it must parse to find its end),
     while it seeks past the other values. Those bytes, with every element header read, count
     against ``limits.header_bytes``; every sequence's items against ``limits.sequence_items``, all
-    of them together against ``limits.header_items``, its nesting against ``limits.sequence_depth``; a deflated data set, inflated whole by pydicom,
-    against ``header_bytes`` too. Where the bytes stop making sense the check ends: the reader
-    that follows says what is wrong with the file, unless the rest of the file could take it past
+    of them together against ``limits.header_items``, its nesting against
+    ``limits.sequence_depth``; a deflated data set, inflated whole by pydicom, against
+    ``header_bytes`` too. Where the bytes stop making sense the check ends: the reader that
+    follows says what is wrong with the file, unless the rest of the file could take it past
     ``header_bytes``. A truncated file ends the check too: what it holds was counted.
     """
     try:
