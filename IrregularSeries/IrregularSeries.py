@@ -238,10 +238,14 @@ class IrregularSeriesWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onAssembleButton(self) -> None:
         p = self._parameterNode
-        with slicer.util.tryWithErrorDisplay(_("Assembling failed; nothing was made."), waitCursor=True):
-            nodes = self.logic.assemble(list(self.ui.assembleVolumesSelector.checkedNodes()), p.spacingChoice(),
-                                        allowOtherFrames=p.allowOtherFrames, overlap=p.overlap, gaps=p.gaps,
-                                        interpolation=p.interpolation)
+        with slicer.util.tryWithErrorDisplay(_("Assembling failed; nothing was made."), waitCursor=True), \
+                ProgressDialog(_("Assembling")) as progress:
+            try:
+                nodes = self.logic.assemble(list(self.ui.assembleVolumesSelector.checkedNodes()), p.spacingChoice(),
+                                            allowOtherFrames=p.allowOtherFrames, overlap=p.overlap, gaps=p.gaps,
+                                            interpolation=p.interpolation, progress=progress)
+            except Cancelled:
+                return  # nothing was made
             p.inputVolume = nodes[0]  # its summary: what was joined and decided
             slicer.util.setSliceViewerLayers(background=nodes[0], fit=True)
 
@@ -623,15 +627,15 @@ class IrregularSeriesLogic(ScriptedLoadableModuleLogic):
         return assembling.examine_volumes(volumeNodes, ConvertOptions(spacing=spacing, **policies),
                                           allow_other_frames=allowOtherFrames, stack_of=self.stack)
 
-    def assemble(self, volumeNodes, spacing="auto", allowOtherFrames=False, **policies):
+    def assemble(self, volumeNodes, spacing="auto", allowOtherFrames=False, progress=None, **policies):
         """One volume from the series of volumes loaded separately (stations, parts, one series per
         slice), joined as ``irregular-series convert --assemble`` does: a list of one node (one per
         part when the gap policy splits). ``allowOtherFrames`` lets series whose frames of reference
         differ be joined; ``policies`` are further ``ConvertOptions`` fields: overlap, gaps,
         interpolation, in_plane_spacing_mm. Raises ``ValueError`` saying why when they do not
-        form one stack."""
+        form one stack; ``progress`` as for ``loadSeries``."""
         return assembling.assemble_volumes(slicer.mrmlScene, volumeNodes, ConvertOptions(spacing=spacing, **policies),
-                                           allow_other_frames=allowOtherFrames, stack_of=self.stack)
+                                           allow_other_frames=allowOtherFrames, stack_of=self.stack, progress=progress)
 
     def applyAcquisitionTransform(self, volumeNode):
         """The acquisition transform of a raw volume, or None when its grid already fits."""

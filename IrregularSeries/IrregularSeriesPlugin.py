@@ -148,10 +148,9 @@ class IrregularSeriesPluginClass(DICOMPlugin):
         node made here stays in the scene."""
         scene = slicer.mrmlScene
         if loadable in self._assemblies:
-            # Joined and verified before any node is made; progress is not reported.
             assembly = self._assemblies[loadable]
             name = assembly.node_name if loadable.name == assembly.name else loadable.name
-            return self._shown(assembling.load_assembly(scene, assembly.candidate, assembly.options, name))
+            return self._shown(assembling.load_assembly(scene, assembly.candidate, assembly.options, name, progress))
         offer, stacks, options = self._examined[loadable]
         if offer.sequence is not None:
             return self._shown(self.loadSequence(loadable, offer, options, progress))

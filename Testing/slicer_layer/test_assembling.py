@@ -33,9 +33,9 @@ from irregular_series.slicer.assembly_offers import (  # noqa: E402
 )
 from irregular_series.slicer.examine import examine_series, slicer_series_name  # noqa: E402
 from irregular_series.testing.synthetic import uid  # noqa: E402
-from test_assembly import station  # noqa: E402
 
 from phantoms import SAGITTAL  # noqa: E402
+from test_assembly import station  # noqa: E402
 from volume_checks import ROUNDING, encoding_error, read_nrrd  # noqa: E402
 
 SCALAR_VOLUME_PLUGIN_CONFIDENCE = 0.5

@@ -17,8 +17,12 @@ from vtkmodules.vtkCommonCore import vtkIdList  # noqa: E402
 from irregular_series import analyze  # noqa: E402
 from irregular_series.options import ConvertOptions  # noqa: E402
 from irregular_series.pixels import load_pixels  # noqa: E402
+from irregular_series.slicer import assembling  # noqa: E402
 from irregular_series.slicer import scene as mrml  # noqa: E402
+from irregular_series.slicer.assembly_offers import assembly_offers  # noqa: E402
 from irregular_series.slicer.progress import Cancelled, Progress, all_or_nothing  # noqa: E402
+
+from test_assembling import gap, three_grids  # noqa: E402
 
 
 class Recorder:
@@ -138,6 +142,24 @@ def test_load_series_cancelled_at_any_report_leaves_no_node(scene, write_phantom
     assert count >= 6  # headers, then reading and regularizing each of the two series
     nodes = operation(None)
     assert len(nodes) == 2 and all(n.GetAttribute(mrml.STACK_ATTRIBUTE) for n in nodes)
+
+
+@pytest.mark.parametrize(("write", "options", "volumes"), [
+    (gap, {"gaps": "split", "spacing": 1.0}, 2),  # two volumes: each added is a report
+    (three_grids, {}, 1),  # three in-plane grids: pixels are read in three calls
+])
+def test_an_assembled_load_cancelled_at_any_report_leaves_no_node(scene, tmp_path, write, options, volumes):
+    write(tmp_path)
+    chosen = ConvertOptions(**options)
+    (offer,) = assembly_offers(analyze([tmp_path]), chosen)
+    existing = mrml.add_volume(scene, np.zeros((2, 3, 4), np.int16), np.eye(4), "already there")
+
+    def operation(progress):
+        return assembling.load_assembly(scene, offer.candidate, chosen, offer.node_name, progress=progress)
+
+    count = _cancel_at_every_report(scene, operation, existing)
+    assert count >= 2 + volumes  # reading starts and ends, each volume added, the end
+    assert len(operation(None)) == volumes
 
 
 def test_a_failure_part_way_leaves_no_node_either(scene, write_phantom):
