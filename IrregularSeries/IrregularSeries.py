@@ -1013,8 +1013,8 @@ class IrregularSeriesTest(ScriptedLoadableModuleTest):
                 files = database.filesForSeries(demo.series_instance_uid)
                 self.assertEqual(len(files), 28)
 
-                # A time point lost slices: Slicer's MultiVolumeImporter strategies that order by
-                # position need as many slices in each, so the sequence is expected to be chosen.
+                # A time point lost slices, which a regular-grid loader gets wrong: the sequence is
+                # offered above MultiVolumeImporter and expected to be chosen.
                 self.delayDisplay("Examining: the sequence is chosen, its volumes are offered unselected")
                 byPlugin, _loadEnabled = DICOMUtils.getLoadablesFromFileLists([files])
                 DICOMUtils.selectHighestConfidenceLoadables(byPlugin)

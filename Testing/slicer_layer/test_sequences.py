@@ -170,6 +170,23 @@ def test_the_browser_offers_the_sequence_first_and_the_volumes_unselected(realda
     assert len(others) == 5 and all(not o.selected and o.confidence == CONFIDENCE_ALTERNATIVE for o in others)
 
 
+MULTIVOLUME_IMPORTER_CONFIDENCE = (0.9, 1.0)  # fedorov/MultiVolumeImporter's range for a volume series
+IMAGE_SEQUENCE_PLUGIN_CONFIDENCE = 1.05  # Slicer's DICOMImageSequencePlugin, at most
+
+
+@pytest.mark.parametrize(("case", "corrects"), [("repeated_positions_temporal", False), ("interrupted_time_series", True)])
+def test_a_sequence_wins_over_the_other_volume_series_loaders_only_when_it_corrects(write_phantom, case, corrects):
+    """MultiVolumeImporter loads each volume with the scalar-volume plugin: right for a regular
+    volume series (it stays the default), wrong for one with gaps, tilt or variable spacing."""
+    series = analyze([write_phantom(case)]).series[0]
+    label = slicer_series_name(series)
+    (sequence,) = [o for o in with_sequences(series, label, offers(examine_series(series, label), label)) if o.sequence]
+    if corrects:
+        assert sequence.confidence > max(*MULTIVOLUME_IMPORTER_CONFIDENCE, IMAGE_SEQUENCE_PLUGIN_CONFIDENCE)
+    else:
+        assert sequence.confidence < min(MULTIVOLUME_IMPORTER_CONFIDENCE)
+
+
 def test_dual_echo_offers_one_echo_sequence_per_kind(realdata):
     series = _only_series(realdata / "philips_dualecho")
     label = slicer_series_name(series)

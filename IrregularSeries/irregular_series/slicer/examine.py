@@ -38,6 +38,12 @@ CONFIDENCE_PLAIN = 0.4
 CONFIDENCE_ALTERNATIVE = 0.3
 """Offered next to our volume loadables (a localizer, say) and never chosen by default."""
 
+CONFIDENCE_CORRECTS_SEQUENCE = 1.1
+"""A volume series with volumes a regular-grid loader gets wrong (gaps, tilt, variable spacing…):
+above MultiVolumeImporter (0.9–1.0, which loads each volume with the scalar-volume plugin) and
+Slicer's image-sequence plugin (up to 1.05), so ours is chosen. A regular volume series offers
+its volumes' confidence (at most ``CONFIDENCE_CORRECTS``) and keeps loading as it always has."""
+
 LoadMode = Literal["transform", "harden"]
 """What loading does to a stack with irregular geometry: keep the acquired slices and add an
 acquisition (grid) transform that puts each at its DICOM position, or resample onto a regular grid."""
@@ -189,7 +195,9 @@ def offers(specs: list[LoadableSpec], series_label: str) -> list[Offer]:
 def with_sequences(analysis: SeriesAnalysis, series_label: str, found: list[Offer],
                    options: ConvertOptions = ConvertOptions()) -> list[Offer]:
     """``found`` (the series' offers) with one sequence offer first per volume series of the
-    series (``timeseries.volume_series``): selected, as sure as its volumes were; the offers of
+    series (``timeseries.volume_series``): selected, as sure as its volumes were, or above the
+    other plugins' volume series (``CONFIDENCE_CORRECTS_SEQUENCE``) when a volume has what a
+    regular-grid loader gets wrong; the offers of
     those volumes one by one stay, unselected and never chosen by default. A sequence's volumes
     are resampled onto the series' common grid whatever the load mode, since a sequence shows
     its volumes on one grid."""
@@ -208,7 +216,8 @@ def with_sequences(analysis: SeriesAnalysis, series_label: str, found: list[Offe
             tooltip=sequence_tooltip(series, options),
             warning=" ".join(dict.fromkeys(spec.warning for spec in parts if spec.warning)),
             selected=True,
-            confidence=max(spec.confidence for spec in parts),
+            confidence=(CONFIDENCE_CORRECTS_SEQUENCE if any(_findings(st) for st in series.stacks)
+                        else max(spec.confidence for spec in parts)),
             parts=parts,
             sequence=series,
         ))
