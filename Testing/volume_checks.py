@@ -138,6 +138,29 @@ def encoding_error(volume: NrrdFile, encoding: Encoding = ENCODING, *, carried: 
     return float(error[valid].max())
 
 
+@dataclasses.dataclass(frozen=True)
+class DicomPlacement:
+    """Where a file's header puts its pixels, read with pydicom (none of this package's reader):
+    the first pixel's centre and the unit directions along a row and down a column (LPS mm), the
+    distances between columns and between rows (mm), and the matrix size."""
+
+    ipp: np.ndarray
+    along_row: np.ndarray
+    down_column: np.ndarray
+    between_columns: float
+    between_rows: float
+    rows: int
+    columns: int
+
+    @classmethod
+    def of(cls, path: str | Path) -> DicomPlacement:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        iop = np.array([float(v) for v in ds.ImageOrientationPatient])
+        between_rows, between_columns = (float(v) for v in ds.PixelSpacing)
+        return cls(np.array([float(v) for v in ds.ImagePositionPatient]), iop[:3], iop[3:], between_columns,
+                   between_rows, int(ds.Rows), int(ds.Columns))
+
+
 def tree_digest(root: Path) -> str:
     """Names, sizes and contents of every file under ``root``."""
     digest = hashlib.sha256()

@@ -39,6 +39,7 @@ from irregular_series.testing.synthetic import (  # noqa: E402
 from irregular_series.tolerances import DEFAULT, Tolerances  # noqa: E402
 
 import phantoms  # noqa: E402
+from volume_checks import DicomPlacement  # noqa: E402
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
@@ -51,13 +52,10 @@ def _dicom_corners_ras(stack: Stack) -> np.ndarray:
     """Each slice's lattice corners from its own file, read with pydicom: (N, 2, 2, 3) RAS."""
     corners = []
     for s in stack.slices:
-        ds = pydicom.dcmread(s.path, stop_before_pixels=True)
-        ipp = np.array([float(v) for v in ds.ImagePositionPatient])
-        iop = np.array([float(v) for v in ds.ImageOrientationPatient])
-        row_step, column_step = (float(v) for v in ds.PixelSpacing)
-        across = ds.Columns * column_step * iop[:3]
-        down = ds.Rows * row_step * iop[3:]
-        corners.append([[ipp, ipp + across], [ipp + down, ipp + down + across]])
+        at = DicomPlacement.of(s.path)
+        across = at.columns * at.between_columns * at.along_row
+        down = at.rows * at.between_rows * at.down_column
+        corners.append([[at.ipp, at.ipp + across], [at.ipp + down, at.ipp + down + across]])
     return np.array(corners) * [-1.0, -1.0, 1.0]
 
 

@@ -10,7 +10,6 @@ further than half a voxel diagonal from a ball's surface has that ball's label, 
 from __future__ import annotations
 
 import numpy as np
-import pydicom
 import pytest
 
 slicer = pytest.importorskip("slicer", reason="needs the slicer-core wheel (requirements/test.txt)")
@@ -23,6 +22,8 @@ from irregular_series.orientation import LPS_TO_RAS  # noqa: E402
 from irregular_series.slicer import mapback  # noqa: E402
 from irregular_series.slicer import scene as mrml  # noqa: E402
 from irregular_series.slicer.progress import Cancelled  # noqa: E402
+
+from volume_checks import DicomPlacement  # noqa: E402
 
 
 def _volume_stack(folder):
@@ -39,12 +40,10 @@ def _dicom_pixels_lps(stack) -> np.ndarray:
     """Every pixel's position from its own file's header: (N, rows, columns, 3), LPS mm."""
     out = []
     for s in stack.slices:
-        ds = pydicom.dcmread(s.path, stop_before_pixels=True)
-        ipp = np.array([float(v) for v in ds.ImagePositionPatient])
-        iop = np.array([float(v) for v in ds.ImageOrientationPatient])
-        between_rows, between_columns = (float(v) for v in ds.PixelSpacing)
-        j, i = np.mgrid[0:ds.Rows, 0:ds.Columns]
-        out.append(ipp + i[..., None] * between_columns * iop[:3] + j[..., None] * between_rows * iop[3:])
+        at = DicomPlacement.of(s.path)
+        j, i = np.mgrid[0:at.rows, 0:at.columns]
+        out.append(at.ipp + i[..., None] * at.between_columns * at.along_row
+                   + j[..., None] * at.between_rows * at.down_column)
     return np.array(out)
 
 
