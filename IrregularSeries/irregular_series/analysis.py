@@ -16,12 +16,12 @@ from .tolerances import DEFAULT, Tolerances
 
 
 def analyze(
-    paths: Iterable[str | os.PathLike],
+    paths: Iterable[str | os.PathLike[str]],
     *,
     tolerances: Tolerances = DEFAULT,
     workers: int | None = None,
     limits: Limits = DEFAULT_LIMITS,
-    skip: Iterable[str | os.PathLike] = (),
+    skip: Iterable[str | os.PathLike[str]] = (),
     progress: Callable[[int, int], None] | None = None,
     keep_together: Collection[StackSplit] = (),
 ) -> Analysis:

@@ -84,8 +84,8 @@ class ArchiveConversion:
 
     def __init__(
         self,
-        paths: Iterable[str | os.PathLike],
-        outdir: str | os.PathLike,
+        paths: Iterable[str | os.PathLike[str]],
+        outdir: str | os.PathLike[str],
         options: ConvertOptions = ConvertOptions(),
         *,
         execution: Execution = Execution(),

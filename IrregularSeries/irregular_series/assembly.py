@@ -19,6 +19,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
+from typing import Any
 
 import numpy as np
 
@@ -212,7 +213,7 @@ def series_candidate(series: Sequence[SeriesAnalysis], tol: Tolerances = DEFAULT
     return candidate
 
 
-def candidate_to_dict(candidate: AssemblyCandidate) -> dict:
+def candidate_to_dict(candidate: AssemblyCandidate) -> dict[str, Any]:
     """The JSON record of a candidate (``assembly_candidates`` in the report)."""
     return {
         "series_instance_uids": list(candidate.series_uids),

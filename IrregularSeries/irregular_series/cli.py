@@ -279,7 +279,7 @@ def _execution(args: argparse.Namespace) -> Execution:
     return Execution(jobs=args.jobs, scheduler=args.dask, max_memory_bytes=args.max_memory)
 
 
-def _convert(command: str, paths: Iterable[str | os.PathLike], output: str | os.PathLike,
+def _convert(command: str, paths: Iterable[str | os.PathLike[str]], output: str | os.PathLike[str],
              options: ConvertOptions, execution: Execution = Execution()) -> int:
     try:
         result = convert(list(paths), output, options, execution=execution)

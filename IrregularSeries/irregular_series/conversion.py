@@ -528,8 +528,8 @@ def report_bytes(analysis: Analysis, options: ConvertOptions, outputs: list[dict
 
 
 def convert(
-    paths: Iterable[str | os.PathLike],
-    outdir: str | os.PathLike,
+    paths: Iterable[str | os.PathLike[str]],
+    outdir: str | os.PathLike[str],
     options: ConvertOptions = ConvertOptions(),
     *,
     progress: bool | None = None,

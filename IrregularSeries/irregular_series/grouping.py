@@ -490,11 +490,11 @@ def _split_by_order(slices: list[SliceHeader], tol: Tolerances) -> list[list[Sli
     return volumes
 
 
-def _sortable(value: Hashable) -> tuple:
+def _sortable(value: Hashable) -> tuple[bool, str, Hashable]:
     return (value is None, str(type(value)), value if value is not None else 0)
 
 
-def _instance_order(s: SliceHeader) -> tuple:
+def _instance_order(s: SliceHeader) -> tuple[bool, int, str, int]:
     return (s.instance_number is None, s.instance_number or 0, s.path, s.frame)
 
 

@@ -21,7 +21,7 @@ import re
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .imagekind import image_kind
 from .limits import DEFAULT_LIMITS, LimitExceeded, Limits
@@ -403,7 +403,7 @@ def _geometry(
     return row, col, position, spacing
 
 
-def _pixel_fields(ints: dict[str, int]) -> dict:
+def _pixel_fields(ints: dict[str, int]) -> dict[str, Any]:
     """Image size and pixel layout, the same for every frame; DICOM's defaults where absent.
     Raises ``HeaderError`` for a layout no image has (BitsStored above BitsAllocated, say)."""
     allocated = ints["BitsAllocated"] or 16
@@ -434,7 +434,7 @@ def _padding_value(value: int, pixel_representation: int) -> int | None:
     return bits - (1 << 16) if pixel_representation == 1 and bits >= 1 << 15 else bits
 
 
-def _rescale(slope_text: str, intercept_text: str, fields: dict) -> tuple[float, float]:
+def _rescale(slope_text: str, intercept_text: str, fields: dict[str, Any]) -> tuple[float, float]:
     """RescaleSlope and RescaleIntercept (1 and 0 when absent); ``HeaderError`` when they take
     the stored values beyond what a floating-point volume can hold."""
     slope = parse_floats(slope_text, "RescaleSlope", 1)
@@ -448,7 +448,7 @@ def _rescale(slope_text: str, intercept_text: str, fields: dict) -> tuple[float,
     return m, b
 
 
-def pixel_data_shortfall(fields: dict, frames: int, length: int | None) -> str | None:
+def pixel_data_shortfall(fields: dict[str, Any], frames: int, length: int | None) -> str | None:
     """Why a native (uncompressed) Pixel Data value of ``length`` bytes cannot hold the image its
     header describes; None when it can, or when the length is unknown (encapsulated data)."""
     if length is None or length == 0xFFFFFFFF:
@@ -463,7 +463,7 @@ def pixel_data_shortfall(fields: dict, frames: int, length: int | None) -> str |
             f"{fields['bits_allocated']} bits) need {needed} bytes")
 
 
-def _common_fields(get: Callable[[str], str]) -> dict:
+def _common_fields(get: Callable[[str], str]) -> dict[str, Any]:
     """Fields that do not vary between frames, from top-level values."""
     image_type = tuple(v.strip().upper() for v in get("ImageType").split("\\") if v.strip())
     return dict(
@@ -644,7 +644,7 @@ def _frames(
     return slices, excluded
 
 
-def scan_file(path: str | os.PathLike, *, limits: Limits = DEFAULT_LIMITS) -> tuple[list[SliceHeader], list[Excluded]]:
+def scan_file(path: str | os.PathLike[str], *, limits: Limits = DEFAULT_LIMITS) -> tuple[list[SliceHeader], list[Excluded]]:
     """Headers of one file: its images (one per frame) or the reason it has none."""
     found = _guarded_scan(str(path), limits)
     return found.slices, found.excluded
@@ -919,11 +919,11 @@ def _scan_chunk(paths: list[str], limits: Limits = DEFAULT_LIMITS) -> ScanResult
 
 
 def scan(
-    paths: Iterable[str | os.PathLike],
+    paths: Iterable[str | os.PathLike[str]],
     *,
     workers: int | None = None,
     limits: Limits = DEFAULT_LIMITS,
-    skip: Iterable[str | os.PathLike] = (),
+    skip: Iterable[str | os.PathLike[str]] = (),
     progress: Callable[[int, int], None] | None = None,
 ) -> ScanResult:
     """Scan files and folders (below folders: every regular file, at any depth) for images,

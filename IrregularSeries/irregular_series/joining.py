@@ -182,7 +182,7 @@ def _load(slices: Sequence[SliceHeader], dtype: np.dtype) -> np.ndarray:
 
 
 def _canvas(slices: Sequence[SliceHeader], mappings: dict[SliceId, SliceMapping], lattice: UnionLattice,
-            dtype: np.dtype, load: Callable) -> dict[SliceId, np.ndarray]:
+            dtype: np.dtype, load: Callable[[Sequence[SliceHeader], np.dtype], np.ndarray]) -> dict[SliceId, np.ndarray]:
     """Every slice's values on the lattice, in the sources' type (interpolated values rounded
     into integer types); 0 where a slice does not reach (``_coverage`` masks what that touches)."""
     by_size: dict[tuple[int, int], list[SliceHeader]] = defaultdict(list)

@@ -30,7 +30,7 @@ class OutputInInputError(ValueError):
     """The output folder is inside an input folder, or an input inside the output folder."""
 
 
-def _check_apart(outdir: Path, inputs: Iterable[str | os.PathLike]) -> None:
+def _check_apart(outdir: Path, inputs: Iterable[str | os.PathLike[str]]) -> None:
     for p in inputs:
         if os.path.isdir(p) and is_inside(outdir, p):
             raise OutputInInputError(
@@ -96,7 +96,7 @@ class OutputLock:
 
 
 def claim_output_folder(
-    outdir: str | os.PathLike, inputs: Iterable[str | os.PathLike], *, allow_output_in_input: bool
+    outdir: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str]], *, allow_output_in_input: bool
 ) -> OutputLock:
     """Check ``outdir`` against the inputs, create it if needed, lock it and clear the temporary
     files a killed run left there.

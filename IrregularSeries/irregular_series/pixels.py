@@ -21,6 +21,7 @@ import os
 import struct
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -340,7 +341,7 @@ def _read_file(path: str, items: list[tuple[int, SliceHeader]], out: np.ndarray)
 
 
 @functools.cache
-def _pydicom3_get_decoder() -> Callable | None:
+def _pydicom3_get_decoder() -> Callable[[str], Any] | None:
     """pydicom 3's ``get_decoder``; None under pydicom 2.4, which has pixel data handlers instead."""
     try:
         from pydicom.pixels import get_decoder

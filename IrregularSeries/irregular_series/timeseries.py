@@ -159,7 +159,7 @@ def _series_of(stacks: list[Stack], label: str, tol: Tolerances) -> list[VolumeS
             continue
         # The other varying values (an echo of a multi-echo time series) make separate series.
         others = [other for other in varying if other != name and _KEYS_BY_NAME[other][1] != kind]
-        groups: dict[tuple, list[int]] = defaultdict(list)
+        groups: dict[tuple[Hashable, ...], list[int]] = defaultdict(list)
         for k in range(len(stacks)):
             groups[tuple(values[other][k] for other in others)].append(k)
         if any(len({values[name][k] for k in members}) < len(members) for members in groups.values()):
@@ -195,7 +195,7 @@ def _normal(stack: Stack) -> tuple[float, float, float]:
     return stack.geometry.normal
 
 
-def _instance_order(s: SliceHeader) -> tuple:
+def _instance_order(s: SliceHeader) -> tuple[bool, int, str, int]:
     return (s.instance_number is None, s.instance_number or 0, s.path, s.frame)
 
 
@@ -210,7 +210,7 @@ def _described(stacks: list[Stack], axis: SeriesAxis, label: str, told_by: str, 
     return VolumeSeries(stacks, axis, label, reasons)
 
 
-def _axis(name: str, kind: AxisKind, stacks: list[Stack], values: list) -> SeriesAxis:
+def _axis(name: str, kind: AxisKind, stacks: list[Stack], values: list[Any]) -> SeriesAxis:
     if name == "time point":
         return _time_axis(stacks, [int(v) for v in values], by_number=True)
     if name == "acquisition number":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -48,7 +49,7 @@ class Volume:
     content: ContentCheck
     background: float | None
     """The value of voxels no slice reaches (None when every voxel holds data)."""
-    extrapolated: list[dict]
+    extrapolated: list[dict[str, Any]]
     """Planes filled from one slice they lie outside of: plane index, the slice's label and the
     plane's signed distance from it along the normal (mm)."""
     placements: tuple[SlicePlacement, ...] = ()
@@ -114,7 +115,7 @@ def _plane_notes(result: ResampleResult, slices: Sequence[SliceHeader], normal: 
     return notes
 
 
-def _extrapolated(result: ResampleResult, slices: Sequence[SliceHeader], normal: VectorLike) -> list[dict]:
+def _extrapolated(result: ResampleResult, slices: Sequence[SliceHeader], normal: VectorLike) -> list[dict[str, Any]]:
     positions = positions_along(slices, normal)
     return [{"plane": m, "slice": slices[p.slice_indices[0]].label,
              "offset_mm": round(p.position_mm - float(positions[p.slice_indices[0]]), 6)}

@@ -64,7 +64,7 @@ def _link_reason(path: str) -> str:
 
 
 def find_files(
-    paths: Iterable[str | os.PathLike], *, limits: Limits = DEFAULT_LIMITS, skip: Iterable[str | os.PathLike] = ()
+    paths: Iterable[str | os.PathLike[str]], *, limits: Limits = DEFAULT_LIMITS, skip: Iterable[str | os.PathLike[str]] = ()
 ) -> Found:
     """Files named directly (links followed: the user named them), plus the regular files below
     named folders, excluding what cannot or must not be read, each with its reason. Folders in
@@ -144,7 +144,7 @@ def _linked(path: str, found: Found) -> None:
         found.excluded.append(Excluded(path, f"{_link_reason(path)}: {_kind_reason(info.st_mode) or 'not a regular file'}"))
 
 
-def is_inside(inner: str | os.PathLike, outer: str | os.PathLike) -> bool:
+def is_inside(inner: str | os.PathLike[str], outer: str | os.PathLike[str]) -> bool:
     """Whether ``inner`` is ``outer`` or lies below it, by their real paths."""
     a, b = Path(os.path.realpath(inner)), Path(os.path.realpath(outer))
     return a == b or b in a.parents

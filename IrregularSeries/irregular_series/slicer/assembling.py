@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -37,7 +38,7 @@ StackOf = Callable[[object], Stack]
 
 
 def load_assembly(scene, candidate: AssemblyCandidate, options: ConvertOptions, name: str = "",
-                  progress: ReportProgress | Progress | None = None) -> list:
+                  progress: ReportProgress | Progress | None = None) -> list[Any]:
     """The candidate joined under ``options`` into verified volume nodes named ``name`` (default
     the candidate's title): one, or one per part when the gap policy splits at a gap between
     series. Raises ``ValueError`` when the options cannot apply and ``VerificationError`` when a
@@ -77,7 +78,7 @@ def load_assembly(scene, candidate: AssemblyCandidate, options: ConvertOptions, 
     return nodes
 
 
-def examine_volumes(volume_nodes: Sequence, options: ConvertOptions, *, allow_other_frames: bool = False,
+def examine_volumes(volume_nodes: Sequence[Any], options: ConvertOptions, *, allow_other_frames: bool = False,
                     stack_of: StackOf = irregularScene.stack_of) -> VolumesAssembly:
     """Whether volumes loaded separately by the DICOM plugin form one stack, and what assembling
     them under ``options`` does (``assembly_offers.volumes_assembly``); a volume whose stack cannot
@@ -92,9 +93,9 @@ def examine_volumes(volume_nodes: Sequence, options: ConvertOptions, *, allow_ot
                             allow_other_frames=allow_other_frames)
 
 
-def assemble_volumes(scene, volume_nodes: Sequence, options: ConvertOptions, *, allow_other_frames: bool = False,
+def assemble_volumes(scene, volume_nodes: Sequence[Any], options: ConvertOptions, *, allow_other_frames: bool = False,
                      stack_of: StackOf = irregularScene.stack_of,
-                     progress: ReportProgress | Progress | None = None) -> list:
+                     progress: ReportProgress | Progress | None = None) -> list[Any]:
     """Volumes loaded separately by the DICOM plugin joined into one (``load_assembly``, with its
     ``progress``), placed in the subject hierarchy next to the first; ``ValueError`` says why when
     they do not form one stack (``examine_volumes``)."""

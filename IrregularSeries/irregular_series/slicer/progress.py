@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 ReportProgress = Callable[[float, str], "bool | None"]
 """``progress(fraction_done, message)``; returns True to ask the operation to stop."""
@@ -92,7 +93,7 @@ def all_or_nothing(scene) -> Iterator[None]:
         raise
 
 
-def remove_nodes(scene, nodes: Iterable) -> None:
+def remove_nodes(scene, nodes: Iterable[Any]) -> None:
     """Remove ``nodes`` from ``scene`` with their subject hierarchy items, display and storage
     nodes (a bare scene keeps them; in Slicer its modules' logics would remove them)."""
     hierarchies = [scene.GetNthNode(n) for n in range(scene.GetNumberOfNodes())

@@ -22,7 +22,7 @@ import json
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 import slicer
@@ -364,7 +364,7 @@ def harden(
     replace: bool = False,
     into=None,
     progress: ReportProgress | Progress | None = None,
-) -> list:
+) -> list[Any]:
     """The stack resampled onto regular grids and verified, as ``irregular-series convert`` does
     with the same ``options``: one volume node, or one per part under the ``split`` gap or section
     policies.
@@ -394,13 +394,13 @@ def harden(
 
 
 def _harden_into_nodes(scene, volume_node, volumes: list[Volume], options: ConvertOptions, *, replace: bool,
-                       into) -> list:
+                       into) -> list[Any]:
     """``harden``'s volumes put into nodes (see there)."""
     acquisition = acquisition_transform_of(volume_node)
     parent = placement_parent(volume_node)
     replace = replace or into is volume_node
     target = volume_node if replace else into
-    nodes: list = []  # MRML volume nodes
+    nodes: list[Any] = []  # MRML volume nodes
     for volume in volumes:
         if target is not None and not nodes:
             node = target
@@ -460,7 +460,7 @@ def _build_volumes(stack: Stack, pixels: np.ndarray, options: ConvertOptions,
 # ---------------------------------------------------------------------------------------------
 
 
-def export_dicom(volume_node, stack: Stack, folder: str | os.PathLike, *, force: bool = False) -> DicomSeries:
+def export_dicom(volume_node, stack: Stack, folder: str | os.PathLike[str], *, force: bool = False) -> DicomSeries:
     """A hardened volume as a new DICOM series in ``folder/<volume name>/`` (see
     ``irregular_series.dicom_writer``), what ``convert`` writes for the same stack and options.
 
@@ -594,7 +594,7 @@ def regularize(
     pixels: np.ndarray,
     options: ConvertOptions = ConvertOptions(),
     progress: ReportProgress | Progress | None = None,
-) -> list:
+) -> list[Any]:
     """Do what ``spec.action`` says to the stack's raw volume: nothing (``load``), add an
     acquisition transform (``transform``), or harden in place at ``spec.spacing_mm`` with the
     other choices of ``options`` (``harden``). Returns the volume nodes: ``volume_node``, plus any
@@ -612,12 +612,12 @@ def regularize(
 
 def load_series(
     scene,
-    paths: Iterable[str | os.PathLike],
+    paths: Iterable[str | os.PathLike[str]],
     options: ConvertOptions = ConvertOptions(),
     *,
     load_mode: LoadMode = "transform",
     progress: ReportProgress | Progress | None = None,
-) -> list:
+) -> list[Any]:
     """Load every series found in ``paths`` (files or folders) into ``scene`` as the DICOM plugin
     does: the stacks it selects by default, each as a volume node. Returns the nodes in order.
 
@@ -690,7 +690,7 @@ def _slice_key(s: SliceHeader) -> tuple[str, str, int]:
     return s.path, s.sop_instance_uid, s.frame
 
 
-def _stack_record(stack: Stack) -> dict:
+def _stack_record(stack: Stack) -> dict[str, Any]:
     return {
         "id": stack.id,
         "role": str(stack.role),

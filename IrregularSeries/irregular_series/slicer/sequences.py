@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import slicer
@@ -51,7 +52,7 @@ class LoadedSequence:
     sequence: object
     browser: object
     proxy: object
-    apart: tuple = ()
+    apart: tuple[object, ...] = ()
 
 
 def load_sequence(scene, series: VolumeSeries, options: ConvertOptions, name: str,
@@ -128,7 +129,7 @@ def add_sequence(scene, built: SeriesVolumes, options: ConvertOptions, name: str
     return LoadedSequence(sequence, browser, proxy)
 
 
-def _sequence_record(series: VolumeSeries, axis: SeriesAxis) -> dict:
+def _sequence_record(series: VolumeSeries, axis: SeriesAxis) -> dict[str, Any]:
     return {"axis": axis.to_dict(), "label": series.label, "reasons": list(series.reasons)}
 
 

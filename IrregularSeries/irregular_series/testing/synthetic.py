@@ -293,7 +293,7 @@ def _image_header(ds: Dataset, series: SyntheticSeries) -> None:
     ds.ContentDate = _STUDY_DATE
 
 
-def _plane(s: SyntheticSlice) -> dict:
+def _plane(s: SyntheticSlice) -> dict[str, list[str]]:
     """Plane position and orientation keywords (DS strings)."""
     return {
         "ImagePositionPatient": [_ds(v) for v in s.position_lps_mm],
@@ -326,7 +326,7 @@ def _pixel_module(ds: Dataset, frames: list[np.ndarray], photometric: str, littl
     ds.add_new(Tag("PixelData"), "OW", data.tobytes())
 
 
-def _rescale(s: SyntheticSlice) -> dict:
+def _rescale(s: SyntheticSlice) -> dict[str, str]:
     return {"RescaleIntercept": _ds(s.rescale_intercept), "RescaleSlope": _ds(s.rescale_slope)}
 
 
@@ -598,7 +598,7 @@ def save_dataset(ds: Dataset, path: Path, transfer_syntax: UID) -> Path:
     return save_part10(ds, path, transfer_syntax)
 
 
-def _spatial_key(s: SyntheticSlice) -> tuple:
+def _spatial_key(s: SyntheticSlice) -> tuple[tuple[float, ...], float]:
     return (tuple(np.round(s.normal, 3)), round(s.position_along_normal_mm, 6))
 
 
