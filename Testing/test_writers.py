@@ -221,9 +221,18 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path, error, existing):
         assert target.read_bytes() == b"old"
 
 
-def test_atomic_write_of_a_big_file_hands_it_to_the_disk_in_parts(tmp_path):
+@pytest.mark.parametrize("advice", ["taken", "refused"])
+def test_atomic_write_of_a_big_file_hands_it_to_the_disk_in_parts(tmp_path, monkeypatch, advice):
     """Past 16 MB the file is handed to the disk as it is written (posix_fadvise where there is
-    one): every byte still arrives, in order, whatever the sizes of the writes."""
+    one): every byte still arrives, in order, whatever the sizes of the writes, and a file system
+    that refuses the advice costs nothing but the advice."""
+    refused = []
+    if advice == "refused" and hasattr(os, "posix_fadvise"):
+        def refuse(*args):
+            refused.append(args)
+            raise OSError(95, "Operation not supported")
+
+        monkeypatch.setattr(os, "posix_fadvise", refuse)
     chunks = [bytes([n]) * size for n, size in enumerate([5, 1 << 20, 7 << 20, 13 << 20, 3, 9 << 20])]
     target = tmp_path / "big.raw"
 
@@ -233,6 +242,7 @@ def test_atomic_write_of_a_big_file_hands_it_to_the_disk_in_parts(tmp_path):
 
     atomic_write(target, write, force=False)
     assert target.read_bytes() == b"".join(chunks)
+    assert len(refused) == (1 if advice == "refused" and hasattr(os, "posix_fadvise") else 0)  # asked once only
 
 
 def test_atomic_write_into_missing_folder_fails_cleanly(tmp_path):

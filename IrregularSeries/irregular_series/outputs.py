@@ -224,13 +224,17 @@ class _WritingBack(io.BufferedWriter):
         super().__init__(raw)
         self._written = 0
         self._handed = 0
+        self._advising = hasattr(os, "posix_fadvise")
 
     def write(self, data: ReadableBuffer, /) -> int:
         n = super().write(data)
         self._written += n
-        if self._written - self._handed >= _WRITEBACK_BYTES and hasattr(os, "posix_fadvise"):
+        if self._advising and self._written - self._handed >= _WRITEBACK_BYTES:
             self.flush()
-            os.posix_fadvise(self.fileno(), self._handed, self._written - self._handed, os.POSIX_FADV_DONTNEED)
+            try:
+                os.posix_fadvise(self.fileno(), self._handed, self._written - self._handed, os.POSIX_FADV_DONTNEED)
+            except OSError:  # a file system that takes no advice: the fsync does it all
+                self._advising = False
             self._handed = self._written
         return n
 
