@@ -19,7 +19,7 @@ import struct
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydicom.dataset import Dataset
@@ -888,15 +888,14 @@ def micro_ct_demo_series() -> SyntheticSeries:
                 )
             )
         start = round(start + (per_section - 1) * step - overlap, 6)
-    return SyntheticSeries(
-        slices=slices,
-        series_instance_uid=uid("micro-CT demo", "series"),
-        study_instance_uid=uid("micro-CT demo", "study"),
-        frame_of_reference_uid=uid("micro-CT demo", "frame of reference"),
-        series_description="micro-CT stitched 0.6 mm (synthetic)",
-        series_number=3,
-        encoding=Encoding(scale=100.0),
-    )
+    return _demo_series("micro-CT demo", slices, series_description="micro-CT stitched 0.6 mm (synthetic)",
+                        series_number=3, encoding=Encoding(scale=100.0))
+
+
+def _demo_series(name: str, slices: list[SyntheticSlice], **fields: Any) -> SyntheticSeries:
+    """A demo series of its own study and frame of reference, its UIDs derived from ``name``."""
+    return SyntheticSeries(slices=slices, series_instance_uid=uid(name, "series"), study_instance_uid=uid(name, "study"),
+                           frame_of_reference_uid=uid(name, "frame of reference"), **fields)
 
 
 def write_demo(outdir: str | Path) -> list[Path]:
@@ -923,12 +922,5 @@ def time_series_demo_series() -> SyntheticSeries:
         )
         for t in range(3) for k in range(10) if not (t == 2 and k in (4, 6))
     ]
-    return SyntheticSeries(
-        slices=slices,
-        series_instance_uid=uid("time series demo", "series"),
-        study_instance_uid=uid("time series demo", "study"),
-        frame_of_reference_uid=uid("time series demo", "frame of reference"),
-        modality="MR",
-        series_description="time series, last time point partial (synthetic)",
-        series_number=7,
-    )
+    return _demo_series("time series demo", slices, modality="MR",
+                        series_description="time series, last time point partial (synthetic)", series_number=7)
