@@ -14,6 +14,7 @@ import sys
 import pydicom
 import pytest
 
+from irregular_series.__main__ import PROCESS_SETTINGS
 from irregular_series.cli import main
 from irregular_series.runlog import LOG_NAME
 from irregular_series.testing.synthetic import micro_ct_demo_series, write_demo
@@ -172,32 +173,37 @@ def test_runs_as_a_process_without_terminal_codes(tmp_path):
         assert encoding_error(read_nrrd(output["path"]), ENCODING) <= 1.0
 
 
-PROBE_HUGE_PAGES = """
-import os, sys
-from irregular_series.__main__ import main
+PROBE_SETTINGS = """
+import json, os, sys
+from irregular_series.__main__ import PROCESS_SETTINGS, main
 sys.argv = ["irregular-series", "--help"]
 try:
     main()
 except SystemExit:
     pass
-print("huge pages:", os.environ["NUMPY_MADVISE_HUGEPAGE"], "numpy loaded:", "numpy" in sys.modules)
+import numpy
+tasks = "/proc/self/task"
+print(json.dumps({"settings": {name: os.environ[name] for name in PROCESS_SETTINGS},
+                  "threads": len(os.listdir(tasks)) if os.path.isdir(tasks) else None}))
 """
 
 
-@pytest.mark.parametrize(("given", "seen"), [(None, "0"), ("1", "1")])
-def test_the_command_turns_numpy_huge_pages_off_unless_the_user_chose(given, seen):
-    """The console script (``irregular_series.__main__``) sets numpy's huge-page advice before
-    numpy is imported; a library import never touches the environment."""
-    env = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
-    if given is not None:
-        env["NUMPY_MADVISE_HUGEPAGE"] = given
-    done = subprocess.run([sys.executable, "-c", PROBE_HUGE_PAGES], capture_output=True, text=True, timeout=120, env=env)
+@pytest.mark.parametrize("given", [None, {"NUMPY_MADVISE_HUGEPAGE": "1", "OPENBLAS_NUM_THREADS": "2"}])
+def test_the_command_sets_numpy_process_settings_unless_the_user_chose(given):
+    """The console script (``irregular_series.__main__``) turns numpy's huge-page advice off and
+    runs OpenBLAS in the calling thread, set before numpy is imported (so no BLAS thread starts);
+    a user's own values are kept, and a library import never touches the environment."""
+    env = {k: v for k, v in os.environ.items() if k not in PROCESS_SETTINGS} | (given or {})
+    done = subprocess.run([sys.executable, "-c", PROBE_SETTINGS], capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0, done.stderr
-    assert f"huge pages: {seen} numpy loaded: True" in done.stdout
-    library = subprocess.run([sys.executable, "-c", "import os, irregular_series.cli; "
-                              "print(os.environ.get('NUMPY_MADVISE_HUGEPAGE'))"],
+    seen = json.loads(done.stdout.splitlines()[-1])
+    assert seen["settings"] == (given or {"NUMPY_MADVISE_HUGEPAGE": "0", "OPENBLAS_NUM_THREADS": "1"})
+    if given is None and seen["threads"] is not None:
+        assert seen["threads"] == 1, "the command runs BLAS threads"
+    library = subprocess.run([sys.executable, "-c", "import json, os, irregular_series.cli; "
+                              f"print(json.dumps([os.environ.get(name) for name in {sorted(PROCESS_SETTINGS)!r}]))"],
                              capture_output=True, text=True, timeout=120, env=env)
-    assert library.stdout.strip() == str(given)
+    assert json.loads(library.stdout) == [(given or {}).get(name) for name in sorted(PROCESS_SETTINGS)]
 
 
 def test_descriptions_in_any_script_print_on_an_ascii_console(tmp_path):
