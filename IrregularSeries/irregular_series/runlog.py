@@ -21,11 +21,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
+
+try:
+    # zlib-ng's CRC-32 gives zlib's values 2-3x as fast (SIMD): 0.02-0.05 s less per 160 MB
+    # volume, on the thread that writes it. A Python without the package (Slicer's) uses zlib.
+    from zlib_ng.zlib_ng import crc32
+except ImportError:
+    from zlib import crc32
 
 LOG_NAME = "report.series.jsonl"
 
@@ -80,10 +86,10 @@ def content_digest(path: Path) -> str:
     files = sorted(path.iterdir()) if path.is_dir() and not path.is_symlink() else [path]
     for file in files:
         if len(files) > 1 or file != path:
-            crc = zlib.crc32(file.name.encode("utf-8", "surrogateescape"), crc)
+            crc = crc32(file.name.encode("utf-8", "surrogateescape"), crc)
         with open(file, "rb") as f:
             while chunk := f.read(_CHUNK):
-                crc = zlib.crc32(chunk, crc)
+                crc = crc32(chunk, crc)
     return _digest_text(crc)
 
 
@@ -96,7 +102,7 @@ class DigestingStream:
         self._crc = 0
 
     def write(self, data: bytes | memoryview) -> int:
-        self._crc = zlib.crc32(data, self._crc)
+        self._crc = crc32(data, self._crc)
         return self._stream.write(data)
 
     def flush(self) -> None:
