@@ -9,11 +9,11 @@ import dataclasses
 import numpy as np
 import pytest
 
-from irregular_series.content_check import REFERENCE_STRIDE, check_content
+from irregular_series.content_check import REFERENCE_STRIDE, check_content, reference_sample
 from irregular_series.grid import build_grid
 from irregular_series.resample import resample_stack, slice_reach_mm
 
-from test_resample import encode, make_stack, oblique, tilted
+from test_resample import PIXEL_SPACING, encode, make_stack, oblique, tilted
 
 
 def resampled(slices, spacing, *, tilt="deskew", interpolation="linear", gaps="interpolate", max_gap_mm=None,
@@ -79,6 +79,23 @@ def test_copies_count_as_exact_and_the_end_plane_is_checked():
     broken[-1] += 3  # the extrapolated end plane no longer copies the last slice
     content = check(shorter, pixels, grid, result, gap_after, reach, volume=broken)
     assert not content.ok and "slice004" in content.failure
+
+
+def test_beside_a_bit_for_bit_copy_the_reference_still_checks_the_plane():
+    """The reference leaves out only the sample voxels inside a slice's bit-for-bit copy (that
+    comparison proves them); the rest of the plane is still computed: a background voxel beside
+    the copy that holds a value fails."""
+    slices = make_stack(2.0 * np.arange(8), [(0.0, 0.0)] * 4 + [(0.0, 3 * PIXEL_SPACING[0])] * 4)
+    pixels, grid, result, gap_after, reach = resampled(slices, 2.0)  # the last 4 slices 3 rows further on
+    content = check(slices, pixels, grid, result, gap_after, reach)
+    assert content.ok and content.summary()["exact_slices"] == 8
+    assert content.summary()["voxels_checked"] == len(reference_sample(result.volume.shape))
+    beside = [tuple(v) for v in reference_sample(result.volume.shape) if result.mask[tuple(v)] == 0]
+    assert beside, "the sample has voxels beside the copies"
+    broken = result.volume.copy()
+    broken[beside[0]] += 7
+    content = check(slices, pixels, grid, result, gap_after, reach, volume=broken)
+    assert not content.ok and "no input slice reaches it" in content.failure
 
 
 def test_a_copied_slice_shifted_by_one_pixel_fails_naming_it():

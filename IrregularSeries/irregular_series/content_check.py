@@ -525,11 +525,11 @@ def check_content(
                   "ncc_kept": NCC_KEPT, "reference_stride": reference_stride,
                   "reproduction_stride": reproduction_stride}
     rules = _Rules(interpolation, gap_after, reach_mm, snap_mm)
+    results, gap_slices, slice_failure, copies = _slice_checks(volume, mask, grid, stack, slices, pixels, rules,
+                                                              reproduction_stride)
     reference_max, checked, failure = _reference_check(volume, mask, grid, stack, slices, pixels, rules,
-                                                       background, tolerance, reference_stride)
+                                                       background, tolerance, reference_stride, copies)
     failure = failure or _data_check(volume, mask, grid, stack, slices, pixels, rules)
-    results, gap_slices, slice_failure = _slice_checks(volume, mask, grid, stack, slices, pixels, rules,
-                                                      reproduction_stride)
     failure = failure or slice_failure
     warnings = _reproduction_warnings(results, spacing_mm, gap_slices)
     return ContentCheck(results, [h.label for h in left_out], gap_slices, reference_max, checked,
@@ -546,6 +546,10 @@ class _Rules:
     snap_mm: float
 
 
+_Block = tuple[int, int, int, int, int]
+"""Voxels (k, j_lo, j_hi, i_lo, i_hi): rows j_lo..j_hi - 1 and columns i_lo..i_hi - 1 of plane k."""
+
+
 def _nearest_label(grid: OutputGrid, stack: _Stack, slices: Sequence[SliceHeader], ijk: tuple[int, int, int]) -> str:
     """The slice nearest to voxel ``ijk`` along the normal: where a failure is reported."""
     point = grid.index_to_lps @ np.array([*ijk, 1.0])
@@ -554,9 +558,12 @@ def _nearest_label(grid: OutputGrid, stack: _Stack, slices: Sequence[SliceHeader
 
 def _reference_check(volume: np.ndarray, mask: np.ndarray | None, grid: OutputGrid, stack: _Stack,
                      slices: Sequence[SliceHeader], pixels: np.ndarray, rules: _Rules, background: float | None,
-                     tolerance: float, stride: int) -> tuple[float, int, str | None]:
-    """The reference check on the fixed sub-sample: (largest error, voxels checked, failure)."""
-    kji = reference_sample(volume.shape, stride)
+                     tolerance: float, stride: int, copies: Sequence[_Block]) -> tuple[float, int, str | None]:
+    """The reference check on the fixed sub-sample: (largest error, voxels checked, failure). Its
+    voxels inside ``copies`` (blocks already found bit for bit equal to a slice, all of them data)
+    are not computed again: that comparison checks them exactly."""
+    sample = reference_sample(volume.shape, stride)
+    kji = sample[~_inside(sample, copies)]
     reference, data = reference_voxels(pixels, slices, grid, kji, interpolation=rules.interpolation,
                                        gap_after=rules.gap_after, reach_mm=rules.reach_mm, snap_mm=rules.snap_mm)
     if volume.dtype.kind in "iu":
@@ -571,7 +578,7 @@ def _reference_check(volume: np.ndarray, mask: np.ndarray | None, grid: OutputGr
         bad |= ~data & (written != float(background))
     reference_max = float(error.max()) if error.size else 0.0
     if not bad.any():
-        return reference_max, int(bad.size), None
+        return reference_max, len(sample), None
     n = int(np.flatnonzero(bad)[0])
     k, j, i = (int(v) for v in kji[n])
     what = (f"holds {written[n]:g}, the input slices give {reference[n]:.6g}" if data[n] and written_data[n]
@@ -579,7 +586,18 @@ def _reference_check(volume: np.ndarray, mask: np.ndarray | None, grid: OutputGr
             else f"holds data ({written[n]:g}), but no input slice reaches it")
     return reference_max, int(bad.size), (
         f"content check failed near {_nearest_label(grid, stack, slices, (i, j, k))}: voxel (i {i}, j {j}, k {k}) "
-        f"{what} (tolerance {tolerance:.3g}; {int(bad.sum())} of {bad.size} checked voxels differ)")
+        f"{what} (tolerance {tolerance:.3g}; {int(bad.sum())} of {bad.size} recomputed voxels differ)")
+
+
+def _inside(kji: np.ndarray, blocks: Sequence[_Block]) -> np.ndarray:
+    """Which of the voxels ``kji`` (ordered by plane, as ``reference_sample`` gives them) lie in
+    one of ``blocks``."""
+    inside = np.zeros(len(kji), bool)
+    for k, j_lo, j_hi, i_lo, i_hi in blocks:
+        first, end = np.searchsorted(kji[:, 0], [k, k + 1])
+        j, i = kji[first:end, 1], kji[first:end, 2]
+        inside[first:end] |= (j >= j_lo) & (j < j_hi) & (i >= i_lo) & (i < i_hi)
+    return inside
 
 
 def _data_check(volume: np.ndarray, mask: np.ndarray | None, grid: OutputGrid, stack: _Stack,
@@ -612,9 +630,10 @@ def _data_check(volume: np.ndarray, mask: np.ndarray | None, grid: OutputGrid, s
 
 def _slice_checks(volume: np.ndarray, mask: np.ndarray | None, grid: OutputGrid, stack: _Stack,
                   slices: Sequence[SliceHeader], pixels: np.ndarray, rules: _Rules,
-                  stride: int) -> tuple[list[SliceContent], list[str], str | None]:
+                  stride: int) -> tuple[list[SliceContent], list[str], str | None, list[_Block]]:
     """Coverage and reproduction per slice: the results, the slices a blank gap leaves out in part,
-    and the first failure."""
+    the first failure, and the blocks of the volume found bit for bit equal to a slice, with data
+    at every voxel."""
     to_index = grid.lps_to_index()
     index0 = (np.column_stack([stack.ipp, np.ones(len(stack.ipp))]) @ to_index.T)[:, :3]
     steps = np.linalg.norm(grid.index_to_lps[:3, :3], axis=0)
@@ -625,6 +644,7 @@ def _slice_checks(volume: np.ndarray, mask: np.ndarray | None, grid: OutputGrid,
     local = _local_steps(stack.z, rules.gap_after)
     results: list[SliceContent] = []
     gap_slices: list[str] = []
+    copies: list[_Block] = []
     failure = None
     for s, header in enumerate(slices):
         start = index0[s]
@@ -639,6 +659,8 @@ def _slice_checks(volume: np.ndarray, mask: np.ndarray | None, grid: OutputGrid,
                            "is not a bit-for-bit copy of it")
         footprint = (1.0 if exact and mask is None
                      else _footprint(mask, volume.shape, start, pixels.shape[1], pixels.shape[2], snap))
+        if exact and footprint == 1.0:
+            copies.append((k, j, j + pixels.shape[1], i, i + pixels.shape[2]))
         if exact:
             ncc, diff = 1.0, 0.0
         else:
@@ -652,7 +674,7 @@ def _slice_checks(volume: np.ndarray, mask: np.ndarray | None, grid: OutputGrid,
             failure = (f"content check failed: only {100 * footprint:.1f}% of {header.label}'s pixels hold data "
                        "in the output (input lost)")
         results.append(SliceContent(s, header.label, footprint, ncc, diff, exact, local[s]))
-    return results, gap_slices, failure
+    return results, gap_slices, failure, copies
 
 
 def _reproduction_warnings(results: list[SliceContent], spacing_mm: float, gap_slices: list[str]) -> list[str]:
