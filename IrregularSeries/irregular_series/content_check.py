@@ -10,7 +10,9 @@ staggered lattice in each) is computed again, voxel by voxel, by a deliberately 
 implementation: voxel -> LPS -> the slices bracketing it along the normal -> in-plane
 interpolation in each, projecting along the grid's k axis (the normal when deskewed, the stacking
 direction when the tilt is kept). Each must equal the voxel as written, within the rounding of the
-output type; a voxel no slice reaches must be background with mask 0.
+output type; a voxel no slice reaches must be background with mask 0. Sample voxels inside a block
+that the per-slice check found to be a bit-for-bit copy of a slice (all of it data) are not
+computed again: that comparison already proves them.
 
 *Coverage and reproduction per slice.* The volume is sampled (trilinearly, from its own affine)
 at each input slice's own pixel positions. The footprint is the fraction of the slice's pixels
@@ -38,7 +40,7 @@ REFERENCE_STRIDE = 16
 """The voxels computed again from the input slices: in every plane (a plane is one decision: its
 slices and weights), every 16th row and column, the offsets moving from plane to plane
 (``reference_sample``). Sparse in-plane because the cost is per voxel; planes that are copies of a
-slice are compared whole, bit for bit, in the per-slice check."""
+slice are compared whole, bit for bit, in the per-slice check (and not computed again here)."""
 
 REFERENCE_CHUNK = 65536
 """Reference voxels computed at a time: the check's own arrays stay a few MB whatever the
