@@ -586,7 +586,7 @@ def _reference_check(volume: np.ndarray, mask: np.ndarray | None, grid: OutputGr
     what = (f"holds {written[n]:g}, the input slices give {reference[n]:.6g}" if data[n] and written_data[n]
             else "is background, but the input slices have data there" if data[n]
             else f"holds data ({written[n]:g}), but no input slice reaches it")
-    return reference_max, int(bad.size), (
+    return reference_max, len(sample), (
         f"content check failed near {_nearest_label(grid, stack, slices, (i, j, k))}: voxel (i {i}, j {j}, k {k}) "
         f"{what} (tolerance {tolerance:.3g}; {int(bad.sum())} of {bad.size} recomputed voxels differ)")
 
