@@ -141,10 +141,28 @@ def verdict(ratio: float, target: float) -> str:
 
 
 def machine() -> str:
-    """Where and when: the load average matters on a machine shared with other work."""
+    """Where and when: the load average matters on a machine shared with other work, and the
+    probe's spread shows a busy host (a VM's neighbours), which the load average does not."""
     load = " ".join(f"{v:.2f}" for v in os.getloadavg())
     return (f"{os.cpu_count()} cores, Python {platform.python_version()}, "
-            f"{time.strftime('%Y-%m-%d %H:%M')}, load average {load}")
+            f"{time.strftime('%Y-%m-%d %H:%M')}, load average {load}, {cpu_probe()}")
+
+
+PROBE_RUNS = 5
+
+
+def cpu_probe() -> str:
+    """The least and largest of ``PROBE_RUNS`` timings of one fixed pure-Python loop: on a steady
+    host they are within a few per cent; a spread of 1.5x or more makes the best runs the only
+    comparable figures."""
+    times = []
+    for _ in range(PROBE_RUNS):
+        start = time.perf_counter()
+        total = 0
+        for n in range(3_000_000):
+            total += n
+        times.append(time.perf_counter() - start)
+    return f"CPU probe {min(times):.2f}-{max(times):.2f} s ({max(times) / min(times):.2f}x spread)"
 
 
 def table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
