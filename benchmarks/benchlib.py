@@ -6,7 +6,11 @@ ours and the peers measured in the same run and interleaved (ours, peer, ours, p
 noisy neighbour on the shared machine hurts both alike. Peak RSS of a child comes from ``wait4``,
 which reports that one child's (and its waited-for children's) maximum resident set size; so does
 its CPU time (user + system, children included), printed beside the wall time: on a busy machine
-the wall time says how busy it was, the CPU time what the work cost.
+the wall time says how busy it was, the CPU time what the work cost. Each timed child starts with
+nothing left to write to the disk (``os.sync`` first, untimed): a peer that leaves its output in
+the page cache for the kernel to write later would otherwise make the next run, ours or its own,
+wait behind that write, and only the tool that waits for its own data (ours, before renaming a
+file into place) would pay for it.
 """
 
 from __future__ import annotations
@@ -44,7 +48,9 @@ class Child:
 
 
 def run_child(cmd: Sequence[str | os.PathLike], **popen) -> Child:
-    """Run ``cmd`` to completion; fail loudly on a non-zero exit (a failed run is no timing)."""
+    """Run ``cmd`` to completion, after ``os.sync`` (see the module text); fail loudly on a non-zero
+    exit (a failed run is no timing)."""
+    os.sync()
     start = time.perf_counter()
     proc = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, **popen)
