@@ -252,10 +252,10 @@ def _checked(
 
 
 def _write_voxels(stream: DigestingStream | gzip.GzipFile, array: np.ndarray) -> None:
-    """Little-endian voxels, i fastest, ``WRITE_BYTES`` of whole planes at a time: a big-endian or
-    strided input costs that much memory, not a copy of the volume. Few, large writes: after each
-    one this thread must get the GIL back from the content check running beside it, which can take
-    up to the interpreter's switch interval (5 ms)."""
+    """Little-endian voxels, i fastest, up to ``WRITE_BYTES`` of whole planes at a time (one plane
+    when a plane is larger): a big-endian or strided input costs that much memory, not a copy of
+    the volume. Few, large writes, because after each one this thread must get the GIL back from
+    the content check running beside it, which can take up to the switch interval (5 ms)."""
     little = array.dtype.newbyteorder("<")
     planes = array.reshape((-1,) + array.shape[-2:])
     per_write = max(1, WRITE_BYTES // max(1, planes[0].nbytes))
