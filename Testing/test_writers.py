@@ -457,22 +457,25 @@ def test_big_endian_and_strided_input_are_written_as_values(tmp_path, nib):
     np.testing.assert_array_equal(_load_nifti(nib, tmp_path / "vol.nii")[1], array)
 
 
-def test_voxels_are_written_in_whole_planes_of_bounded_size(tmp_path, monkeypatch):
+@pytest.mark.parametrize(("limit_planes", "per_write"), [(2.5, 2), (0.5, 1)])
+def test_voxels_are_written_in_whole_planes_of_bounded_size(tmp_path, monkeypatch, limit_planes, per_write):
     """A few large writes (the GIL is handed back rarely while another thread computes), each whole
-    planes and at most WRITE_BYTES, so that a converted (big-endian, strided) input costs that
-    much memory, not a copy of the volume."""
+    planes and at most WRITE_BYTES (one plane when a plane is larger), so that a converted
+    (big-endian, strided) input costs that much memory, not a copy of the volume."""
     from irregular_series import runlog, writers
 
     array = _volume("int16")
     plane_bytes = array[0].nbytes
-    monkeypatch.setattr(writers, "WRITE_BYTES", 2 * plane_bytes + 1)
+    monkeypatch.setattr(writers, "WRITE_BYTES", int(limit_planes * plane_bytes))
     sizes = []
     write = runlog.DigestingStream.write
     monkeypatch.setattr(runlog.DigestingStream, "write", lambda self, data: sizes.append(len(data)) or write(self, data))
     strided = np.asfortranarray(array.astype(">i2"))
     write_nrrd(tmp_path / "vol.nrrd", strided, OBLIQUE)
     header, voxels = sizes[0], sizes[1:]
-    assert voxels == [2 * plane_bytes] * (len(array) // 2) + [plane_bytes] * (len(array) % 2)
+    planes = len(array)
+    rest = [(planes % per_write) * plane_bytes] if planes % per_write else []
+    assert voxels == [per_write * plane_bytes] * (planes // per_write) + rest
     assert (tmp_path / "vol.nrrd").read_bytes()[header:] == array.astype("<i2").tobytes()
 
 
