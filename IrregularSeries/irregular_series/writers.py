@@ -258,7 +258,7 @@ def _write_voxels(stream: DigestingStream | gzip.GzipFile, array: np.ndarray) ->
     the content check running beside it, which can take up to the switch interval (5 ms)."""
     little = array.dtype.newbyteorder("<")
     planes = array.reshape((-1,) + array.shape[-2:])
-    per_write = max(1, WRITE_BYTES // max(1, planes[0].nbytes))
+    per_write = max(1, WRITE_BYTES // planes[0].nbytes)  # _checked refuses empty arrays
     for first in range(0, len(planes), per_write):
         stream.write(np.ascontiguousarray(planes[first:first + per_write], dtype=little).data.cast("B"))
 
